@@ -1,0 +1,61 @@
+//! Parsing of `#[measure_energy(...)]` arguments.
+
+use syn::parse::{Parse, ParseStream};
+use syn::{LitStr, Token};
+
+/// The arguments of `#[measure_energy]`.
+#[derive(Default)]
+pub(crate) struct MeasureArgs {
+    /// `name = "..."`: the span's name; defaults to the function's name.
+    pub(crate) name: Option<LitStr>,
+}
+
+impl Parse for MeasureArgs {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut args = MeasureArgs::default();
+        while !input.is_empty() {
+            let lookahead = input.lookahead1();
+            if lookahead.peek(kw::name) {
+                let key: kw::name = input.parse()?;
+                if args.name.is_some() {
+                    return Err(syn::Error::new(key.span, "`name` is given twice"));
+                }
+                input.parse::<Token![=]>()?;
+                args.name = Some(parse_name(input)?);
+            } else {
+                return Err(lookahead.error());
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn parse_name(input: ParseStream<'_>) -> syn::Result<LitStr> {
+    if input.peek(LitStr) {
+        let name: LitStr = input.parse()?;
+        if name.value().trim().is_empty() {
+            return Err(syn::Error::new(name.span(), "a span name cannot be empty"));
+        }
+        if name.value().contains(['/', ';']) {
+            return Err(syn::Error::new(
+                name.span(),
+                "a span name cannot contain `/` or `;`: they separate span paths in reports",
+            ));
+        }
+        Ok(name)
+    } else {
+        let got: proc_macro2::TokenTree = input.parse()?;
+        Err(syn::Error::new_spanned(
+            got,
+            "`name` takes a string literal, e.g. `name = \"attention\"`; span names are \
+             static so that entering a span never formats or allocates",
+        ))
+    }
+}
+
+mod kw {
+    syn::custom_keyword!(name);
+}

@@ -1,0 +1,53 @@
+//! Code generation for `#[measure_energy]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::ItemFn;
+use syn::spanned::Spanned;
+
+use crate::attr::MeasureArgs;
+
+/// Wraps the function body in a span guard (sync) or an instrumented future (async).
+pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStream> {
+    let sig = &func.sig;
+    if let Some(constness) = &sig.constness {
+        return Err(syn::Error::new_spanned(
+            constness,
+            "#[measure_energy] cannot measure a `const fn`: it may run at compile time, \
+             where there is no clock and no energy to measure",
+        ));
+    }
+    let name = match &args.name {
+        Some(lit) => lit.value(),
+        None => sig.ident.to_string(),
+    };
+    let ItemFn { attrs, vis, sig, block } = func;
+    let site = quote! {
+        static __JOULES_SITE: ::joules::__private::Site = ::joules::__private::Site::new(
+            #name,
+            ::core::module_path!(),
+            ::core::file!(),
+            ::core::line!(),
+        );
+    };
+    let body = if sig.asyncness.is_some() {
+        // The guard must not live across an `.await` (the future may move threads), so the
+        // span is entered around each poll of the body instead.
+        quote_spanned! {block.span()=>
+            #site
+            ::joules::__private::Instrumented::new(&__JOULES_SITE, async move #block).await
+        }
+    } else {
+        quote_spanned! {block.span()=>
+            #site
+            let __joules_guard = ::joules::__private::enter(&__JOULES_SITE);
+            #block
+        }
+    };
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    })
+}

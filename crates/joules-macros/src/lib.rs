@@ -1,0 +1,41 @@
+//! The `#[measure_energy]` attribute. Use it through `joules::measure_energy`: the expansion
+//! names only `::joules::__private`, so this crate is an implementation detail.
+
+mod attr;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Attributes the energy spent inside a function to a span named after it.
+///
+/// `#[measure_energy]` or `#[measure_energy(name = "layer-1")]`. Works on free functions,
+/// methods, generic functions and `async fn`s (an async span is entered on every poll, so only
+/// time the future actually runs counts). See the `joules` crate for the full story.
+#[proc_macro_attribute]
+pub fn measure_energy(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = match syn::parse::<attr::MeasureArgs>(args) {
+        Ok(args) => args,
+        Err(err) => return with_item(err, item),
+    };
+    match syn::parse::<syn::ItemFn>(item.clone()) {
+        Ok(func) => match expand::expand(&args, func) {
+            Ok(tokens) => tokens.into(),
+            Err(err) => with_item(err, item),
+        },
+        Err(_) => with_item(
+            syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "#[measure_energy] applies only to functions and methods; \
+                 for a block, use `let _span = joules::span!(\"name\");`",
+            ),
+            item,
+        ),
+    }
+}
+
+/// The error plus the item unchanged, so the user sees one error and no "not found" cascade.
+fn with_item(err: syn::Error, item: TokenStream) -> TokenStream {
+    let mut out: TokenStream = err.to_compile_error().into();
+    out.extend(item);
+    out
+}

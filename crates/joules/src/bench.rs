@@ -1,0 +1,164 @@
+//! The benchmark harness that `cargo joules bench` drives.
+//!
+//! A bench target with `harness = false` ends in [`bench_main!`](crate::bench_main). Each
+//! benchmark warms up, then runs a number of samples of many iterations while one profiler
+//! records; every figure is then estimated per iteration over the samples. With `JOULES_OUT`
+//! set (as `cargo joules bench` does) the report goes there as JSON; otherwise a table is
+//! printed.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::attribute::{SpanTree, Window};
+use crate::exit::ExitCodes;
+use crate::profiler::Profiler;
+use crate::report::Report;
+use crate::summary::{self, SampleWindow};
+
+/// Where the harness writes its report (set by `cargo joules bench`).
+pub const OUT_ENV: &str = "JOULES_OUT";
+
+/// How long and how often to measure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// Time spent running the benchmark before measuring (`JOULES_WARM_UP_MS`, default 1000).
+    pub warm_up: Duration,
+    /// Samples per benchmark (`JOULES_SAMPLES`, default 10, at least 2).
+    pub samples: u32,
+    /// Target length of one sample (`JOULES_SAMPLE_MS`, default 300): hundreds of counter
+    /// updates, so the edges of a sample matter little.
+    pub sample_time: Duration,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        BenchConfig {
+            warm_up: Duration::from_millis(1000),
+            samples: 10,
+            sample_time: Duration::from_millis(300),
+        }
+    }
+}
+
+impl BenchConfig {
+    /// The defaults, overridden by `JOULES_WARM_UP_MS`, `JOULES_SAMPLES`, `JOULES_SAMPLE_MS`.
+    pub fn from_env() -> Result<Self, String> {
+        let mut cfg = BenchConfig::default();
+        let num = |key: &str| -> Result<Option<u64>, String> {
+            match std::env::var(key) {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{key}={v:?} is not a whole number")),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(ms) = num("JOULES_WARM_UP_MS")? {
+            cfg.warm_up = Duration::from_millis(ms);
+        }
+        if let Some(n) = num("JOULES_SAMPLES")? {
+            if n < 2 {
+                return Err(format!("JOULES_SAMPLES={n}: at least 2 samples give an interval"));
+            }
+            cfg.samples = u32::try_from(n).map_err(|_| "JOULES_SAMPLES is too large".to_owned())?;
+        }
+        if let Some(ms) = num("JOULES_SAMPLE_MS")? {
+            cfg.sample_time = Duration::from_millis(ms.max(1));
+        }
+        Ok(cfg)
+    }
+}
+
+/// Handed to each benchmark function; call [`iter`](Bencher::iter) once.
+#[derive(Debug)]
+pub struct Bencher<'a> {
+    name: &'a str,
+    profiler: &'a Profiler,
+    config: &'a BenchConfig,
+    samples: Vec<SampleWindow>,
+}
+
+impl Bencher<'_> {
+    /// Measures `f`, the work of one iteration (e.g. one inference).
+    pub fn iter<O>(&mut self, mut f: impl FnMut() -> O) {
+        let start = Instant::now();
+        let mut n: u64 = 0;
+        while n == 0 || start.elapsed() < self.config.warm_up {
+            black_box(f());
+            n += 1;
+        }
+        let per_iter = (start.elapsed().as_nanos() / u128::from(n)).max(1);
+        let iterations =
+            u64::try_from(self.config.sample_time.as_nanos() / per_iter).unwrap_or(u64::MAX).max(1);
+        eprintln!(
+            "joules: {}: {} samples x {iterations} iterations (~{} ms each)",
+            self.name,
+            self.config.samples,
+            self.config.sample_time.as_millis()
+        );
+        for _ in 0..self.config.samples {
+            let t0 = self.profiler.now();
+            for _ in 0..iterations {
+                black_box(f());
+            }
+            let t1 = self.profiler.now();
+            self.samples.push(SampleWindow { window: Window { start: t0, end: t1 }, iterations });
+        }
+    }
+}
+
+/// A benchmark: its name and function.
+pub type Bench = (&'static str, fn(&mut Bencher<'_>));
+
+/// Runs `benches` (those matching the command-line filters), then writes or prints the report.
+pub fn run(benches: &[Bench]) -> ExitCode {
+    match run_inner(benches) {
+        Ok(code) => code,
+        Err((code, msg)) => {
+            eprintln!("joules: error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run_inner(benches: &[Bench]) -> Result<ExitCode, (u8, String)> {
+    let config = BenchConfig::from_env().map_err(|e| (ExitCodes::USAGE, e))?;
+    // cargo passes `--bench`; the other arguments are name filters.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let selected: Vec<&Bench> = benches
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    let profiler = Profiler::start().map_err(|e| (ExitCodes::NO_SOURCE, e.to_string()))?;
+    for s in profiler.sources() {
+        eprintln!("joules: source: {} ({})", s.provenance, s.description);
+    }
+    let mut windows = Vec::new();
+    for (name, f) in selected {
+        let mut b = Bencher { name, profiler: &profiler, config: &config, samples: Vec::new() };
+        f(&mut b);
+        if b.samples.is_empty() {
+            return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
+        }
+        windows.push((*name, b.samples));
+    }
+    let rec = profiler.stop();
+    let tree = SpanTree::build(&rec.spans, rec.end());
+    let warnings = summary::recording_warnings(&rec, &tree);
+    let benches = windows
+        .iter()
+        .map(|(name, samples)| summary::summarize(name, &rec.timeline, &tree, samples, warnings.clone()))
+        .collect();
+    let report = Report::new(rec.sources, rec.unavailable, benches);
+    match std::env::var_os(OUT_ENV) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            report.write_atomic(&path).map_err(|e| (ExitCodes::BENCH_FAILED, e.to_string()))?;
+        }
+        None => print!("{}", crate::render::table(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}

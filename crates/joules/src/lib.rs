@@ -1,0 +1,94 @@
+/*!
+joules tells you how many joules your code, above all an AI model's inference, costs, layer
+by layer.
+
+Mark the layers with [`measure_energy`] (or a [`span!`] guard), run them under a
+[`Profiler`], and get joules per span path, inclusive and exclusive, per energy domain, each
+figure labelled with where it came from: measured by RAPL, or estimated from CPU time where
+no counter can be read, or simulated. `cargo joules bench` does this for benchmarks.
+
+```
+use joules::source::{Sim, SimScript};
+use joules::{Profiler, Watts, measure_energy};
+
+#[measure_energy]
+fn layer(n: u64) -> u64 { (0..n).fold(0, |a, x| std::hint::black_box(a ^ x)) }
+
+let sim = Sim::new(SimScript::new(Watts(5.0)).span("layer", Watts(40.0)));
+let profiler = Profiler::builder().source(sim).start()?;
+layer(2_000_000);
+let report = profiler.stop().report("demo");
+print!("{}", joules::render::table(&report));
+assert_eq!(report.benches[0].spans[0].path, "layer");
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+
+# Overview
+- [`source`]: ways of reading energy (RAPL powercap, the CPU-time estimate, a simulator),
+  behind the [`source::Source`] trait.
+- [`Profiler`]: a sampler thread reads the sources into a [`timeline::Timeline`] while spans
+  are recorded into per-thread buffers.
+- [`attribute`]: the aggregator, from readings and spans to joules per span path.
+- [`report`], [`render`]: versioned JSON and tables; [`bench`]: the benchmark harness.
+*/
+#![deny(missing_docs)]
+
+pub mod attribute;
+pub mod bench;
+mod clock;
+pub mod counter;
+pub mod exit;
+pub mod host;
+mod profiler;
+pub mod render;
+pub mod report;
+pub mod source;
+mod span;
+pub mod spanlog;
+pub mod stats;
+pub mod summary;
+pub mod timeline;
+mod units;
+
+pub use joules_macros::measure_energy;
+pub use profiler::{
+    ProfileError, Profiler, ProfilerBuilder, Recording, SourceInfo, Unavailable, probe_sources,
+};
+pub use span::SpanGuard;
+pub use units::{Joules, Nanos, Watts};
+
+/// Opens a span for the rest of the enclosing block: `let _span = joules::span!("name");`.
+///
+/// The name must be a string literal. With no profiler running this costs one relaxed load.
+#[macro_export]
+macro_rules! span {
+    ($name:literal) => {{
+        static __JOULES_SITE: $crate::__private::Site = $crate::__private::Site::new(
+            $name,
+            ::core::module_path!(),
+            ::core::file!(),
+            ::core::line!(),
+        );
+        $crate::__private::enter(&__JOULES_SITE)
+    }};
+}
+
+/// Defines `main` for a bench target (`harness = false`) from benchmark functions taking a
+/// [`bench::Bencher`].
+#[macro_export]
+macro_rules! bench_main {
+    ($($bench:path),+ $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::bench::run(&[$((
+                ::core::stringify!($bench),
+                $bench as fn(&mut $crate::bench::Bencher<'_>),
+            )),+])
+        }
+    };
+}
+
+/// What the macros expand to. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::span::{Instrumented, Site, enter};
+}

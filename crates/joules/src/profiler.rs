@@ -1,0 +1,305 @@
+//! Starting and stopping a profile: the sampler thread and what it records.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crate::clock;
+use crate::source::{self, ReadCtx, Source, SourceKind};
+use crate::span::{self, ACTIVE};
+use crate::spanlog::SpanLog;
+use crate::timeline::{Timeline, TimelineDomain};
+use crate::units::{Joules, Nanos};
+
+/// Only one profiler may run in a process: spans go to whichever one runs.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Why a profiler could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// Another profiler is running in this process.
+    #[error("a joules profiler is already running in this process")]
+    AlreadyRunning,
+    /// No source could be opened, not even the estimate.
+    #[error("no energy source could be opened: {0}")]
+    NoSource(String),
+}
+
+/// A source that was probed and could not be used.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unavailable {
+    /// Which source.
+    pub source: String,
+    /// Why not.
+    pub reason: String,
+}
+
+/// Probes the sources in order of trust: RAPL powercap, else the CPU-time estimate. Returns
+/// those opened and why the others were not.
+pub fn probe_sources() -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
+    let mut unavailable = Vec::new();
+    match source::Powercap::probe() {
+        Ok(p) => return (vec![Box::new(p)], unavailable),
+        Err(e) => unavailable.push(Unavailable { source: "powercap".into(), reason: e.to_string() }),
+    }
+    match source::EstimateSource::probe() {
+        Ok(e) => (vec![Box::new(e)], unavailable),
+        Err(e) => {
+            unavailable.push(Unavailable { source: "estimate".into(), reason: e.to_string() });
+            (Vec::new(), unavailable)
+        }
+    }
+}
+
+/// Configures a [`Profiler`].
+pub struct ProfilerBuilder {
+    sources: Vec<Box<dyn Source>>,
+    unavailable: Vec<Unavailable>,
+    period: Duration,
+}
+
+impl std::fmt::Debug for ProfilerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfilerBuilder").field("period", &self.period).finish_non_exhaustive()
+    }
+}
+
+impl ProfilerBuilder {
+    /// Reads `source` (instead of the probed ones, if this is called at all).
+    pub fn source(mut self, source: impl Source + 'static) -> Self {
+        self.sources.push(Box::new(source));
+        self
+    }
+
+    /// Reads the sources [`probe_sources`] finds.
+    pub fn probed_sources(mut self) -> Self {
+        let (found, unavailable) = probe_sources();
+        self.sources.extend(found);
+        self.unavailable.extend(unavailable);
+        self
+    }
+
+    /// The sampling period (default 1 ms, about RAPL's update rate).
+    pub fn period(mut self, period: Duration) -> Self {
+        self.period = period.max(Duration::from_micros(50));
+        self
+    }
+
+    /// Starts sampling and recording spans.
+    pub fn start(mut self) -> Result<Profiler, ProfileError> {
+        if self.sources.is_empty() {
+            self = self.probed_sources();
+        }
+        if self.sources.is_empty() {
+            let why: Vec<String> = self.unavailable.iter().map(|u| u.reason.clone()).collect();
+            return Err(ProfileError::NoSource(why.join("; ")));
+        }
+        if RUNNING.swap(true, Ordering::AcqRel) {
+            return Err(ProfileError::AlreadyRunning);
+        }
+        span::discard_pending();
+        let start_raw = clock::raw_now();
+        let started_at = SystemTime::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = Sampler::new(self.sources, start_raw);
+        let described = sampler.describe();
+        ACTIVE.store(true, Ordering::Release);
+        let period = self.period;
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("joules-sampler".into())
+            .spawn(move || sampler.run(period, &flag))
+            .expect("spawning the joules sampler thread");
+        Ok(Profiler {
+            start_raw,
+            started_at,
+            stop,
+            handle: Some(handle),
+            sources: described,
+            unavailable: self.unavailable,
+        })
+    }
+}
+
+/// A running profile. [`stop`](Profiler::stop) it to get the [`Recording`].
+#[derive(Debug)]
+pub struct Profiler {
+    start_raw: u64,
+    started_at: SystemTime,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<(Timeline, SpanLog)>>,
+    sources: Vec<SourceInfo>,
+    unavailable: Vec<Unavailable>,
+}
+
+/// A source in use, as a report describes it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceInfo {
+    /// How it reads energy.
+    pub kind: SourceKind,
+    /// Its provenance label, e.g. "measured (RAPL powercap)".
+    pub provenance: String,
+    /// Its setup.
+    pub description: String,
+    /// Its counters.
+    pub domains: Vec<source::Domain>,
+}
+
+/// Everything a profile saw.
+#[derive(Debug)]
+pub struct Recording {
+    /// Wall-clock time of the start.
+    pub started_at: SystemTime,
+    /// Energy readings.
+    pub timeline: Timeline,
+    /// Span edges.
+    pub spans: SpanLog,
+    /// The sources read.
+    pub sources: Vec<SourceInfo>,
+    /// The sources that could not be used, and why.
+    pub unavailable: Vec<Unavailable>,
+}
+
+impl Profiler {
+    /// A builder; with no source added, [`probe_sources`] chooses.
+    pub fn builder() -> ProfilerBuilder {
+        ProfilerBuilder {
+            sources: Vec::new(),
+            unavailable: Vec::new(),
+            period: Duration::from_millis(1),
+        }
+    }
+
+    /// Starts a profiler on the probed sources.
+    pub fn start() -> Result<Profiler, ProfileError> {
+        Self::builder().start()
+    }
+
+    /// Nanoseconds since this profiler started, on the clock spans use.
+    pub fn now(&self) -> Nanos {
+        clock::since(self.start_raw, clock::raw_now())
+    }
+
+    /// The sources being read.
+    pub fn sources(&self) -> &[SourceInfo] {
+        &self.sources
+    }
+
+    /// Stops sampling and returns what was recorded. Spans still open end now.
+    pub fn stop(mut self) -> Recording {
+        let (timeline, spans) = self.finish().unwrap_or_default();
+        Recording {
+            started_at: self.started_at,
+            timeline,
+            spans,
+            sources: std::mem::take(&mut self.sources),
+            unavailable: std::mem::take(&mut self.unavailable),
+        }
+    }
+
+    fn finish(&mut self) -> Option<(Timeline, SpanLog)> {
+        let handle = self.handle.take()?;
+        ACTIVE.store(false, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
+        let out = handle.join().ok();
+        RUNNING.store(false, Ordering::Release);
+        out
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+struct Sampler {
+    sources: Vec<Box<dyn Source>>,
+    /// Where each source's domains start in a timeline row.
+    offsets: Vec<usize>,
+    failed: Vec<bool>,
+    timeline: Timeline,
+    spans: SpanLog,
+    row: Vec<Joules>,
+    start_raw: u64,
+}
+
+impl Sampler {
+    fn new(sources: Vec<Box<dyn Source>>, start_raw: u64) -> Self {
+        let mut timeline = Timeline::default();
+        let mut offsets = Vec::new();
+        for s in &sources {
+            offsets.push(timeline.domains.len());
+            for d in s.domains() {
+                timeline.domains.push(TimelineDomain {
+                    domain: d.clone(),
+                    source: s.kind(),
+                    ended: None,
+                });
+            }
+        }
+        // About a minute of readings at 1 kHz before the vectors grow.
+        timeline.times.reserve(60_000);
+        timeline.energy.reserve(60_000 * timeline.domains.len());
+        let row = vec![Joules(0.0); timeline.domains.len()];
+        let failed = vec![false; sources.len()];
+        Sampler { sources, offsets, failed, timeline, spans: SpanLog::new(), row, start_raw }
+    }
+
+    fn describe(&self) -> Vec<SourceInfo> {
+        self.sources
+            .iter()
+            .map(|s| SourceInfo {
+                kind: s.kind(),
+                provenance: s.kind().provenance().to_owned(),
+                description: s.describe(),
+                domains: s.domains().to_vec(),
+            })
+            .collect()
+    }
+
+    fn run(mut self, period: Duration, stop: &AtomicBool) -> (Timeline, SpanLog) {
+        let period = Nanos::from(period);
+        let mut deadline = Nanos(0);
+        loop {
+            let finishing = stop.load(Ordering::Acquire);
+            self.tick();
+            if finishing {
+                break;
+            }
+            // Sleep to absolute deadlines so the rate does not drift; a late tick is
+            // stamped with its real time, so lateness costs resolution, not accuracy.
+            let now = self.now();
+            deadline = Nanos(deadline.0 + period.0).max(now);
+            std::thread::sleep(Duration::from_nanos((deadline - now).0));
+        }
+        (self.timeline, self.spans)
+    }
+
+    fn now(&self) -> Nanos {
+        clock::since(self.start_raw, clock::raw_now())
+    }
+
+    fn tick(&mut self) {
+        span::drain_into(&mut self.spans, self.start_raw);
+        let now = self.now();
+        let ctx = ReadCtx { now, spans: &self.spans };
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            if self.failed[i] {
+                continue;
+            }
+            let n = source.domains().len();
+            let slot = &mut self.row[self.offsets[i]..self.offsets[i] + n];
+            if let Err(e) = source.read(&ctx, slot) {
+                // The other sources go on; this one's domains end here, with the reason.
+                self.failed[i] = true;
+                for d in &mut self.timeline.domains[self.offsets[i]..self.offsets[i] + n] {
+                    d.ended = Some((now, e.to_string()));
+                }
+            }
+        }
+        self.timeline.push(now, &self.row);
+    }
+}

@@ -1,0 +1,217 @@
+//! Reports: what a run measured, where every figure came from, as versioned JSON.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::Host;
+use crate::profiler::{SourceInfo, Unavailable};
+use crate::source::{DomainKind, SourceKind};
+use crate::stats::Estimate;
+
+/// The report format's version. Readers refuse reports with another one.
+pub const SCHEMA: u32 = 1;
+
+/// A run's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Format version: [`SCHEMA`].
+    pub schema: u32,
+    /// `joules <version>`.
+    pub tool: String,
+    /// When the run ended, in seconds since the Unix epoch.
+    pub created_unix_s: u64,
+    /// The machine.
+    pub host: Host,
+    /// The sources read, with their domains.
+    pub sources: Vec<SourceInfo>,
+    /// The sources that could not be used, and why.
+    pub unavailable: Vec<Unavailable>,
+    /// One entry per benchmark (or profile).
+    pub benches: Vec<BenchReport>,
+}
+
+/// One benchmark: figures are per iteration, estimated over samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// The benchmark's name.
+    pub name: String,
+    /// The samples taken.
+    pub samples: Vec<SampleInfo>,
+    /// Per domain totals.
+    pub domains: Vec<DomainReport>,
+    /// Per span path, parents before children.
+    pub spans: Vec<SpanReport>,
+    /// Anything that makes these figures less trustworthy.
+    pub warnings: Vec<String>,
+}
+
+/// One sample of a benchmark.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleInfo {
+    /// Iterations run.
+    pub iterations: u64,
+    /// Wall time.
+    pub duration_ns: u64,
+}
+
+/// A domain's energy per iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DomainReport {
+    /// The domain id, e.g. `package-0`.
+    pub domain: String,
+    /// What it covers.
+    pub kind: DomainKind,
+    /// The domain that already contains this one's energy, if any.
+    pub part_of: Option<String>,
+    /// Who read it.
+    pub source: SourceKind,
+    /// "measured (RAPL powercap)", "estimated from CPU time", "simulated".
+    pub provenance: String,
+    /// How energy was attributed to spans: "time-share".
+    pub method: String,
+    /// The counter's step.
+    pub resolution_j: f64,
+    /// How often the counter changes (0: continuously).
+    pub update_period_ns: u64,
+    /// All energy per iteration.
+    pub total_j: Estimate,
+    /// Energy per iteration while no span ran.
+    pub unattributed_j: Estimate,
+    /// Why the domain stopped being read early, if it did.
+    pub ended: Option<String>,
+}
+
+/// A span path's time and energy per iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanReport {
+    /// Span names from the outermost, joined by `/`.
+    pub path: String,
+    /// 0 for a root span.
+    pub depth: u32,
+    /// Calls per iteration.
+    pub calls: Estimate,
+    /// Time as the innermost span, per iteration.
+    pub exclusive_ns: Estimate,
+    /// Time inside, descendants included, per iteration.
+    pub inclusive_ns: Estimate,
+    /// Energy per domain, in the order of [`BenchReport::domains`].
+    pub energy: Vec<SpanEnergy>,
+    /// Cautions about these figures.
+    pub flags: Vec<Flag>,
+}
+
+/// A span path's energy in one domain, per iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanEnergy {
+    /// The domain id.
+    pub domain: String,
+    /// As the innermost span.
+    pub exclusive_j: Estimate,
+    /// Descendants included.
+    pub inclusive_j: Estimate,
+}
+
+/// A caution attached to a span's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "flag", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Flag {
+    /// A call is shorter than the counter's update period: its energy comes from how power
+    /// was shared over longer intervals, not from the counter changing during the call.
+    BelowResolution {
+        /// The domain.
+        domain: String,
+        /// Mean time per call, exclusive.
+        call_ns: u64,
+        /// The counter's update period.
+        update_period_ns: u64,
+    },
+}
+
+/// A report could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// I/O failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a joules report, or a damaged one.
+    #[error("{}: not a valid joules report ({reason})", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Written by a joules with another report format.
+    #[error("{}: report schema {found}, this joules reads schema {SCHEMA}", path.display())]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema.
+        found: u64,
+    },
+}
+
+impl Report {
+    /// A report of this machine, now.
+    pub fn new(sources: Vec<SourceInfo>, unavailable: Vec<Unavailable>, benches: Vec<BenchReport>) -> Self {
+        let created_unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Report {
+            schema: SCHEMA,
+            tool: format!("joules {}", env!("CARGO_PKG_VERSION")),
+            created_unix_s,
+            host: Host::current(),
+            sources,
+            unavailable,
+            benches,
+        }
+    }
+
+    /// Writes the report as JSON to `path` atomically: a temporary file in the same directory,
+    /// then a rename, so readers never see half a report and a failed write loses nothing.
+    pub fn write_atomic(&self, path: &Path) -> Result<(), ReportError> {
+        let io = |source| ReportError::Io { path: path.to_owned(), source };
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let json = serde_json::to_vec_pretty(self).expect("reports serialize");
+        tmp.write_all(&json).map_err(io)?;
+        tmp.write_all(b"\n").map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Reads a report, refusing damaged, foreign or other-schema files.
+    pub fn read(path: &Path) -> Result<Self, ReportError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| ReportError::Io { path: path.to_owned(), source })?;
+        Self::from_slice(path, &bytes)
+    }
+
+    /// Parses a report read from `path`.
+    pub fn from_slice(path: &Path, bytes: &[u8]) -> Result<Self, ReportError> {
+        let corrupt = |reason: String| ReportError::Corrupt { path: path.to_owned(), reason };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let schema = value
+            .get("schema")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| corrupt("no `schema` field".into()))?;
+        if schema != u64::from(SCHEMA) {
+            return Err(ReportError::Schema { path: path.to_owned(), found: schema });
+        }
+        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+    }
+}

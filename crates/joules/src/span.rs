@@ -1,0 +1,238 @@
+//! Span sites, guards and the per-thread event buffers.
+//!
+//! The hot path: entering a span is one relaxed load of [`ACTIVE`] when no profiler runs; when
+//! one runs, a relaxed load of the site's id, one clock read and a push into this thread's
+//! wait-free single-producer ring ([`rtrb`]). No lock, no syscall, no allocation. The sampler
+//! thread drains every ring on each tick. Registration of a site or a thread takes a lock, once.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use crate::clock;
+use crate::spanlog::{EventKind, SiteInfo, SpanLog};
+
+/// True while a profiler runs. The only thing an idle span reads.
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Events each thread's ring holds between two drains (16 bytes each). The sampler drains at
+/// about 1 kHz, so a thread would need over 30 million spans a second to overflow; overflow is
+/// counted and reported, never silent.
+const RING_CAPACITY: usize = 1 << 16;
+const EXIT_BIT: u32 = 1 << 31;
+
+/// One place in the source code that opens a span. Created by `#[measure_energy]` and
+/// [`span!`](crate::span!) as a `static`; its id is interned on first use.
+#[derive(Debug)]
+pub struct Site {
+    name: &'static str,
+    module: &'static str,
+    file: &'static str,
+    line: u32,
+    /// 0 until interned; then an index + 1 into the registry's site table.
+    id: AtomicU32,
+}
+
+impl Site {
+    /// A new, not yet interned site.
+    pub const fn new(
+        name: &'static str,
+        module: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        Site { name, module, file, line, id: AtomicU32::new(0) }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawEvent {
+    raw: u64,
+    /// The site id, with [`EXIT_BIT`] set on exit.
+    site: u32,
+}
+
+/// Leaves its span when dropped. Not `Send`: a span is entered and left on one thread.
+#[must_use = "the span ends when this guard is dropped; bind it with `let _span = ...`"]
+#[derive(Debug)]
+pub struct SpanGuard {
+    /// 0 when the span was entered with no profiler running.
+    site: u32,
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Enters a span at `site`. Prefer `#[measure_energy]` or [`span!`](crate::span!).
+#[inline]
+pub fn enter(site: &'static Site) -> SpanGuard {
+    if !ACTIVE.load(Relaxed) {
+        return SpanGuard { site: 0, _not_send: PhantomData };
+    }
+    let mut id = site.id.load(Relaxed);
+    if id == 0 {
+        id = intern(site);
+    }
+    push(RawEvent { raw: clock::raw_now(), site: id });
+    SpanGuard { site: id, _not_send: PhantomData }
+}
+
+impl Drop for SpanGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.site != 0 && ACTIVE.load(Relaxed) {
+            push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
+        }
+    }
+}
+
+/// A future whose every poll runs inside a span: what `#[measure_energy]` makes of an `async fn`.
+#[derive(Debug)]
+pub struct Instrumented<F> {
+    site: &'static Site,
+    inner: F,
+}
+
+impl<F> Instrumented<F> {
+    /// Wraps `inner`.
+    pub fn new(site: &'static Site, inner: F) -> Self {
+        Instrumented { site, inner }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is structurally pinned: it is never moved out of `self`, and
+        // `Instrumented` has no Drop impl and is not Unpin-dependent.
+        let this = unsafe { self.get_unchecked_mut() };
+        let _guard = enter(this.site);
+        // SAFETY: see above; `this.inner` stays where the pinned `self` put it.
+        unsafe { Pin::new_unchecked(&mut this.inner) }.poll(cx)
+    }
+}
+
+struct Local {
+    producer: rtrb::Producer<RawEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+#[inline]
+fn push(event: RawEvent) {
+    // `try_with` fails only while this thread's locals are being destroyed; a span ending then
+    // has nowhere to go and is dropped.
+    let _ = LOCAL.try_with(|cell| {
+        let mut local = cell.borrow_mut();
+        match local.as_mut() {
+            Some(local) => {
+                if local.producer.push(event).is_err() {
+                    local.dropped.fetch_add(1, Relaxed);
+                }
+            }
+            None => register_thread(&mut local, event),
+        }
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
+    let (mut producer, consumer) = rtrb::RingBuffer::new(RING_CAPACITY);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let _ = producer.push(first);
+    let mut reg = registry();
+    let index = reg.next_thread;
+    reg.next_thread += 1;
+    let name = std::thread::current().name().map(str::to_owned);
+    reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone() });
+    *slot = Some(Local { producer, dropped });
+}
+
+#[cold]
+#[inline(never)]
+fn intern(site: &'static Site) -> u32 {
+    let mut reg = registry();
+    let id = site.id.load(Relaxed);
+    if id != 0 {
+        return id;
+    }
+    reg.sites.push(site);
+    let id = u32::try_from(reg.sites.len()).expect("fewer than 2^31 span sites");
+    assert!(id < EXIT_BIT, "fewer than 2^31 span sites");
+    site.id.store(id, Relaxed);
+    id
+}
+
+struct Queue {
+    index: u32,
+    name: Option<String>,
+    consumer: rtrb::Consumer<RawEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+struct Registry {
+    sites: Vec<&'static Site>,
+    threads: Vec<Queue>,
+    next_thread: u32,
+}
+
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { sites: Vec::new(), threads: Vec::new(), next_thread: 0 });
+
+fn registry() -> MutexGuard<'static, Registry> {
+    // A panic while holding this lock leaves the tables consistent (each push is whole).
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Moves every buffered span event into `log`, stamping it in nanoseconds since `start_raw`.
+/// Threads that have exited are forgotten once their ring is empty.
+pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
+    let mut reg = registry();
+    let reg = &mut *reg;
+    for site in &reg.sites[log.sites.len()..] {
+        log.sites.push(SiteInfo {
+            name: site.name.to_owned(),
+            module: site.module.to_owned(),
+            file: site.file.to_owned(),
+            line: site.line,
+        });
+    }
+    for queue in &mut reg.threads {
+        let n = queue.consumer.slots();
+        let dropped = queue.dropped.swap(0, Relaxed);
+        if n == 0 && dropped == 0 {
+            continue;
+        }
+        let keep = n.min(log.room());
+        let thread = log.thread_mut(queue.index, queue.name.as_deref());
+        thread.dropped += dropped + (n - keep) as u64;
+        if let Ok(chunk) = queue.consumer.read_chunk(n) {
+            let (a, b) = chunk.as_slices();
+            for ev in a.iter().chain(b).take(keep) {
+                let kind = if ev.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
+                thread.push(clock::since(start_raw, ev.raw), ev.site & !EXIT_BIT, kind);
+            }
+            chunk.commit_all();
+        }
+        log.note_stored(keep);
+    }
+    reg.threads.retain(|q| !(q.consumer.is_abandoned() && q.consumer.is_empty()));
+}
+
+/// Throws away whatever the rings hold (events from before this profiler started).
+pub(crate) fn discard_pending() {
+    let mut reg = registry();
+    for queue in &mut reg.threads {
+        let n = queue.consumer.slots();
+        if let Ok(chunk) = queue.consumer.read_chunk(n) {
+            chunk.commit_all();
+        }
+        queue.dropped.store(0, Relaxed);
+    }
+}
