@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum ProbeError {
     /// The hardware or kernel interface is not there.
-    #[error("{what} not found at {}", path.display())]
+    #[error("no {what} at {} ({hint})", path.display())]
     NotPresent {
         /// Where it was looked for.
         path: PathBuf,
-        /// What was looked for, and the likely reason it is missing.
+        /// What was looked for.
         what: String,
+        /// The likely reasons it is missing.
+        hint: String,
     },
     /// It is there but this process may not read it.
     #[error("permission denied reading {}; fix: {fix}", path.display())]

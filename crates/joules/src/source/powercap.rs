@@ -94,9 +94,10 @@ pub fn discover(root: &Path) -> Result<Vec<PowerZone>, ProbeError> {
 fn not_present(root: &Path) -> ProbeError {
     ProbeError::NotPresent {
         path: root.to_owned(),
-        what: "RAPL powercap zones (intel-rapl:N); a VM, a CPU without RAPL, or the \
-               intel_rapl_common module not loaded"
-            .to_owned(),
+        what: "RAPL powercap zones (intel-rapl:N)".into(),
+        hint: "a VM, a CPU without RAPL, or the intel_rapl module not loaded: \
+               `sudo modprobe intel_rapl_common`"
+            .into(),
     }
 }
 

@@ -1,0 +1,80 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+    0    success
+    2    usage or input error (bad arguments, a corrupt report)
+    4    significant energy regression against the baseline
+    5    reports not comparable (other machine or source)
+    6    no energy source could be opened, not even the estimate
+  101    the benchmarks failed to build
+  102    cargo metadata failed
+  103    a benchmark binary failed or wrote no report";
+
+/// `cargo` runs `cargo-joules joules ...`; this root accepts exactly that.
+#[derive(Debug, Parser)]
+#[command(bin_name = "cargo", styles = clap::builder::Styles::plain())]
+pub(crate) enum Cargo {
+    /// Per-layer energy of your code: run energy benchmarks and gate regressions.
+    Joules(Box<JoulesArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    version,
+    display_name = "cargo-joules",
+    disable_help_subcommand = true,
+    after_help = EXIT_CODES
+)]
+pub(crate) struct JoulesArgs {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Build and run the energy benchmarks, print joules per layer, write a JSON report.
+    #[command(after_help = EXIT_CODES)]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Path to Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    /// Only benchmarks of this package (repeatable).
+    #[arg(short, long, value_name = "SPEC")]
+    pub(crate) package: Vec<String>,
+    /// Only this bench target (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) bench: Vec<String>,
+    /// Samples per benchmark (at least 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    pub(crate) samples: Option<u32>,
+    /// Target length of one sample, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub(crate) sample_ms: Option<u64>,
+    /// Warm-up before measuring, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub(crate) warm_up_ms: Option<u64>,
+    /// Where to write the report [default: <target-dir>/joules/report.json].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+    /// Only benchmark functions whose name contains one of these.
+    pub(crate) filters: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cargo::command().debug_assert();
+    }
+}

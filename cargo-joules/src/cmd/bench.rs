@@ -1,0 +1,76 @@
+//! `cargo joules bench`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, anyhow};
+use joules::exit::ExitCodes;
+use joules::report::Report;
+
+use super::{Failure, WithCode};
+use crate::cargo::{self, BenchTarget};
+use crate::cli::BenchArgs;
+
+pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
+    let manifest = args.manifest_path.as_deref();
+    let meta = cargo::metadata(manifest).code(ExitCodes::METADATA_FAILED)?;
+    let targets = cargo::bench_targets(&meta, &args.package, &args.bench);
+    if targets.is_empty() {
+        return Err(anyhow!(
+            "no bench target uses joules here: add `joules` as a dependency and a \
+             `[[bench]] harness = false` target ending in `joules::bench_main!(...)`"
+        ))
+        .code(ExitCodes::USAGE);
+    }
+    let exes = cargo::build(manifest, &targets).code(ExitCodes::BUILD_FAILED)?;
+    let out_dir = meta.target_directory.as_std_path().join("joules");
+    let mut merged: Option<Report> = None;
+    for (target, exe) in targets.iter().zip(&exes) {
+        let report = run_one(args, target, exe, &out_dir)?;
+        match &mut merged {
+            None => merged = Some(report),
+            Some(m) => m.benches.extend(report.benches),
+        }
+    }
+    let report = merged.expect("at least one target ran");
+    let path = args.output.clone().unwrap_or_else(|| out_dir.join("report.json"));
+    report.write_atomic(&path).code(ExitCodes::BENCH_FAILED)?;
+    print!("{}", joules::render::table(&report));
+    println!("\nreport: {}", path.display());
+    Ok(())
+}
+
+fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &std::path::Path) -> Result<Report, Failure> {
+    let part = out_dir.join("parts").join(format!("{}-{}.json", target.package, target.name));
+    // A report left by an earlier run must not pass for this run's.
+    let _ = std::fs::remove_file(&part);
+    let mut cmd = Command::new(exe);
+    cmd.arg("--bench").args(&args.filters).current_dir(&target.package_dir).env(joules::bench::OUT_ENV, &part);
+    if let Some(n) = args.samples {
+        cmd.env("JOULES_SAMPLES", n.to_string());
+    }
+    if let Some(ms) = args.sample_ms {
+        cmd.env("JOULES_SAMPLE_MS", ms.to_string());
+    }
+    if let Some(ms) = args.warm_up_ms {
+        cmd.env("JOULES_WARM_UP_MS", ms.to_string());
+    }
+    eprintln!("joules: running bench `{}` of {}", target.name, target.package);
+    let status = cmd.status().with_context(|| format!("starting {}", exe.display())).code(ExitCodes::BENCH_FAILED)?;
+    if !status.success() {
+        let code = match status.code().and_then(|c| u8::try_from(c).ok()) {
+            Some(c @ (ExitCodes::NO_SOURCE | ExitCodes::USAGE)) => c,
+            _ => ExitCodes::BENCH_FAILED,
+        };
+        return Err(anyhow!("bench `{}` failed ({status})", target.name)).code(code);
+    }
+    let mut report = Report::read(&part)
+        .with_context(|| format!("bench `{}` wrote no usable report", target.name))
+        .code(ExitCodes::BENCH_FAILED)?;
+    for b in &mut report.benches {
+        if b.name != target.name {
+            b.name = format!("{}/{}", target.name, b.name);
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,31 @@
+//! One module per subcommand; each maps its failures to an exit code.
+
+mod bench;
+
+use joules::exit::ExitCodes;
+
+use crate::cli::{Command, JoulesArgs};
+
+/// An error and the exit code it ends the process with.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) error: anyhow::Error,
+}
+
+pub(crate) trait WithCode<T> {
+    fn code(self, code: u8) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
+    fn code(self, code: u8) -> Result<T, Failure> {
+        self.map_err(|e| Failure { code, error: e.into() })
+    }
+}
+
+pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
+    match args.command {
+        Command::Bench(b) => bench::run(&b),
+    }
+    .map(|()| ExitCodes::OK)
+}
