@@ -1,1 +1,13 @@
+//! Fake hardware for joules' tests. Fakes are files the real readers read through their
+//! injectable roots; nothing in the library is replaced.
 
+pub mod powercap;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// One profiler runs per process, and spans go to whichever runs: tests that profile or open
+/// spans hold this lock.
+pub fn profiler_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}

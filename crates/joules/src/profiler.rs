@@ -105,13 +105,16 @@ impl ProfilerBuilder {
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = Sampler::new(self.sources, start_raw);
         let described = sampler.describe();
-        ACTIVE.store(true, Ordering::Release);
         let period = self.period;
         let flag = stop.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let handle = std::thread::Builder::new()
             .name("joules-sampler".into())
-            .spawn(move || sampler.run(period, &flag))
+            .spawn(move || sampler.run(period, &flag, &ready_tx))
             .expect("spawning the joules sampler thread");
+        // Spans count only once the first reading exists, so none falls before the timeline.
+        let _ = ready_rx.recv();
+        ACTIVE.store(true, Ordering::Release);
         Ok(Profiler {
             start_raw,
             started_at,
@@ -260,20 +263,27 @@ impl Sampler {
             .collect()
     }
 
-    fn run(mut self, period: Duration, stop: &AtomicBool) -> (Timeline, SpanLog) {
+    fn run(
+        mut self,
+        period: Duration,
+        stop: &AtomicBool,
+        ready: &std::sync::mpsc::SyncSender<()>,
+    ) -> (Timeline, SpanLog) {
         let period = Nanos::from(period);
-        let mut deadline = Nanos(0);
+        self.tick();
+        let _ = ready.send(());
+        let mut deadline = self.now();
         loop {
-            let finishing = stop.load(Ordering::Acquire);
-            self.tick();
-            if finishing {
-                break;
-            }
             // Sleep to absolute deadlines so the rate does not drift; a late tick is
             // stamped with its real time, so lateness costs resolution, not accuracy.
             let now = self.now();
             deadline = Nanos(deadline.0 + period.0).max(now);
             std::thread::sleep(Duration::from_nanos((deadline - now).0));
+            let finishing = stop.load(Ordering::Acquire);
+            self.tick();
+            if finishing {
+                break;
+            }
         }
         (self.timeline, self.spans)
     }

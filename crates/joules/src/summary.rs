@@ -155,6 +155,11 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
 }
 
 impl Recording {
+    /// The start of the recording (its first reading).
+    pub fn start(&self) -> crate::units::Nanos {
+        self.timeline.times.first().copied().unwrap_or_default()
+    }
+
     /// The end of the recording (its last reading).
     pub fn end(&self) -> crate::units::Nanos {
         self.timeline.times.last().copied().unwrap_or_default()
@@ -164,7 +169,7 @@ impl Recording {
     /// there is no confidence interval; benchmarks ([`crate::bench`]) take many.
     pub fn report(&self, name: &str) -> Report {
         let tree = SpanTree::build(&self.spans, self.end());
-        let window = Window { start: crate::units::Nanos(0), end: self.end() };
+        let window = Window { start: self.start(), end: self.end() };
         let warnings = recording_warnings(self, &tree);
         let bench = summarize(
             name,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{Fix, ProbeError, ReadError};
 pub use estimate::Estimate as EstimateSource;
 pub use powercap::Powercap;
-pub use sim::Sim;
+pub use sim::{Sim, SimScript, SimTruth};
 
 use crate::spanlog::SpanLog;
 use crate::units::{Joules, Nanos};

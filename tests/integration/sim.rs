@@ -1,0 +1,62 @@
+use std::time::Duration;
+
+use joules::source::{Sim, SimScript};
+use joules::{Profiler, Watts, measure_energy};
+
+fn pause(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[measure_energy]
+fn outer() {
+    pause(120);
+    middle();
+    pause(80);
+}
+
+#[measure_energy]
+fn middle() {
+    pause(100);
+    inner();
+    pause(60);
+}
+
+#[measure_energy]
+fn inner() {
+    pause(150);
+}
+
+/// Three nested layers of known power: inclusive and exclusive joules within 2% of the truth.
+#[test]
+fn nested_layers_match_ground_truth() {
+    let _lock = joules_tests::profiler_lock();
+    let script = SimScript::new(Watts(5.0))
+        .span("outer", Watts(20.0))
+        .span("middle", Watts(35.0))
+        .span("inner", Watts(60.0));
+    let sim = Sim::new(script);
+    let truth = sim.truth();
+    let profiler = Profiler::builder().source(sim).start().unwrap();
+    pause(30);
+    outer();
+    pause(30);
+    outer();
+    pause(30);
+    let report = profiler.stop().report("nested");
+    let truth = truth.lock().unwrap().clone();
+    let bench = &report.benches[0];
+
+    for path in ["outer", "outer/middle", "outer/middle/inner"] {
+        let span = bench.spans.iter().find(|s| s.path == path).unwrap_or_else(|| panic!("no span {path}"));
+        assert_eq!(span.calls.point, 2.0, "{path}");
+        let e = &span.energy[0];
+        let (excl, incl) = (truth.exclusive[path].0, truth.inclusive(path).0);
+        let rel = |got: f64, want: f64| (got - want).abs() / want;
+        eprintln!("{path}: excl err {:.3}% incl err {:.3}%", 100.0 * rel(e.exclusive_j.point, excl), 100.0 * rel(e.inclusive_j.point, incl));
+        assert!(rel(e.exclusive_j.point, excl) < 0.02, "{path} exclusive {} vs truth {excl}", e.exclusive_j.point);
+        assert!(rel(e.inclusive_j.point, incl) < 0.02, "{path} inclusive {} vs truth {incl}", e.inclusive_j.point);
+    }
+    let d = &bench.domains[0];
+    assert_eq!(d.provenance, "simulated");
+    assert!((d.total_j.point - truth.total.0).abs() / truth.total.0 < 0.01);
+}

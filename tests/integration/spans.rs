@@ -1,0 +1,132 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use joules::source::{Sim, SimScript};
+use joules::{Profiler, Watts, measure_energy, span};
+
+fn sim() -> Sim {
+    Sim::new(SimScript::new(Watts(10.0)))
+}
+
+fn paths(report: &joules::report::Report) -> Vec<(String, f64)> {
+    report.benches[0].spans.iter().map(|s| (s.path.clone(), s.calls.point)).collect()
+}
+
+#[measure_energy(name = "block-user")]
+fn uses_block() {
+    let _s = span!("inside");
+    std::hint::black_box(1);
+}
+
+#[test]
+fn spans_entered_with_no_profiler_leave_no_trace() {
+    let _lock = joules_tests::profiler_lock();
+    uses_block(); // no profiler: inert guards
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let report = profiler.stop().report("idle");
+    assert!(report.benches[0].spans.is_empty(), "{:?}", paths(&report));
+}
+
+#[test]
+fn block_spans_nest_under_functions() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    for _ in 0..3 {
+        uses_block();
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("block");
+    assert_eq!(paths(&report), vec![("block-user".into(), 3.0), ("block-user/inside".into(), 3.0)]);
+}
+
+struct Model {
+    scale: u64,
+}
+
+impl Model {
+    #[measure_energy]
+    fn layer<T: Into<u64>>(&self, x: T) -> u64 {
+        x.into() * self.scale
+    }
+
+    #[measure_energy(name = "async-layer")]
+    async fn infer(&self, x: u64) -> Result<u64, std::num::TryFromIntError> {
+        YieldOnce(false).await;
+        let y = u32::try_from(x)?;
+        Ok(self.layer(y))
+    }
+}
+
+/// Pending once, then ready: forces a second poll.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn async_fns_and_generic_methods_are_spans() {
+    let _lock = joules_tests::profiler_lock();
+    let model = Model { scale: 3 };
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    assert_eq!(model.layer(2u8), 6);
+    assert_eq!(block_on(model.infer(5)), Ok(15));
+    assert!(block_on(model.infer(u64::MAX)).is_err(), "`?` inside an async span still works");
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("async");
+    // An async span is entered on every poll: two polls per call here.
+    assert_eq!(
+        paths(&report),
+        vec![("layer".into(), 1.0), ("async-layer".into(), 4.0), ("async-layer/layer".into(), 1.0)]
+    );
+}
+
+#[test]
+fn threads_keep_their_own_span_stacks() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    uses_block();
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("threads");
+    assert_eq!(paths(&report), vec![("block-user".into(), 10.0), ("block-user/inside".into(), 10.0)]);
+}
+
+#[test]
+fn a_second_profiler_is_refused_while_one_runs() {
+    let _lock = joules_tests::profiler_lock();
+    let first = Profiler::builder().source(sim()).start().unwrap();
+    let second = Profiler::builder().source(sim()).start();
+    assert!(matches!(second, Err(joules::ProfileError::AlreadyRunning)));
+    drop(first);
+    Profiler::builder().source(sim()).start().expect("free again after the first is dropped");
+}
