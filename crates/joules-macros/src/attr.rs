@@ -22,6 +22,12 @@ impl Parse for MeasureArgs {
                 }
                 input.parse::<Token![=]>()?;
                 args.name = Some(parse_name(input)?);
+            } else if input.peek(syn::Ident) {
+                let unknown: syn::Ident = input.parse()?;
+                return Err(syn::Error::new(
+                    unknown.span(),
+                    format!("unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`"),
+                ));
             } else {
                 return Err(lookahead.error());
             }

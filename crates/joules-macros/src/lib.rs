@@ -24,13 +24,21 @@ pub fn measure_energy(args: TokenStream, item: TokenStream) -> TokenStream {
         },
         Err(_) => with_item(
             syn::Error::new(
-                proc_macro2::Span::call_site(),
+                first_token_span(&item),
                 "#[measure_energy] applies only to functions and methods; \
                  for a block, use `let _span = joules::span!(\"name\");`",
             ),
             item,
         ),
     }
+}
+
+/// Where an item starts (`struct`, `pub`, ...): the spot to point at when it is not a fn.
+fn first_token_span(item: &TokenStream) -> proc_macro2::Span {
+    proc_macro2::TokenStream::from(item.clone())
+        .into_iter()
+        .next()
+        .map_or_else(proc_macro2::Span::call_site, |t| t.span())
 }
 
 /// The error plus the item unchanged, so the user sees one error and no "not found" cascade.

@@ -1,0 +1,6 @@
+#[joules::measure_energy(name = "a", name = "b")]
+fn layer() {}
+
+fn main() {
+    layer();
+}

@@ -1,0 +1,6 @@
+#[joules::measure_energy(name = "encoder/attention")]
+fn layer() {}
+
+fn main() {
+    layer();
+}

@@ -1,0 +1,6 @@
+#[joules::measure_energy(label = "x")]
+fn layer() {}
+
+fn main() {
+    layer();
+}

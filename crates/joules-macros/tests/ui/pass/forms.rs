@@ -1,0 +1,63 @@
+use joules::measure_energy;
+
+#[measure_energy]
+fn free(x: u32) -> u32 {
+    x + 1
+}
+
+#[measure_energy(name = "renamed")]
+fn named() {}
+
+#[measure_energy(name = "generic",)]
+fn generic<T: Clone + Default>(x: &T) -> T
+where
+    T: std::fmt::Debug,
+{
+    let _ = x.clone();
+    T::default()
+}
+
+struct Layer;
+
+impl Layer {
+    #[measure_energy]
+    fn forward(&self, x: f32) -> f32 {
+        x * 2.0
+    }
+
+    #[measure_energy]
+    pub async fn forward_async(&self, x: f32) -> Result<f32, String> {
+        let y: f32 = "1.5".parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
+        Ok(self.forward(x) + y)
+    }
+}
+
+trait Model {
+    fn run(&mut self) -> usize;
+}
+
+impl Model for Layer {
+    #[measure_energy]
+    fn run(&mut self) -> usize {
+        if true {
+            return 3;
+        }
+        4
+    }
+}
+
+#[measure_energy]
+fn early_return(v: Option<u8>) -> Option<u8> {
+    let v = v?;
+    Some(v)
+}
+
+fn main() {
+    let _ = free(1) + generic::<u8>(&3) as u32;
+    named();
+    let mut l = Layer;
+    let _ = l.forward(1.0) + l.run() as f32;
+    let _ = l.forward_async(1.0);
+    let _ = early_return(Some(1));
+    let _span = joules::span!("block");
+}
