@@ -47,14 +47,30 @@ fn nested_layers_match_ground_truth() {
     let bench = &report.benches[0];
 
     for path in ["outer", "outer/middle", "outer/middle/inner"] {
-        let span = bench.spans.iter().find(|s| s.path == path).unwrap_or_else(|| panic!("no span {path}"));
+        let span = bench
+            .spans
+            .iter()
+            .find(|s| s.path == path)
+            .unwrap_or_else(|| panic!("no span {path}"));
         assert_eq!(span.calls.point, 2.0, "{path}");
         let e = &span.energy[0];
         let (excl, incl) = (truth.exclusive[path].0, truth.inclusive(path).0);
         let rel = |got: f64, want: f64| (got - want).abs() / want;
-        eprintln!("{path}: excl err {:.3}% incl err {:.3}%", 100.0 * rel(e.exclusive_j.point, excl), 100.0 * rel(e.inclusive_j.point, incl));
-        assert!(rel(e.exclusive_j.point, excl) < 0.02, "{path} exclusive {} vs truth {excl}", e.exclusive_j.point);
-        assert!(rel(e.inclusive_j.point, incl) < 0.02, "{path} inclusive {} vs truth {incl}", e.inclusive_j.point);
+        eprintln!(
+            "{path}: excl err {:.3}% incl err {:.3}%",
+            100.0 * rel(e.exclusive_j.point, excl),
+            100.0 * rel(e.inclusive_j.point, incl)
+        );
+        assert!(
+            rel(e.exclusive_j.point, excl) < 0.02,
+            "{path} exclusive {} vs truth {excl}",
+            e.exclusive_j.point
+        );
+        assert!(
+            rel(e.inclusive_j.point, incl) < 0.02,
+            "{path} inclusive {} vs truth {incl}",
+            e.inclusive_j.point
+        );
     }
     let d = &bench.domains[0];
     assert_eq!(d.provenance, "simulated");

@@ -33,19 +33,32 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         }
     }
     let report = merged.expect("at least one target ran");
-    let path = args.output.clone().unwrap_or_else(|| out_dir.join("report.json"));
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| out_dir.join("report.json"));
     report.write_atomic(&path).code(ExitCodes::BENCH_FAILED)?;
     print!("{}", joules::render::table(&report));
     println!("\nreport: {}", path.display());
     Ok(())
 }
 
-fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &std::path::Path) -> Result<Report, Failure> {
-    let part = out_dir.join("parts").join(format!("{}-{}.json", target.package, target.name));
+fn run_one(
+    args: &BenchArgs,
+    target: &BenchTarget,
+    exe: &PathBuf,
+    out_dir: &std::path::Path,
+) -> Result<Report, Failure> {
+    let part = out_dir
+        .join("parts")
+        .join(format!("{}-{}.json", target.package, target.name));
     // A report left by an earlier run must not pass for this run's.
     let _ = std::fs::remove_file(&part);
     let mut cmd = Command::new(exe);
-    cmd.arg("--bench").args(&args.filters).current_dir(&target.package_dir).env(joules::bench::OUT_ENV, &part);
+    cmd.arg("--bench")
+        .args(&args.filters)
+        .current_dir(&target.package_dir)
+        .env(joules::bench::OUT_ENV, &part);
     if let Some(n) = args.samples {
         cmd.env("JOULES_SAMPLES", n.to_string());
     }
@@ -55,8 +68,14 @@ fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &std:
     if let Some(ms) = args.warm_up_ms {
         cmd.env("JOULES_WARM_UP_MS", ms.to_string());
     }
-    eprintln!("joules: running bench `{}` of {}", target.name, target.package);
-    let status = cmd.status().with_context(|| format!("starting {}", exe.display())).code(ExitCodes::BENCH_FAILED)?;
+    eprintln!(
+        "joules: running bench `{}` of {}",
+        target.name, target.package
+    );
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", exe.display()))
+        .code(ExitCodes::BENCH_FAILED)?;
     if !status.success() {
         let code = match status.code().and_then(|c| u8::try_from(c).ok()) {
             Some(c @ (ExitCodes::NO_SOURCE | ExitCodes::USAGE)) => c,

@@ -19,7 +19,10 @@ pub(crate) trait WithCode<T> {
 
 impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
     fn code(self, code: u8) -> Result<T, Failure> {
-        self.map_err(|e| Failure { code, error: e.into() })
+        self.map_err(|e| Failure {
+            code,
+            error: e.into(),
+        })
     }
 }
 

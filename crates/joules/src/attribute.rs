@@ -64,7 +64,11 @@ impl SpanTree {
                 match ev.kind {
                     EventKind::Enter => {
                         if let Some(&(_, top)) = stack.last() {
-                            segments.push(Segment { start: since, end: t, path: top });
+                            segments.push(Segment {
+                                start: since,
+                                end: t,
+                                path: top,
+                            });
                         }
                         let parent = stack.last().map(|&(_, p)| p);
                         let path = *index.entry((parent, ev.site)).or_insert_with(|| {
@@ -76,7 +80,12 @@ impl SpanTree {
                                 }
                                 None => (name.clone(), 0),
                             };
-                            tree.paths.push(PathNode { parent, site: ev.site, name, depth });
+                            tree.paths.push(PathNode {
+                                parent,
+                                site: ev.site,
+                                name,
+                                depth,
+                            });
                             (tree.paths.len() - 1) as PathId
                         });
                         tree.calls.push((t, path));
@@ -85,7 +94,11 @@ impl SpanTree {
                     }
                     EventKind::Exit => match stack.last() {
                         Some(&(site, top)) if site == ev.site => {
-                            segments.push(Segment { start: since, end: t, path: top });
+                            segments.push(Segment {
+                                start: since,
+                                end: t,
+                                path: top,
+                            });
                             stack.pop();
                             since = t;
                         }
@@ -94,7 +107,11 @@ impl SpanTree {
                 }
             }
             if let Some(&(_, top)) = stack.last() {
-                segments.push(Segment { start: since, end, path: top });
+                segments.push(Segment {
+                    start: since,
+                    end,
+                    path: top,
+                });
             }
             segments.retain(|s| s.end > s.start);
             tree.segments.push(segments);

@@ -61,7 +61,9 @@ impl BenchConfig {
         }
         if let Some(n) = num("JOULES_SAMPLES")? {
             if n < 2 {
-                return Err(format!("JOULES_SAMPLES={n}: at least 2 samples give an interval"));
+                return Err(format!(
+                    "JOULES_SAMPLES={n}: at least 2 samples give an interval"
+                ));
             }
             cfg.samples = u32::try_from(n).map_err(|_| "JOULES_SAMPLES is too large".to_owned())?;
         }
@@ -91,8 +93,9 @@ impl Bencher<'_> {
             n += 1;
         }
         let per_iter = (start.elapsed().as_nanos() / u128::from(n)).max(1);
-        let iterations =
-            u64::try_from(self.config.sample_time.as_nanos() / per_iter).unwrap_or(u64::MAX).max(1);
+        let iterations = u64::try_from(self.config.sample_time.as_nanos() / per_iter)
+            .unwrap_or(u64::MAX)
+            .max(1);
         eprintln!(
             "joules: {}: {} samples x {iterations} iterations (~{} ms each)",
             self.name,
@@ -105,7 +108,10 @@ impl Bencher<'_> {
                 black_box(f());
             }
             let t1 = self.profiler.now();
-            self.samples.push(SampleWindow { window: Window { start: t0, end: t1 }, iterations });
+            self.samples.push(SampleWindow {
+                window: Window { start: t0, end: t1 },
+                iterations,
+            });
         }
     }
 }
@@ -127,7 +133,10 @@ pub fn run(benches: &[Bench]) -> ExitCode {
 fn run_inner(benches: &[Bench]) -> Result<ExitCode, (u8, String)> {
     let config = BenchConfig::from_env().map_err(|e| (ExitCodes::USAGE, e))?;
     // cargo passes `--bench`; the other arguments are name filters.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let selected: Vec<&Bench> = benches
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
@@ -138,10 +147,18 @@ fn run_inner(benches: &[Bench]) -> Result<ExitCode, (u8, String)> {
     }
     let mut windows = Vec::new();
     for (name, f) in selected {
-        let mut b = Bencher { name, profiler: &profiler, config: &config, samples: Vec::new() };
+        let mut b = Bencher {
+            name,
+            profiler: &profiler,
+            config: &config,
+            samples: Vec::new(),
+        };
         f(&mut b);
         if b.samples.is_empty() {
-            return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
+            return Err((
+                ExitCodes::USAGE,
+                format!("benchmark `{name}` never called Bencher::iter"),
+            ));
         }
         windows.push((*name, b.samples));
     }
@@ -150,13 +167,17 @@ fn run_inner(benches: &[Bench]) -> Result<ExitCode, (u8, String)> {
     let warnings = summary::recording_warnings(&rec, &tree);
     let benches = windows
         .iter()
-        .map(|(name, samples)| summary::summarize(name, &rec.timeline, &tree, samples, warnings.clone()))
+        .map(|(name, samples)| {
+            summary::summarize(name, &rec.timeline, &tree, samples, warnings.clone())
+        })
         .collect();
     let report = Report::new(rec.sources, rec.unavailable, benches);
     match std::env::var_os(OUT_ENV) {
         Some(path) => {
             let path = PathBuf::from(path);
-            report.write_atomic(&path).map_err(|e| (ExitCodes::BENCH_FAILED, e.to_string()))?;
+            report
+                .write_atomic(&path)
+                .map_err(|e| (ExitCodes::BENCH_FAILED, e.to_string()))?;
         }
         None => print!("{}", crate::render::table(&report)),
     }

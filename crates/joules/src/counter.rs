@@ -26,7 +26,12 @@ impl WrappingCounter {
     /// A counter whose raw value runs in `0..modulus`.
     pub fn new(modulus: u64) -> Self {
         assert!(modulus > 0, "a counter's modulus must be positive");
-        WrappingCounter { modulus, last: None, total: 0, wraps: 0 }
+        WrappingCounter {
+            modulus,
+            last: None,
+            total: 0,
+            wraps: 0,
+        }
     }
 
     /// Feeds a raw reading; returns the total advance since the first reading.

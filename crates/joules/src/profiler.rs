@@ -42,12 +42,18 @@ pub fn probe_sources() -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
     let mut unavailable = Vec::new();
     match source::Powercap::probe() {
         Ok(p) => return (vec![Box::new(p)], unavailable),
-        Err(e) => unavailable.push(Unavailable { source: "powercap".into(), reason: e.to_string() }),
+        Err(e) => unavailable.push(Unavailable {
+            source: "powercap".into(),
+            reason: e.to_string(),
+        }),
     }
     match source::EstimateSource::probe() {
         Ok(e) => (vec![Box::new(e)], unavailable),
         Err(e) => {
-            unavailable.push(Unavailable { source: "estimate".into(), reason: e.to_string() });
+            unavailable.push(Unavailable {
+                source: "estimate".into(),
+                reason: e.to_string(),
+            });
             (Vec::new(), unavailable)
         }
     }
@@ -62,7 +68,9 @@ pub struct ProfilerBuilder {
 
 impl std::fmt::Debug for ProfilerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProfilerBuilder").field("period", &self.period).finish_non_exhaustive()
+        f.debug_struct("ProfilerBuilder")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
     }
 }
 
@@ -248,7 +256,15 @@ impl Sampler {
         timeline.energy.reserve(60_000 * timeline.domains.len());
         let row = vec![Joules(0.0); timeline.domains.len()];
         let failed = vec![false; sources.len()];
-        Sampler { sources, offsets, failed, timeline, spans: SpanLog::new(), row, start_raw }
+        Sampler {
+            sources,
+            offsets,
+            failed,
+            timeline,
+            spans: SpanLog::new(),
+            row,
+            start_raw,
+        }
     }
 
     fn describe(&self) -> Vec<SourceInfo> {
@@ -295,7 +311,10 @@ impl Sampler {
     fn tick(&mut self) {
         span::drain_into(&mut self.spans, self.start_raw);
         let now = self.now();
-        let ctx = ReadCtx { now, spans: &self.spans };
+        let ctx = ReadCtx {
+            now,
+            spans: &self.spans,
+        };
         for (i, source) in self.sources.iter_mut().enumerate() {
             if self.failed[i] {
                 continue;

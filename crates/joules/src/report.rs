@@ -163,7 +163,11 @@ pub enum ReportError {
 
 impl Report {
     /// A report of this machine, now.
-    pub fn new(sources: Vec<SourceInfo>, unavailable: Vec<Unavailable>, benches: Vec<BenchReport>) -> Self {
+    pub fn new(
+        sources: Vec<SourceInfo>,
+        unavailable: Vec<Unavailable>,
+        benches: Vec<BenchReport>,
+    ) -> Self {
         let created_unix_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -181,8 +185,14 @@ impl Report {
     /// Writes the report as JSON to `path` atomically: a temporary file in the same directory,
     /// then a rename, so readers never see half a report and a failed write loses nothing.
     pub fn write_atomic(&self, path: &Path) -> Result<(), ReportError> {
-        let io = |source| ReportError::Io { path: path.to_owned(), source };
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let io = |source| ReportError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         let json = serde_json::to_vec_pretty(self).expect("reports serialize");
@@ -195,14 +205,19 @@ impl Report {
 
     /// Reads a report, refusing damaged, foreign or other-schema files.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let bytes =
-            std::fs::read(path).map_err(|source| ReportError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ReportError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_slice(path, &bytes)
     }
 
     /// Parses a report read from `path`.
     pub fn from_slice(path: &Path, bytes: &[u8]) -> Result<Self, ReportError> {
-        let corrupt = |reason: String| ReportError::Corrupt { path: path.to_owned(), reason };
+        let corrupt = |reason: String| ReportError::Corrupt {
+            path: path.to_owned(),
+            reason,
+        };
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
         let schema = value
@@ -210,7 +225,10 @@ impl Report {
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| corrupt("no `schema` field".into()))?;
         if schema != u64::from(SCHEMA) {
-            return Err(ReportError::Schema { path: path.to_owned(), found: schema });
+            return Err(ReportError::Schema {
+                path: path.to_owned(),
+                found: schema,
+            });
         }
         serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     }

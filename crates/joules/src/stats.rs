@@ -29,7 +29,11 @@ impl Estimate {
     /// Mean and 95% confidence interval of `samples`.
     pub fn from_samples(samples: Vec<f64>) -> Self {
         let n = samples.len();
-        let point = if n == 0 { 0.0 } else { samples.iter().sum::<f64>() / n as f64 };
+        let point = if n == 0 {
+            0.0
+        } else {
+            samples.iter().sum::<f64>() / n as f64
+        };
         let (lo, hi, stderr) = if n >= 2 {
             let var = samples.iter().map(|x| (x - point).powi(2)).sum::<f64>() / (n - 1) as f64;
             let se = (var / n as f64).sqrt();
@@ -40,7 +44,14 @@ impl Estimate {
         } else {
             (None, None, None)
         };
-        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples }
+        Estimate {
+            point,
+            lo,
+            hi,
+            stderr,
+            level: CONFIDENCE,
+            samples,
+        }
     }
 
     /// Half the interval's width, if there is one.

@@ -24,11 +24,15 @@ pub fn summarize(
     samples: &[SampleWindow],
     mut warnings: Vec<String>,
 ) -> BenchReport {
-    let parts: Vec<_> =
-        samples.iter().map(|s| attribute::time_share(tl, tree, s.window)).collect();
+    let parts: Vec<_> = samples
+        .iter()
+        .map(|s| attribute::time_share(tl, tree, s.window))
+        .collect();
     let per_iter = |f: &dyn Fn(usize) -> f64| -> Estimate {
         Estimate::from_samples(
-            (0..samples.len()).map(|i| f(i) / samples[i].iterations.max(1) as f64).collect(),
+            (0..samples.len())
+                .map(|i| f(i) / samples[i].iterations.max(1) as f64)
+                .collect(),
         )
     };
     let domains: Vec<DomainReport> = tl
@@ -46,7 +50,10 @@ pub fn summarize(
             update_period_ns: td.domain.update_period.0,
             total_j: per_iter(&|i| parts[i].domains[d].total.0),
             unattributed_j: per_iter(&|i| parts[i].domains[d].unattributed.0),
-            ended: td.ended.as_ref().map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
+            ended: td
+                .ended
+                .as_ref()
+                .map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
         })
         .collect();
     for (i, (s, a)) in samples.iter().zip(&parts).enumerate() {
@@ -64,7 +71,10 @@ pub fn summarize(
     let mut spans = Vec::new();
     for p in dfs_order(tree) {
         let pi = p as usize;
-        if parts.iter().all(|a| a.time[pi].calls == 0 && a.time[pi].inclusive.0 == 0) {
+        if parts
+            .iter()
+            .all(|a| a.time[pi].calls == 0 && a.time[pi].inclusive.0 == 0)
+        {
             continue;
         }
         let node = &tree.paths[pi];
@@ -149,7 +159,10 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
         ));
     }
     if tree.unmatched_exits > 0 {
-        w.push(format!("{} span exits matched no open span", tree.unmatched_exits));
+        w.push(format!(
+            "{} span exits matched no open span",
+            tree.unmatched_exits
+        ));
     }
     w
 }
@@ -169,13 +182,19 @@ impl Recording {
     /// there is no confidence interval; benchmarks ([`crate::bench`]) take many.
     pub fn report(&self, name: &str) -> Report {
         let tree = SpanTree::build(&self.spans, self.end());
-        let window = Window { start: self.start(), end: self.end() };
+        let window = Window {
+            start: self.start(),
+            end: self.end(),
+        };
         let warnings = recording_warnings(self, &tree);
         let bench = summarize(
             name,
             &self.timeline,
             &tree,
-            &[SampleWindow { window, iterations: 1 }],
+            &[SampleWindow {
+                window,
+                iterations: 1,
+            }],
             warnings,
         );
         Report::new(self.sources.clone(), self.unavailable.clone(), vec![bench])

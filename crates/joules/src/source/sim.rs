@@ -97,7 +97,9 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("script", &self.script).finish_non_exhaustive()
+        f.debug_struct("Sim")
+            .field("script", &self.script)
+            .finish_non_exhaustive()
     }
 }
 
@@ -133,8 +135,12 @@ impl Sim {
         }
         let dt = until - self.settled;
         let idle = self.script.idle * dt;
-        let active: Vec<&str> =
-            self.threads.iter().filter_map(|t| t.stack.last()).map(|(_, p)| p.as_str()).collect();
+        let active: Vec<&str> = self
+            .threads
+            .iter()
+            .filter_map(|t| t.stack.last())
+            .map(|(_, p)| p.as_str())
+            .collect();
         let mut total = idle;
         if active.is_empty() {
             truth.unattributed += idle;
@@ -178,14 +184,24 @@ impl Source for Sim {
         let mut truth = truth.lock().unwrap_or_else(|p| p.into_inner());
         for t in &ctx.spans.threads {
             if !self.threads.iter().any(|s| s.index == t.index) {
-                self.threads.push(ThreadState { index: t.index, next: 0, stack: Vec::new() });
+                self.threads.push(ThreadState {
+                    index: t.index,
+                    next: 0,
+                    stack: Vec::new(),
+                });
             }
         }
         // Replay span edges up to the counter's last update, in time order across threads.
         loop {
             let mut best: Option<(usize, Nanos)> = None;
             for (i, state) in self.threads.iter().enumerate() {
-                let events = &ctx.spans.threads.iter().find(|t| t.index == state.index).unwrap().events;
+                let events = &ctx
+                    .spans
+                    .threads
+                    .iter()
+                    .find(|t| t.index == state.index)
+                    .unwrap()
+                    .events;
                 if let Some(ev) = events.get(state.next) {
                     if ev.t <= tick && best.is_none_or(|(_, t)| ev.t < t) {
                         best = Some((i, ev.t));
@@ -197,7 +213,13 @@ impl Source for Sim {
             // preempted between reading the clock and pushing) takes effect now.
             self.advance(t.max(self.settled), &mut truth);
             let index = self.threads[i].index;
-            let events = &ctx.spans.threads.iter().find(|t| t.index == index).unwrap().events;
+            let events = &ctx
+                .spans
+                .threads
+                .iter()
+                .find(|t| t.index == index)
+                .unwrap()
+                .events;
             let ev = events[self.threads[i].next];
             let state = &mut self.threads[i];
             state.next += 1;
