@@ -63,7 +63,9 @@ fn measures_known_power_across_many_wraps() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{text}");
     assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
-    text.lines().filter(|l| l.contains("(truth")).for_each(|l| eprintln!("{l}"));
+    text.lines()
+        .filter(|l| l.contains("(truth"))
+        .for_each(|l| eprintln!("{l}"));
     assert!(
         fake.wraps("intel-rapl:0") >= 3,
         "package wrapped {} times",

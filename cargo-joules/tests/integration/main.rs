@@ -5,7 +5,11 @@ use std::process::{Command, Output};
 use joules::exit::ExitCodes;
 
 fn cargo_joules(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-joules")).arg("joules").args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cargo-joules"))
+        .arg("joules")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -18,30 +22,57 @@ fn help_documents_every_exit_code() {
     assert!(out.status.success());
     let help = text(&out);
     for (_, code) in ExitCodes::ALL {
-        assert!(help.lines().any(|l| l.trim_start().starts_with(&format!("{code} "))), "code {code} missing:\n{help}");
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "code {code} missing:\n{help}"
+        );
     }
 }
 
 #[test]
 fn a_workspace_without_joules_benches_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Cargo.toml"), "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2021\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
     let manifest = dir.path().join("Cargo.toml");
     let out = cargo_joules(&["bench", "--manifest-path", manifest.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(i32::from(ExitCodes::USAGE)), "{}", text(&out));
-    assert!(text(&out).contains("no bench target uses joules"), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(ExitCodes::USAGE)),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("no bench target uses joules"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn a_missing_manifest_is_a_metadata_failure() {
     let out = cargo_joules(&["bench", "--manifest-path", "/nonexistent/Cargo.toml"]);
-    assert_eq!(out.status.code(), Some(i32::from(ExitCodes::METADATA_FAILED)), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(ExitCodes::METADATA_FAILED)),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn bad_arguments_are_usage_errors() {
     let out = cargo_joules(&["bench", "--samples", "1"]);
-    assert_eq!(out.status.code(), Some(i32::from(ExitCodes::USAGE)), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(ExitCodes::USAGE)),
+        "{}",
+        text(&out)
+    );
 }
