@@ -11,6 +11,7 @@ Exit codes:
     4    significant energy regression against the baseline
     5    reports not comparable (other machine or source)
     6    no energy source could be opened, not even the estimate
+    7    doctor: no energy counter can be read (figures would be estimates)
   101    the benchmarks failed to build
   102    cargo metadata failed
   103    a benchmark binary failed or wrote no report";
@@ -40,6 +41,24 @@ pub(crate) enum Command {
     /// Build and run the energy benchmarks, print joules per layer, write a JSON report.
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
+    /// Show which energy sources this machine offers, which one is read, and how to fix the rest.
+    #[command(after_help = EXIT_CODES)]
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// A table for humans.
+    Table,
+    /// JSON for scripts.
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each maps its failures to an exit code.
 
 mod bench;
+mod doctor;
 
 use joules::exit::ExitCodes;
 
@@ -28,7 +29,7 @@ impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
 
 pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
     match args.command {
-        Command::Bench(b) => bench::run(&b),
+        Command::Bench(b) => bench::run(&b).map(|()| ExitCodes::OK),
+        Command::Doctor(d) => Ok(doctor::run(&d)),
     }
-    .map(|()| ExitCodes::OK)
 }

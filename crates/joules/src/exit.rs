@@ -15,6 +15,8 @@ impl ExitCodes {
     pub const INCOMPARABLE: u8 = 5;
     /// No energy source could be opened, not even the estimate.
     pub const NO_SOURCE: u8 = 6;
+    /// `doctor`: no energy counter can be read; figures would be estimates.
+    pub const NO_COUNTER: u8 = 7;
     /// The benchmarks did not build.
     pub const BUILD_FAILED: u8 = 101;
     /// `cargo metadata` failed.
@@ -23,12 +25,13 @@ impl ExitCodes {
     pub const BENCH_FAILED: u8 = 103;
 
     /// Every code with its name, for docs and tests.
-    pub const ALL: [(&'static str, u8); 8] = [
+    pub const ALL: [(&'static str, u8); 9] = [
         ("OK", Self::OK),
         ("USAGE", Self::USAGE),
         ("REGRESSION", Self::REGRESSION),
         ("INCOMPARABLE", Self::INCOMPARABLE),
         ("NO_SOURCE", Self::NO_SOURCE),
+        ("NO_COUNTER", Self::NO_COUNTER),
         ("BUILD_FAILED", Self::BUILD_FAILED),
         ("METADATA_FAILED", Self::METADATA_FAILED),
         ("BENCH_FAILED", Self::BENCH_FAILED),

@@ -37,6 +37,7 @@ pub mod attribute;
 pub mod bench;
 mod clock;
 pub mod counter;
+pub mod doctor;
 pub mod exit;
 pub mod host;
 mod profiler;

@@ -36,27 +36,22 @@ pub struct Unavailable {
     pub reason: String,
 }
 
-/// Probes the sources in order of trust: RAPL powercap, else the CPU-time estimate. Returns
-/// those opened and why the others were not.
+/// Probes the sources in order of trust (perf, powercap, MSR, else the CPU-time estimate).
+/// Returns those opened and why the others were not.
 pub fn probe_sources() -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
-    let mut unavailable = Vec::new();
-    match source::Powercap::probe() {
-        Ok(p) => return (vec![Box::new(p)], unavailable),
-        Err(e) => unavailable.push(Unavailable {
-            source: "powercap".into(),
-            reason: e.to_string(),
-        }),
-    }
-    match source::EstimateSource::probe() {
-        Ok(e) => (vec![Box::new(e)], unavailable),
-        Err(e) => {
-            unavailable.push(Unavailable {
-                source: "estimate".into(),
-                reason: e.to_string(),
-            });
-            (Vec::new(), unavailable)
-        }
-    }
+    let probe = source::Probe::from_env();
+    let unavailable = probe
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.status {
+            source::ProbeStatus::Unavailable { reason, .. } => Some(Unavailable {
+                source: o.kind.name().to_owned(),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    (probe.sources, unavailable)
 }
 
 /// Configures a [`Profiler`].

@@ -18,6 +18,8 @@ pub enum ProbeError {
         what: String,
         /// The likely reasons it is missing.
         hint: String,
+        /// How to make it appear, where there is a way.
+        fix: Option<Fix>,
     },
     /// It is there but this process may not read it.
     #[error("permission denied reading {}; fix: {fix}", path.display())]
@@ -47,6 +49,26 @@ pub enum ProbeError {
     /// A setting is invalid.
     #[error("{0}")]
     Config(String),
+}
+
+impl ProbeError {
+    /// The fix for this failure, if there is one.
+    pub fn fix(&self) -> Option<&Fix> {
+        match self {
+            ProbeError::NotPresent { fix, .. } => fix.as_ref(),
+            ProbeError::PermissionDenied { fix, .. } => Some(fix),
+            _ => None,
+        }
+    }
+}
+
+impl From<ReadError> for ProbeError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io { path, source } => ProbeError::Io { path, source },
+            ReadError::Malformed { path, reason } => ProbeError::Malformed { path, reason },
+        }
+    }
 }
 
 /// A read of an opened source failed.
@@ -82,6 +104,20 @@ pub enum Fix {
         /// The powercap root in use.
         root: PathBuf,
     },
+    /// The msr module is not loaded.
+    LoadMsrModule,
+    /// Raw MSR access needs CAP_SYS_RAWIO and a readable device.
+    MsrAccess {
+        /// The program that needs it.
+        binary: PathBuf,
+    },
+    /// perf_event_paranoid forbids system-wide events to unprivileged users.
+    PerfParanoid {
+        /// The current setting, if it could be read.
+        current: Option<i32>,
+        /// The program that needs it.
+        binary: PathBuf,
+    },
 }
 
 impl fmt::Display for Fix {
@@ -97,6 +133,27 @@ impl fmt::Display for Fix {
                      `SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"`. \
                      Readable energy counters let other local users infer secrets through power side \
                      channels: grant this on machines you trust"
+                )
+            }
+            Fix::LoadMsrModule => write!(
+                f,
+                "`sudo modprobe msr` (to keep it: `echo msr | sudo tee /etc/modules-load.d/msr.conf`)"
+            ),
+            Fix::MsrAccess { binary } => write!(
+                f,
+                "run as root, or `sudo setcap cap_sys_rawio=ep {}` and `sudo chmod a+r /dev/cpu/*/msr`; \
+                 raw MSR access is powerful: prefer powercap or perf where they work",
+                binary.display()
+            ),
+            Fix::PerfParanoid { current, binary } => {
+                let now = current.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+                write!(
+                    f,
+                    "kernel.perf_event_paranoid is {now}; system-wide energy events need <= 0: \
+                     `sudo sysctl kernel.perf_event_paranoid=0` (to keep it: \
+                     `echo kernel.perf_event_paranoid=0 | sudo tee /etc/sysctl.d/99-joules.conf`), \
+                     or grant this program alone: `sudo setcap cap_perfmon=ep {}`",
+                    binary.display()
                 )
             }
         }

@@ -53,6 +53,7 @@ impl Estimate {
             part_of: None,
             resolution: watts_per_core * Nanos(1_000),
             update_period: Nanos(0),
+            update_period_measured: false,
         };
         Estimate {
             watts_per_core,
@@ -100,6 +101,10 @@ impl Source for Estimate {
 
     fn domains(&self) -> &[Domain] {
         &self.domains
+    }
+
+    fn set_update_period(&mut self, index: usize, period: Nanos) {
+        super::set_period(&mut self.domains, index, period);
     }
 
     fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {

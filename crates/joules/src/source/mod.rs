@@ -4,16 +4,25 @@
 //! directories or opens files; after that [`Source::read`] fills a caller-owned slice and
 //! allocates nothing. A failed probe keeps its reason and, where there is one, the fix.
 
+pub mod cpu;
 mod error;
 pub mod estimate;
+pub mod msr;
+pub mod perf;
 pub mod powercap;
+mod probe;
+mod roots;
 pub mod sim;
 
 use serde::{Deserialize, Serialize};
 
 pub use error::{Fix, ProbeError, ReadError};
 pub use estimate::Estimate as EstimateSource;
+pub use msr::Msr;
+pub use perf::Perf;
 pub use powercap::Powercap;
+pub use probe::{Outcome, Probe, ProbeStatus, measure_update_period};
+pub use roots::Roots;
 pub use sim::{Sim, SimScript, SimTruth};
 
 use crate::spanlog::SpanLog;
@@ -24,8 +33,12 @@ use crate::units::{Joules, Nanos};
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum SourceKind {
+    /// RAPL through the perf_event `power` PMU.
+    Perf,
     /// RAPL through the powercap sysfs tree.
     Powercap,
+    /// RAPL through model-specific registers.
+    Msr,
     /// Process CPU time times a power model: no counter was read.
     Estimate,
     /// A simulated counter with known ground truth.
@@ -36,7 +49,9 @@ impl SourceKind {
     /// How figures from this source were obtained, as a report or table says it.
     pub fn provenance(self) -> &'static str {
         match self {
+            SourceKind::Perf => "measured (RAPL perf_event)",
             SourceKind::Powercap => "measured (RAPL powercap)",
+            SourceKind::Msr => "measured (RAPL MSR)",
             SourceKind::Estimate => "estimated from CPU time",
             SourceKind::Sim => "simulated",
         }
@@ -44,7 +59,21 @@ impl SourceKind {
 
     /// True if the figures come from an energy counter of real hardware.
     pub fn is_measured(self) -> bool {
-        matches!(self, SourceKind::Powercap)
+        matches!(
+            self,
+            SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr
+        )
+    }
+
+    /// The short name used on the command line and in `doctor`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Perf => "perf",
+            SourceKind::Powercap => "powercap",
+            SourceKind::Msr => "msr",
+            SourceKind::Estimate => "estimate",
+            SourceKind::Sim => "sim",
+        }
     }
 }
 
@@ -80,8 +109,21 @@ pub struct Domain {
     pub part_of: Option<String>,
     /// The smallest energy step the counter shows.
     pub resolution: Joules,
-    /// How often the counter is expected to change.
+    /// How often the counter changes: measured at start where `update_period_measured`,
+    /// else the hardware's nominal period (0: continuously).
     pub update_period: Nanos,
+    /// Whether `update_period` was measured on this machine.
+    #[serde(default)]
+    pub update_period_measured: bool,
+}
+
+/// A domain a source could read but leaves out, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excluded {
+    /// The domain id.
+    pub domain: String,
+    /// Why it is not read.
+    pub why: String,
 }
 
 /// What a source may look at when read: the time, and the spans seen so far (the simulated
@@ -102,6 +144,19 @@ pub trait Source: Send {
     fn describe(&self) -> String;
     /// The counters it reads.
     fn domains(&self) -> &[Domain];
+    /// Domains it could read but leaves out (e.g. psys beside packages).
+    fn excluded(&self) -> &[Excluded] {
+        &[]
+    }
+    /// Records a measured update period for domain `index`.
+    fn set_update_period(&mut self, index: usize, period: Nanos);
     /// Writes the energy of each domain since this source was opened, in `domains()` order.
     fn read(&mut self, ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError>;
+}
+
+fn set_period(domains: &mut [Domain], index: usize, period: Nanos) {
+    if let Some(d) = domains.get_mut(index) {
+        d.update_period = period;
+        d.update_period_measured = true;
+    }
 }

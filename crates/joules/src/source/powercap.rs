@@ -11,7 +11,9 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{Domain, DomainKind, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind};
+use super::{
+    Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind,
+};
 use crate::counter::WrappingCounter;
 use crate::units::{Joules, Nanos};
 
@@ -47,6 +49,7 @@ pub struct Powercap {
     root: PathBuf,
     domains: Vec<Domain>,
     zones: Vec<OpenedZone>,
+    excluded: Vec<Excluded>,
 }
 
 impl std::fmt::Debug for Powercap {
@@ -56,11 +59,6 @@ impl std::fmt::Debug for Powercap {
             .field("domains", &self.domains)
             .finish()
     }
-}
-
-/// The root in effect: `JOULES_POWERCAP_ROOT`, else `/sys/class/powercap`.
-pub fn root_from_env() -> PathBuf {
-    std::env::var_os(ROOT_ENV).map_or_else(|| PathBuf::from(DEFAULT_ROOT), PathBuf::from)
 }
 
 /// Lists the RAPL zones under `root`, each once (the kernel shows subzones both at the top of
@@ -110,6 +108,7 @@ fn not_present(root: &Path) -> ProbeError {
         hint: "a VM, a CPU without RAPL, or the intel_rapl module not loaded: \
                `sudo modprobe intel_rapl_common`"
             .into(),
+        fix: None,
     }
 }
 
@@ -182,7 +181,7 @@ fn parse_uj(path: &Path, text: &str) -> Result<u64, String> {
 impl Powercap {
     /// Probes the root from `JOULES_POWERCAP_ROOT`, else `/sys/class/powercap`.
     pub fn probe() -> Result<Self, ProbeError> {
-        Self::probe_at(&root_from_env())
+        Self::probe_at(&super::Roots::from_env().powercap)
     }
 
     /// Probes the tree at `root` and opens every zone's counter.
@@ -194,7 +193,19 @@ impl Powercap {
         }
         let mut domains = Vec::new();
         let mut opened = Vec::new();
+        let mut excluded = Vec::new();
+        let has_package = zones
+            .iter()
+            .any(|z| z.parent.is_none() && z.name.starts_with("package"));
         for z in zones {
+            if z.parent.is_none() && z.name == "psys" && has_package {
+                excluded.push(Excluded {
+                    domain: "psys".into(),
+                    why: "the platform domain contains the packages; it is not read beside them"
+                        .into(),
+                });
+                continue;
+            }
             let energy_path = z.path.join("energy_uj");
             let file = File::open(&energy_path).map_err(|source| match source.kind() {
                 ErrorKind::PermissionDenied => ProbeError::PermissionDenied {
@@ -252,6 +263,7 @@ impl Powercap {
                 part_of,
                 resolution: Joules(1e-6),
                 update_period: Nanos(1_000_000),
+                update_period_measured: false,
             });
             opened.push(zone);
         }
@@ -259,6 +271,7 @@ impl Powercap {
             root: root.to_owned(),
             domains,
             zones: opened,
+            excluded,
         })
     }
 }
@@ -303,6 +316,14 @@ impl Source for Powercap {
 
     fn domains(&self) -> &[Domain] {
         &self.domains
+    }
+
+    fn excluded(&self) -> &[Excluded] {
+        &self.excluded
+    }
+
+    fn set_update_period(&mut self, index: usize, period: Nanos) {
+        super::set_period(&mut self.domains, index, period);
     }
 
     fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {

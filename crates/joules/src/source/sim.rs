@@ -112,6 +112,7 @@ impl Sim {
             part_of: None,
             resolution: script.unit,
             update_period: script.update_period,
+            update_period_measured: false,
         };
         Sim {
             script,
@@ -175,6 +176,10 @@ impl Source for Sim {
 
     fn domains(&self) -> &[Domain] {
         &self.domains
+    }
+
+    fn set_update_period(&mut self, index: usize, period: Nanos) {
+        super::set_period(&mut self.domains, index, period);
     }
 
     fn read(&mut self, ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {

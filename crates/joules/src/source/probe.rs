@@ -1,0 +1,212 @@
+//! Choosing sources: probe every way of reading energy in order of trust, read each package
+//! through one reader only, measure each counter's update period, and keep the reason for
+//! everything not used.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::perf::{self, Opener};
+use super::{
+    Domain, DomainKind, EstimateSource, Excluded, Msr, Perf, Powercap, ProbeError, ReadCtx, Roots,
+    Source, SourceKind,
+};
+use crate::spanlog::SpanLog;
+use crate::units::{Joules, Nanos};
+
+/// What became of a probed source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum ProbeStatus {
+    /// It is read.
+    InUse,
+    /// It works, but a more trusted reader already reads the same packages.
+    Superseded {
+        /// The reader used instead.
+        by: SourceKind,
+    },
+    /// It works but is not needed: energy counters are read instead (the estimate).
+    Standby,
+    /// It could not be opened.
+    Unavailable {
+        /// Why.
+        reason: String,
+        /// How to make it available, if there is a way.
+        fix: Option<String>,
+    },
+}
+
+/// One probed source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Which way of reading.
+    pub kind: SourceKind,
+    /// What became of it.
+    #[serde(flatten)]
+    pub status: ProbeStatus,
+    /// Its setup, when it opened.
+    pub description: Option<String>,
+    /// Its counters, when it opened.
+    pub domains: Vec<Domain>,
+    /// Domains it leaves out, and why.
+    pub excluded: Vec<Excluded>,
+}
+
+/// The sources chosen, and the outcome of every probe.
+pub struct Probe {
+    /// The sources to read, most trusted first.
+    pub sources: Vec<Box<dyn Source>>,
+    /// Every source probed, in order of trust.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("outcomes", &self.outcomes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long to watch a counter for its update period.
+const PERIOD_BUDGET: Duration = Duration::from_millis(40);
+
+impl Probe {
+    /// Probes the real machine (roots overridable from the environment).
+    pub fn from_env() -> Self {
+        Self::run(&Roots::from_env(), &(Arc::new(perf::open_event) as Opener))
+    }
+
+    /// Probes, in order of trust: perf `power` PMU, powercap, MSR; then the estimate, used
+    /// only where no counter could be read.
+    pub fn run(roots: &Roots, perf_open: &Opener) -> Self {
+        let rapl: [(
+            SourceKind,
+            Box<dyn FnOnce() -> Result<Box<dyn Source>, ProbeError> + '_>,
+        ); 3] = [
+            (
+                SourceKind::Perf,
+                Box::new(|| Perf::probe_with(roots, perf_open).map(|s| Box::new(s) as _)),
+            ),
+            (
+                SourceKind::Powercap,
+                Box::new(|| Powercap::probe_at(&roots.powercap).map(|s| Box::new(s) as _)),
+            ),
+            (
+                SourceKind::Msr,
+                Box::new(|| Msr::probe_with(roots).map(|s| Box::new(s) as _)),
+            ),
+        ];
+        let mut probe = Probe {
+            sources: Vec::new(),
+            outcomes: Vec::new(),
+        };
+        // Package-level domains already read, and by whom: a package is read once.
+        let mut covered: Vec<(String, SourceKind)> = Vec::new();
+        for (kind, open) in rapl {
+            let mut source = match open() {
+                Ok(s) => s,
+                Err(e) => {
+                    probe.outcomes.push(unavailable(kind, &e));
+                    continue;
+                }
+            };
+            let packages: BTreeSet<String> = source
+                .domains()
+                .iter()
+                .filter(|d| matches!(d.kind, DomainKind::Package | DomainKind::Psys))
+                .map(|d| d.id.clone())
+                .collect();
+            let overlap = covered
+                .iter()
+                .find(|(id, _)| packages.contains(id))
+                .map(|&(_, by)| by);
+            let status = match overlap {
+                Some(by) => ProbeStatus::Superseded { by },
+                None => {
+                    measure_update_period(source.as_mut(), PERIOD_BUDGET);
+                    covered.extend(packages.into_iter().map(|id| (id, kind)));
+                    ProbeStatus::InUse
+                }
+            };
+            probe.outcomes.push(opened(source.as_ref(), status.clone()));
+            if status == ProbeStatus::InUse {
+                probe.sources.push(source);
+            }
+        }
+        match EstimateSource::probe() {
+            Ok(e) if covered.is_empty() => {
+                probe.outcomes.push(opened(&e, ProbeStatus::InUse));
+                probe.sources.push(Box::new(e));
+            }
+            Ok(e) => probe.outcomes.push(opened(&e, ProbeStatus::Standby)),
+            Err(e) => probe.outcomes.push(unavailable(SourceKind::Estimate, &e)),
+        }
+        probe
+    }
+
+    /// True when at least one energy counter (not the estimate) is read.
+    pub fn has_counter(&self) -> bool {
+        self.sources.iter().any(|s| s.kind().is_measured())
+    }
+}
+
+fn unavailable(kind: SourceKind, e: &ProbeError) -> Outcome {
+    Outcome {
+        kind,
+        status: ProbeStatus::Unavailable {
+            reason: e.to_string(),
+            fix: e.fix().map(ToString::to_string),
+        },
+        description: None,
+        domains: Vec::new(),
+        excluded: Vec::new(),
+    }
+}
+
+fn opened(s: &dyn Source, status: ProbeStatus) -> Outcome {
+    Outcome {
+        kind: s.kind(),
+        status,
+        description: Some(s.describe()),
+        domains: s.domains().to_vec(),
+        excluded: s.excluded().to_vec(),
+    }
+}
+
+/// Watches `source` for up to `budget`, timing the edges at which each domain's value changes,
+/// and records the median interval between edges as the domain's update period. Domains that
+/// change fewer than three times keep their nominal period.
+pub fn measure_update_period(source: &mut dyn Source, budget: Duration) {
+    let n = source.domains().len();
+    let spans = SpanLog::new();
+    let mut last = vec![Joules(f64::NAN); n];
+    let mut now = vec![Joules(0.0); n];
+    let mut edges: Vec<Vec<Instant>> = vec![Vec::new(); n];
+    let start = Instant::now();
+    while start.elapsed() < budget && edges.iter().any(|e| e.len() < 8) {
+        let ctx = ReadCtx {
+            now: Nanos::from(start.elapsed()),
+            spans: &spans,
+        };
+        if source.read(&ctx, &mut now).is_err() {
+            return;
+        }
+        let t = Instant::now();
+        for d in 0..n {
+            if !last[d].0.is_nan() && now[d] != last[d] {
+                edges[d].push(t);
+            }
+            last[d] = now[d];
+        }
+    }
+    for (d, e) in edges.iter().enumerate() {
+        if e.len() >= 3 {
+            let mut gaps: Vec<u64> = e.windows(2).map(|w| Nanos::from(w[1] - w[0]).0).collect();
+            gaps.sort_unstable();
+            source.set_update_period(d, Nanos(gaps[gaps.len() / 2]));
+        }
+    }
+}
