@@ -50,6 +50,7 @@ fn timeline(readings: &[(u64, f64, f64)]) -> Timeline {
             part_of: None,
             resolution: Joules(1e-6),
             update_period: Nanos(1000),
+            update_period_measured: false,
         },
         source: SourceKind::Sim,
         ended: None,

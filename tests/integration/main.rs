@@ -2,6 +2,14 @@
 
 // RAPL powercap against a fake sysfs tree: wraps, subzones, malformed trees.
 mod powercap;
+// RAPL through MSR files: Intel and AMD layouts, 32-bit wraps, unit register.
+mod msr;
+// RAPL through the perf power PMU: sysfs parsing, the opener, diagnoses.
+mod perf;
+// Choosing sources: trust order, one reader per package, update periods.
+mod probe;
+// `doctor` golden tests for typical machines.
+mod doctor;
 // The simulated source: attribution against known ground truth.
 mod sim;
 // Attribution conserves energy on random span trees (proptest).

@@ -1,6 +1,11 @@
 //! Fake hardware for joules' tests. Fakes are files the real readers read through their
-//! injectable roots; nothing in the library is replaced.
+//! injectable roots; nothing in the library is replaced. The one exception is the perf
+//! syscall, which the perf reader takes as a parameter (an [`Opener`](joules::source::perf::Opener)).
 
+pub mod caps;
+pub mod machine;
+pub mod msr;
+pub mod perf;
 pub mod powercap;
 
 use std::sync::{Mutex, MutexGuard};

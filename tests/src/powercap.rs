@@ -27,7 +27,8 @@ pub struct Zone {
 /// The running fake.
 #[derive(Debug)]
 pub struct FakePowercap {
-    dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    root: PathBuf,
     stop: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
     started: Instant,
@@ -48,10 +49,18 @@ fn record(value: u64, width: usize) -> String {
 }
 
 impl FakePowercap {
-    /// Writes the tree and starts a thread that updates every counter every `update`.
+    /// Writes the tree in a new temp dir and starts a thread that updates every counter
+    /// every `update`.
     pub fn start(zones: Vec<Zone>, update: Duration) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().to_owned();
+        let mut fake = Self::start_in(dir.path(), zones, update);
+        fake._dir = Some(dir);
+        fake
+    }
+
+    /// As [`start`](Self::start), in an existing directory (e.g. a fake machine's powercap root).
+    pub fn start_in(root: &Path, zones: Vec<Zone>, update: Duration) -> Self {
+        let root = root.to_owned();
         fs::create_dir_all(root.join("intel-rapl")).unwrap(); // the control type, not a zone
         let mut files = Vec::new();
         for z in &zones {
@@ -83,7 +92,8 @@ impl FakePowercap {
             std::thread::spawn(move || write_loop(&zones, &files, started, update, &stop))
         };
         FakePowercap {
-            dir,
+            _dir: None,
+            root,
             stop,
             writer: Some(writer),
             started,
@@ -93,7 +103,7 @@ impl FakePowercap {
 
     /// The root to give the reader.
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     /// How many times zone `id`'s counter has wrapped so far.

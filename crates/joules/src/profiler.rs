@@ -34,6 +34,9 @@ pub struct Unavailable {
     pub source: String,
     /// Why not.
     pub reason: String,
+    /// How to make it available, if there is a way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 /// Probes the sources in order of trust (perf, powercap, MSR, else the CPU-time estimate).
@@ -44,9 +47,10 @@ pub fn probe_sources() -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
         .outcomes
         .iter()
         .filter_map(|o| match &o.status {
-            source::ProbeStatus::Unavailable { reason, .. } => Some(Unavailable {
+            source::ProbeStatus::Unavailable { reason, fix } => Some(Unavailable {
                 source: o.kind.name().to_owned(),
                 reason: reason.clone(),
+                fix: fix.clone(),
             }),
             _ => None,
         })

@@ -88,6 +88,9 @@ pub fn table(report: &Report) -> String {
     }
     for u in &report.unavailable {
         let _ = writeln!(out, "not used: {}: {}", u.source, u.reason);
+        if let Some(fix) = &u.fix {
+            let _ = writeln!(out, "  fix: {fix}");
+        }
     }
     for bench in &report.benches {
         out.push('\n');

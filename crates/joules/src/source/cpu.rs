@@ -112,12 +112,18 @@ impl Topology {
         self.cpus.get(&cpu).map(|&(p, _)| p)
     }
 
-    /// One logical CPU per physical core of `package`.
+    /// One logical CPU per physical core of `package`: the core's last hardware thread.
+    ///
+    /// Any thread of a core reads the same core registers. The last one is taken so that, on
+    /// cores with two threads, per-core registers are read through another CPU's file than the
+    /// package registers (read through the package's first CPU). AMD's core and package
+    /// registers are adjacent (0xC001029A, 0xC001029B), and a sparse-file fake, where a
+    /// register is 8 bytes at its own byte offset, can only hold both in separate files.
     pub fn cores_of(&self, package: u32) -> Vec<u32> {
         let mut seen = BTreeMap::new();
         for (&cpu, &(p, core)) in &self.cpus {
             if p == package {
-                seen.entry(core).or_insert(cpu);
+                seen.insert(core, cpu);
             }
         }
         seen.into_values().collect()

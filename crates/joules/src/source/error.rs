@@ -22,7 +22,7 @@ pub enum ProbeError {
         fix: Option<Fix>,
     },
     /// It is there but this process may not read it.
-    #[error("permission denied reading {}; fix: {fix}", path.display())]
+    #[error("permission denied: {}", path.display())]
     PermissionDenied {
         /// The file that could not be read.
         path: PathBuf,

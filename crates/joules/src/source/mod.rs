@@ -108,9 +108,11 @@ pub struct Domain {
     /// The domain it is part of, if any: its energy is already inside that one.
     pub part_of: Option<String>,
     /// The smallest energy step the counter shows.
+    #[serde(rename = "resolution_j")]
     pub resolution: Joules,
     /// How often the counter changes: measured at start where `update_period_measured`,
     /// else the hardware's nominal period (0: continuously).
+    #[serde(rename = "update_period_ns")]
     pub update_period: Nanos,
     /// Whether `update_period` was measured on this machine.
     #[serde(default)]
