@@ -46,23 +46,14 @@ fn watts(rec: &Recording, id: &str) -> f64 {
 /// points `JOULES_POWERCAP_ROOT` at it: the reader finds the tree exactly as it finds /sys.
 #[test]
 fn measures_known_power_across_many_wraps() {
-    if std::env::var_os(powercap::ROOT_ENV).is_some() {
+    if joules_tests::caps::in_child() {
         return measure_in_child();
     }
     let fake = FakePowercap::start(zones(), Duration::from_millis(1));
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "powercap::measures_known_power_across_many_wraps",
-            "--nocapture",
-        ])
-        .env(powercap::ROOT_ENV, fake.root())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("1 passed"), "the child ran the test:\n{text}");
+    let text = joules_tests::caps::run_in_child(
+        "powercap::measures_known_power_across_many_wraps",
+        &[(powercap::ROOT_ENV, fake.root())],
+    );
     text.lines()
         .filter(|l| l.contains("(truth"))
         .for_each(|l| eprintln!("{l}"));

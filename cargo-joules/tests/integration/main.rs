@@ -76,3 +76,37 @@ fn bad_arguments_are_usage_errors() {
         text(&out)
     );
 }
+
+/// The real doctor on the machine the tests run on. Without RAPL (a VM, most CI runners) it
+/// must say that the estimate is in use, why, and exit with NO_COUNTER.
+#[test]
+fn doctor_on_this_machine() {
+    let out = cargo_joules(&["doctor"]);
+    let report = text(&out);
+    let json = cargo_joules(&["doctor", "--format", "json"]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("doctor --format json is JSON");
+    if doc["measured"] == true {
+        assert_eq!(out.status.code(), Some(0), "{report}");
+        assert!(report.contains("energy is measured"), "{report}");
+    } else {
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(ExitCodes::NO_COUNTER)),
+            "{report}"
+        );
+        assert!(report.contains("estimate ┆ in use"), "{report}");
+        assert!(
+            report.contains("figures are estimated from CPU time"),
+            "{report}"
+        );
+        for source in ["perf", "powercap", "msr"] {
+            assert!(
+                report
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{source}: "))),
+                "no reason for {source}:\n{report}"
+            );
+        }
+    }
+}

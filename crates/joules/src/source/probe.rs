@@ -82,31 +82,14 @@ impl Probe {
     /// Probes, in order of trust: perf `power` PMU, powercap, MSR; then the estimate, used
     /// only where no counter could be read.
     pub fn run(roots: &Roots, perf_open: &Opener) -> Self {
-        let rapl: [(
-            SourceKind,
-            Box<dyn FnOnce() -> Result<Box<dyn Source>, ProbeError> + '_>,
-        ); 3] = [
-            (
-                SourceKind::Perf,
-                Box::new(|| Perf::probe_with(roots, perf_open).map(|s| Box::new(s) as _)),
-            ),
-            (
-                SourceKind::Powercap,
-                Box::new(|| Powercap::probe_at(&roots.powercap).map(|s| Box::new(s) as _)),
-            ),
-            (
-                SourceKind::Msr,
-                Box::new(|| Msr::probe_with(roots).map(|s| Box::new(s) as _)),
-            ),
-        ];
         let mut probe = Probe {
             sources: Vec::new(),
             outcomes: Vec::new(),
         };
         // Package-level domains already read, and by whom: a package is read once.
         let mut covered: Vec<(String, SourceKind)> = Vec::new();
-        for (kind, open) in rapl {
-            let mut source = match open() {
+        for kind in [SourceKind::Perf, SourceKind::Powercap, SourceKind::Msr] {
+            let mut source = match open_rapl(kind, roots, perf_open) {
                 Ok(s) => s,
                 Err(e) => {
                     probe.outcomes.push(unavailable(kind, &e));
@@ -151,6 +134,19 @@ impl Probe {
     pub fn has_counter(&self) -> bool {
         self.sources.iter().any(|s| s.kind().is_measured())
     }
+}
+
+fn open_rapl(
+    kind: SourceKind,
+    roots: &Roots,
+    perf_open: &Opener,
+) -> Result<Box<dyn Source>, ProbeError> {
+    Ok(match kind {
+        SourceKind::Perf => Box::new(Perf::probe_with(roots, perf_open)?),
+        SourceKind::Powercap => Box::new(Powercap::probe_at(&roots.powercap)?),
+        SourceKind::Msr => Box::new(Msr::probe_with(roots)?),
+        other => unreachable!("{other:?} is not a RAPL reader"),
+    })
 }
 
 fn unavailable(kind: SourceKind, e: &ProbeError) -> Outcome {

@@ -25,7 +25,7 @@ impl Roots {
     /// The real kernel paths, each overridable from the environment.
     pub fn from_env() -> Self {
         Roots {
-            powercap: env_or("JOULES_POWERCAP_ROOT", "/sys/class/powercap"),
+            powercap: env_or(super::powercap::ROOT_ENV, super::powercap::DEFAULT_ROOT),
             msr: env_or("JOULES_MSR_DIR", "/dev/cpu"),
             sysfs: env_or("JOULES_SYSFS_ROOT", "/sys"),
             procfs: env_or("JOULES_PROCFS_ROOT", "/proc"),
