@@ -2,7 +2,9 @@
 
 /// Turns successive readings of a counter that wraps at `modulus` into a monotonic total.
 ///
-/// Each wrap between two readings is seen as a reading smaller than the last one. More than
+/// Every reader shares it: powercap (wraps at `max_energy_range_uj`), MSR (32 bits), perf
+/// (64 bits, widened by the kernel). Each wrap between two readings is seen as a reading
+/// smaller than the last one. More than
 /// one wrap between two readings cannot be seen by any reader, so callers must read at least
 /// once per wrap period (RAPL powercap: `max_energy_range_uj`, minutes at full power; the
 /// sampler reads every millisecond).
@@ -16,16 +18,27 @@
 /// ```
 #[derive(Clone, Debug)]
 pub struct WrappingCounter {
-    modulus: u64,
+    /// Up to 2^64, hence wider than the readings.
+    modulus: u128,
     last: Option<u64>,
     total: u64,
     wraps: u64,
 }
 
 impl WrappingCounter {
-    /// A counter whose raw value runs in `0..modulus`.
+    /// A counter whose raw value runs in `0..modulus` (powercap: `max_energy_range_uj`).
     pub fn new(modulus: u64) -> Self {
         assert!(modulus > 0, "a counter's modulus must be positive");
+        Self::with_modulus(u128::from(modulus))
+    }
+
+    /// A counter `bits` wide (MSR energy fields: 32; perf counters: 64).
+    pub fn with_bits(bits: u32) -> Self {
+        assert!((1..=64).contains(&bits), "a counter is 1 to 64 bits wide");
+        Self::with_modulus(1u128 << bits)
+    }
+
+    fn with_modulus(modulus: u128) -> Self {
         WrappingCounter {
             modulus,
             last: None,
@@ -36,14 +49,15 @@ impl WrappingCounter {
 
     /// Feeds a raw reading; returns the total advance since the first reading.
     pub fn update(&mut self, raw: u64) -> u64 {
-        let raw = raw % self.modulus;
+        let raw = (u128::from(raw) % self.modulus) as u64;
         if let Some(last) = self.last {
-            if raw >= last {
-                self.total += raw - last;
+            let step = if raw >= last {
+                u128::from(raw - last)
             } else {
-                self.total += self.modulus - last + raw;
                 self.wraps += 1;
-            }
+                self.modulus - u128::from(last) + u128::from(raw)
+            };
+            self.total = self.total.wrapping_add(step as u64);
         }
         self.last = Some(raw);
         self.total
@@ -59,6 +73,14 @@ impl WrappingCounter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn full_width_counters_wrap_at_two_to_the_64() {
+        let mut c = WrappingCounter::with_bits(64);
+        c.update(u64::MAX - 5);
+        assert_eq!(c.update(4), 10);
+        assert_eq!(c.wraps(), 1);
+    }
 
     proptest! {
         /// Against a reference: a true monotonic total observed through `% modulus`.

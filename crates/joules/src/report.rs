@@ -75,6 +75,8 @@ pub struct DomainReport {
     pub resolution_j: f64,
     /// How often the counter changes (0: continuously).
     pub update_period_ns: u64,
+    /// Whether that period was measured on this machine at start (else it is nominal).
+    pub update_period_measured: bool,
     /// All energy per iteration.
     pub total_j: Estimate,
     /// Energy per iteration while no span ran.

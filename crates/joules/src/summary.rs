@@ -48,6 +48,7 @@ pub fn summarize(
             method: "time-share".into(),
             resolution_j: td.domain.resolution.0,
             update_period_ns: td.domain.update_period.0,
+            update_period_measured: td.domain.update_period_measured,
             total_j: per_iter(&|i| parts[i].domains[d].total.0),
             unattributed_j: per_iter(&|i| parts[i].domains[d].unattributed.0),
             ended: td

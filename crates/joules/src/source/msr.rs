@@ -47,8 +47,11 @@ pub mod amd {
 const FIXED_DRAM_UNIT_MODELS: [u32; 10] =
     [0x3F, 0x4F, 0x56, 0x55, 0x6A, 0x6C, 0x8F, 0xCF, 0x57, 0x85];
 
+/// A domain's register, read on one CPU (or, for AMD's per-core register, summed over one CPU
+/// per core).
 struct Reg {
-    files: Vec<(File, PathBuf)>,
+    /// Indices into `Msr::files`.
+    cpus: Vec<usize>,
     offset: u64,
     unit: f64,
     counters: Vec<WrappingCounter>,
@@ -58,6 +61,8 @@ struct Reg {
 pub struct Msr {
     vendor: Vendor,
     dir: PathBuf,
+    /// One open file per CPU read, shared by its registers.
+    files: Vec<(u32, (File, PathBuf))>,
     domains: Vec<Domain>,
     regs: Vec<Reg>,
     excluded: Vec<super::Excluded>,
@@ -133,14 +138,15 @@ impl Msr {
         let mut msr = Msr {
             vendor: cpu.vendor,
             dir: roots.msr.clone(),
+            files: Vec::new(),
             domains: Vec::new(),
             regs: Vec::new(),
             excluded: Vec::new(),
         };
-        let mut psys_seen = false;
         for (&package, cpus) in &topo.packages {
-            let (file, path) = open(cpus[0])?;
-            let units = read_reg(&file, &path, unit_reg).map_err(|e| {
+            let first = msr.file_for(cpus[0], &open)?;
+            let (file, path) = &msr.files[first].1;
+            let units = read_reg(file, path, unit_reg).map_err(|e| {
                 if e.raw_os_error() == Some(libc::EIO) || e.kind() == ErrorKind::UnexpectedEof {
                     ProbeError::NotPresent {
                         path: path.clone(),
@@ -156,130 +162,61 @@ impl Msr {
                 }
             })?;
             let unit = energy_unit(units);
-            let pkg = format!("package-{package}");
             // A register that cannot be read, or reads 0 (no counter runs from 0 after
             // boot), is absent on this part.
-            let present =
-                |offset: u64| read_reg(&file, &path, offset).is_ok_and(|v| v & 0xffff_ffff != 0);
-            let add = |msr: &mut Msr,
-                       id: String,
-                       kind,
-                       part_of: Option<String>,
-                       files: Vec<(File, PathBuf)>,
-                       offset,
-                       unit: f64| {
-                msr.domains.push(Domain {
-                    id,
-                    kind,
-                    part_of,
-                    resolution: Joules(unit),
-                    update_period: Nanos(1_000_000),
-                    update_period_measured: false,
-                });
-                let counters = vec![WrappingCounter::new(1 << 32); files.len()];
-                msr.regs.push(Reg {
-                    files,
-                    offset,
-                    unit,
-                    counters,
-                });
-            };
-            let again = |p: &PathBuf| {
-                File::open(p)
-                    .map(|f| (f, p.clone()))
-                    .map_err(|source| ProbeError::Io {
-                        path: p.clone(),
-                        source,
-                    })
-            };
+            let present = |offset| read_reg(file, path, offset).is_ok_and(|v| v & 0xffff_ffff != 0);
+            let pkg = format!("package-{package}");
+            let sub = |name: &str| format!("{pkg}/{name}");
             match cpu.vendor {
                 Vendor::Intel => {
-                    add(
-                        &mut msr,
-                        pkg.clone(),
-                        DomainKind::Package,
-                        None,
-                        vec![again(&path)?],
+                    let [pp0, pp1, dram, psys] =
+                        [intel::PP0, intel::PP1, intel::DRAM, intel::PSYS].map(present);
+                    msr.add(
+                        domain(&pkg, DomainKind::Package, None, unit),
+                        vec![first],
                         intel::PKG,
-                        unit,
                     );
-                    if present(intel::PP0) {
-                        add(
-                            &mut msr,
-                            format!("{pkg}/core"),
-                            DomainKind::Core,
-                            Some(pkg.clone()),
-                            vec![again(&path)?],
-                            intel::PP0,
-                            unit,
-                        );
+                    if pp0 {
+                        let d = domain(&sub("core"), DomainKind::Core, Some(&pkg), unit);
+                        msr.add(d, vec![first], intel::PP0);
                     }
-                    if present(intel::PP1) {
-                        add(
-                            &mut msr,
-                            format!("{pkg}/uncore"),
-                            DomainKind::Uncore,
-                            Some(pkg.clone()),
-                            vec![again(&path)?],
-                            intel::PP1,
-                            unit,
-                        );
+                    if pp1 {
+                        let d = domain(&sub("uncore"), DomainKind::Uncore, Some(&pkg), unit);
+                        msr.add(d, vec![first], intel::PP1);
                     }
-                    if present(intel::DRAM) {
-                        let dram_unit =
-                            if cpu.family == 6 && FIXED_DRAM_UNIT_MODELS.contains(&cpu.model) {
-                                1.0 / 65536.0
-                            } else {
-                                unit
-                            };
-                        add(
-                            &mut msr,
-                            format!("{pkg}/dram"),
-                            DomainKind::Dram,
-                            None,
-                            vec![again(&path)?],
-                            intel::DRAM,
-                            dram_unit,
-                        );
+                    if dram {
+                        let fixed = cpu.family == 6 && FIXED_DRAM_UNIT_MODELS.contains(&cpu.model);
+                        let dram_unit = if fixed { 1.0 / 65536.0 } else { unit };
+                        let d = domain(&sub("dram"), DomainKind::Dram, None, dram_unit);
+                        msr.add(d, vec![first], intel::DRAM);
                     }
-                    if present(intel::PSYS) && !psys_seen {
-                        psys_seen = true;
+                    if psys && msr.excluded.is_empty() {
                         msr.excluded.push(super::Excluded {
                             domain: "psys".into(),
-                            why: "the platform domain contains the packages; it is not read beside them".into(),
+                            why: "the platform domain contains the packages; it is not read \
+                                  beside them"
+                                .into(),
                         });
                     }
                 }
                 Vendor::Amd => {
-                    add(
-                        &mut msr,
-                        pkg.clone(),
-                        DomainKind::Package,
-                        None,
-                        vec![again(&path)?],
+                    msr.add(
+                        domain(&pkg, DomainKind::Package, None, unit),
+                        vec![first],
                         amd::PKG,
-                        unit,
                     );
                     let cores = topo
                         .cores_of(package)
                         .into_iter()
-                        .map(open)
+                        .map(|c| msr.file_for(c, &open))
                         .collect::<Result<Vec<_>, _>>()?;
                     if !cores.is_empty() {
-                        add(
-                            &mut msr,
-                            format!("{pkg}/core"),
-                            DomainKind::Core,
-                            Some(pkg.clone()),
-                            cores,
-                            amd::CORE,
-                            unit,
-                        );
+                        let d = domain(&sub("core"), DomainKind::Core, Some(&pkg), unit);
+                        msr.add(d, cores, amd::CORE);
                     }
                 }
                 Vendor::Other => unreachable!("rejected above"),
             }
-            drop(file);
         }
         if msr.domains.is_empty() {
             return Err(ProbeError::NotPresent {
@@ -302,9 +239,44 @@ impl Msr {
         Ok(msr)
     }
 
+    /// The index of `cpu`'s msr file, opened on first use.
+    fn file_for(
+        &mut self,
+        cpu: u32,
+        open: &impl Fn(u32) -> Result<(File, PathBuf), ProbeError>,
+    ) -> Result<usize, ProbeError> {
+        if let Some(i) = self.files.iter().position(|(c, _)| *c == cpu) {
+            return Ok(i);
+        }
+        self.files.push((cpu, open(cpu)?));
+        Ok(self.files.len() - 1)
+    }
+
+    fn add(&mut self, domain: Domain, cpus: Vec<usize>, offset: u64) {
+        let counters = vec![WrappingCounter::with_bits(32); cpus.len()];
+        self.regs.push(Reg {
+            counters,
+            cpus,
+            offset,
+            unit: domain.resolution.0,
+        });
+        self.domains.push(domain);
+    }
+
     /// The CPU vendor whose registers are read.
     pub fn vendor(&self) -> Vendor {
         self.vendor
+    }
+}
+
+fn domain(id: &str, kind: DomainKind, part_of: Option<&str>, unit: f64) -> Domain {
+    Domain {
+        id: id.to_owned(),
+        kind,
+        part_of: part_of.map(str::to_owned),
+        resolution: Joules(unit),
+        update_period: Nanos(1_000_000),
+        update_period_measured: false,
     }
 }
 
@@ -342,7 +314,8 @@ impl Source for Msr {
     fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
         for (reg, slot) in self.regs.iter_mut().zip(out) {
             let mut total = 0u64;
-            for ((file, path), counter) in reg.files.iter().zip(&mut reg.counters) {
+            for (&cpu, counter) in reg.cpus.iter().zip(&mut reg.counters) {
+                let (_, (file, path)) = &self.files[cpu];
                 let raw = read_reg(file, path, reg.offset).map_err(|source| ReadError::Io {
                     path: path.clone(),
                     source,

@@ -17,6 +17,7 @@ use super::roots::Roots;
 use super::{
     Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind,
 };
+use crate::counter::WrappingCounter;
 use crate::units::{Joules, Nanos};
 
 /// One event to open.
@@ -62,7 +63,7 @@ struct Counter {
     file: File,
     path: PathBuf,
     scale: f64,
-    origin: Option<u64>,
+    counter: WrappingCounter,
 }
 
 /// The perf source.
@@ -277,7 +278,7 @@ impl Perf {
                     file,
                     path: path.clone(),
                     scale,
-                    origin: None,
+                    counter: WrappingCounter::with_bits(64),
                 });
             }
         }
@@ -349,9 +350,8 @@ impl Source for Perf {
                     path: c.path.clone(),
                     source,
                 })?;
-            let count = u64::from_le_bytes(buf);
-            let origin = *c.origin.get_or_insert(count);
-            *slot = Joules(count.wrapping_sub(origin) as f64 * c.scale);
+            let count = c.counter.update(u64::from_le_bytes(buf));
+            *slot = Joules(count as f64 * c.scale);
         }
         Ok(())
     }
