@@ -32,11 +32,7 @@ pub(crate) fn metadata(manifest_path: Option<&Path>) -> Result<Metadata> {
 /// Bench targets of the workspace's packages that use joules. A package may list the ones to
 /// run in `[package.metadata.joules] benches = [...]` (its other benches, e.g. criterion's,
 /// are then left alone).
-pub(crate) fn bench_targets(
-    meta: &Metadata,
-    packages: &[String],
-    benches: &[String],
-) -> Vec<BenchTarget> {
+pub(crate) fn bench_targets(meta: &Metadata, packages: &[String], benches: &[String]) -> Vec<BenchTarget> {
     let mut out = Vec::new();
     for pkg in meta.workspace_packages() {
         if !packages.is_empty() && !packages.iter().any(|p| *p == *pkg.name) {
@@ -46,11 +42,7 @@ pub(crate) fn bench_targets(
             continue;
         }
         let listed = listed_benches(pkg);
-        for target in pkg
-            .targets
-            .iter()
-            .filter(|t| t.kind.contains(&TargetKind::Bench))
-        {
+        for target in pkg.targets.iter().filter(|t| t.kind.contains(&TargetKind::Bench)) {
             let wanted_here = listed.as_ref().is_none_or(|l| l.contains(&target.name));
             let wanted_by_flag = benches.is_empty() || benches.contains(&target.name);
             if wanted_here && wanted_by_flag {
@@ -75,23 +67,13 @@ fn uses_joules(pkg: &Package) -> bool {
 
 fn listed_benches(pkg: &Package) -> Option<Vec<String>> {
     let list = pkg.metadata.get("joules")?.get("benches")?.as_array()?;
-    Some(
-        list.iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-    )
+    Some(list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
 }
 
 /// Builds `targets` with the bench profile; returns each one's executable.
 pub(crate) fn build(manifest_path: Option<&Path>, targets: &[BenchTarget]) -> Result<Vec<PathBuf>> {
     let mut cmd = Command::new(cargo_path());
-    cmd.args([
-        "build",
-        "--profile",
-        "bench",
-        "--message-format",
-        "json-render-diagnostics",
-    ]);
+    cmd.args(["build", "--profile", "bench", "--message-format", "json-render-diagnostics"]);
     if let Some(path) = manifest_path {
         cmd.arg("--manifest-path").arg(path);
     }
@@ -117,17 +99,13 @@ pub(crate) fn build(manifest_path: Option<&Path>, targets: &[BenchTarget]) -> Re
             }
         }
     }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for {shown}"))?;
+    let status = child.wait().with_context(|| format!("waiting for {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }
     targets
         .iter()
         .zip(exes)
-        .map(|(t, exe)| {
-            exe.with_context(|| format!("cargo built no executable for bench `{}`", t.name))
-        })
+        .map(|(t, exe)| exe.with_context(|| format!("cargo built no executable for bench `{}`", t.name)))
         .collect()
 }

@@ -41,9 +41,73 @@ pub(crate) enum Command {
     /// Build and run the energy benchmarks, print joules per layer, write a JSON report.
     #[command(after_help = EXIT_CODES)]
     Bench(BenchArgs),
+    /// Compare two reports (or baselines): what got costlier, what got cheaper, per span.
+    #[command(after_help = EXIT_CODES)]
+    Compare(CompareArgs),
     /// Show which energy sources this machine offers, which one is read, and how to fix the rest.
     #[command(after_help = EXIT_CODES)]
     Doctor(DoctorArgs),
+}
+
+/// How two reports are judged.
+#[derive(Debug, Args)]
+pub(crate) struct GateArgs {
+    /// Relative changes within +/- this fraction are noise.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.02)]
+    pub(crate) noise_threshold: f64,
+    /// Compare reports from different machines or energy sources anyway (flagged in the output).
+    #[arg(long)]
+    pub(crate) allow_mismatch: bool,
+}
+
+/// How output looks.
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub(crate) format: OutputFormat,
+    /// Colour in tables.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A table for a terminal.
+    Table,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// JSON.
+    Json,
+    /// Bencher Metric Format.
+    Bmf,
+    /// CSV, one figure per row.
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Color {
+    /// When stdout is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The old report: a path, or the name of a baseline saved with --save-baseline.
+    pub(crate) old: String,
+    /// The new report: a path, or a baseline name [default: the last `cargo joules bench`].
+    pub(crate) new: Option<String>,
+    /// Path to Cargo.toml (to find target/joules).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) gate: GateArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -81,9 +145,22 @@ pub(crate) struct BenchArgs {
     /// Warm-up before measuring, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub(crate) warm_up_ms: Option<u64>,
+    /// Time at rest before the benchmarks, to measure idle power, in milliseconds (0: skip).
+    #[arg(long, value_name = "MS")]
+    pub(crate) idle_ms: Option<u64>,
     /// Where to write the report [default: <target-dir>/joules/report.json].
     #[arg(long, value_name = "PATH")]
     pub(crate) output: Option<PathBuf>,
+    /// Save this run as baseline NAME (in <target-dir>/joules/baselines/).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) save_baseline: Option<String>,
+    /// Compare this run with baseline NAME; exit 4 on a significant regression.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) baseline: Option<String>,
+    #[command(flatten)]
+    pub(crate) gate: GateArgs,
+    #[command(flatten)]
+    pub(crate) output_args: OutputArgs,
     /// Only benchmark functions whose name contains one of these.
     pub(crate) filters: Vec<String>,
 }

@@ -24,15 +24,7 @@ fn bench_source(c: &mut Criterion, name: &str, mut source: Box<dyn Source>) {
     let label = format!("{name} ({} domains)", out.len());
     c.bench_function(&label, |b| {
         b.iter(|| {
-            source
-                .read(
-                    &ReadCtx {
-                        now: Nanos(0),
-                        spans: &spans,
-                    },
-                    &mut out,
-                )
-                .unwrap();
+            source.read(&ReadCtx { now: Nanos(0), spans: &spans }, &mut out).unwrap();
             black_box(&out);
         })
     });
@@ -54,23 +46,13 @@ fn reads(c: &mut Criterion) {
         ("intel-rapl:0/max_energy_range_uj", "262143328850\n"),
         ("intel-rapl:0/energy_uj", "123456789\n"),
         ("intel-rapl:0/intel-rapl:0:0/name", "core\n"),
-        (
-            "intel-rapl:0/intel-rapl:0:0/max_energy_range_uj",
-            "262143328850\n",
-        ),
+        ("intel-rapl:0/intel-rapl:0:0/max_energy_range_uj", "262143328850\n"),
         ("intel-rapl:0/intel-rapl:0:0/energy_uj", "23456789\n"),
         ("intel-rapl:0/intel-rapl:0:1/name", "dram\n"),
-        (
-            "intel-rapl:0/intel-rapl:0:1/max_energy_range_uj",
-            "262143328850\n",
-        ),
+        ("intel-rapl:0/intel-rapl:0:1/max_energy_range_uj", "262143328850\n"),
         ("intel-rapl:0/intel-rapl:0:1/energy_uj", "3456789\n"),
     ]);
-    bench_source(
-        c,
-        "powercap",
-        Box::new(Powercap::probe_at(tree.path()).unwrap()),
-    );
+    bench_source(c, "powercap", Box::new(Powercap::probe_at(tree.path()).unwrap()));
 
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0)]);
     let dir = machine.roots().msr;
@@ -78,26 +60,14 @@ fn reads(c: &mut Criterion) {
     for reg in [intel::PKG, intel::PP0, intel::DRAM] {
         write_register(&dir, 0, reg, 0x1234_5678);
     }
-    bench_source(
-        c,
-        "msr",
-        Box::new(Msr::probe_with(&machine.roots()).unwrap()),
-    );
+    bench_source(c, "msr", Box::new(Msr::probe_with(&machine.roots()).unwrap()));
 
     let _pmu = FakePerf::start(
         &machine.roots().sysfs,
         "0",
         &[
-            Event {
-                name: "energy-pkg",
-                config: 2,
-                watts: 0.0,
-            },
-            Event {
-                name: "energy-cores",
-                config: 1,
-                watts: 0.0,
-            },
+            Event { name: "energy-pkg", config: 2, watts: 0.0 },
+            Event { name: "energy-cores", config: 1, watts: 0.0 },
         ],
         "2.3283064365386962890625e-10",
     );
@@ -107,11 +77,7 @@ fn reads(c: &mut Criterion) {
         Err(e) => eprintln!("perf read not benchmarked: {e}"),
     }
 
-    bench_source(
-        c,
-        "estimate",
-        Box::new(EstimateSource::with_watts_per_core(Watts(10.0))),
-    );
+    bench_source(c, "estimate", Box::new(EstimateSource::with_watts_per_core(Watts(10.0))));
     bench_source(c, "sim", Box::new(Sim::new(SimScript::new(Watts(10.0)))));
 }
 

@@ -7,18 +7,12 @@ use proptest::prelude::*;
 
 /// A thread's script: each step waits `gap` ns, then enters site `k` (Some) or exits (None).
 fn thread_ops() -> impl Strategy<Value = Vec<(u64, Option<u8>)>> {
-    proptest::collection::vec(
-        (0u64..5_000, proptest::option::weighted(0.55, 0u8..4)),
-        0..60,
-    )
+    proptest::collection::vec((0u64..5_000, proptest::option::weighted(0.55, 0u8..4)), 0..60)
 }
 
 fn build_log(threads: &[Vec<(u64, Option<u8>)>]) -> (SpanLog, Nanos) {
     let mut log = SpanLog::new();
-    let sites: Vec<_> = ["a", "b", "c", "d"]
-        .iter()
-        .map(|n| log.add_site(n))
-        .collect();
+    let sites: Vec<_> = ["a", "b", "c", "d"].iter().map(|n| log.add_site(n)).collect();
     let mut end = Nanos(0);
     for (i, ops) in threads.iter().enumerate() {
         let mut t = 0;
@@ -55,10 +49,7 @@ fn timeline(readings: &[(u64, f64, f64)]) -> Timeline {
         source: SourceKind::Sim,
         ended: None,
     };
-    let mut tl = Timeline {
-        domains: vec![domain("p"), domain("d")],
-        ..Timeline::default()
-    };
+    let mut tl = Timeline { domains: vec![domain("p"), domain("d")], ..Timeline::default() };
     let (mut t, mut e0, mut e1) = (0, 0.0, 0.0);
     for &(gap, d0, d1) in readings {
         t += gap;

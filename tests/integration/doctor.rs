@@ -17,10 +17,7 @@ fn snapshot(name: &str, machine: &Path, doctor: &Doctor) {
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);
     settings.add_filter(&regex_escape(machine.to_str().unwrap()), "[MACHINE]");
-    settings.add_filter(
-        &regex_escape(std::env::current_exe().unwrap().to_str().unwrap()),
-        "[BIN]",
-    );
+    settings.add_filter(&regex_escape(std::env::current_exe().unwrap().to_str().unwrap()), "[BIN]");
     // Measured periods vary from run to run.
     settings.add_filter(r"[0-9.]+ (ms|µs|ns|s) measured", "[period] measured");
     settings.add_filter(
@@ -29,10 +26,7 @@ fn snapshot(name: &str, machine: &Path, doctor: &Doctor) {
     );
     settings.bind(|| {
         insta::assert_snapshot!(format!("doctor_{name}_table"), doctor.render());
-        insta::assert_snapshot!(
-            format!("doctor_{name}_json"),
-            serde_json::to_string_pretty(doctor).unwrap()
-        );
+        insta::assert_snapshot!(format!("doctor_{name}_json"), serde_json::to_string_pretty(doctor).unwrap());
     });
 }
 
@@ -48,34 +42,17 @@ fn regex_escape(s: &str) -> String {
 
 fn pmu_events() -> Vec<Event> {
     vec![
-        Event {
-            name: "energy-pkg",
-            config: 2,
-            watts: 20.0,
-        },
-        Event {
-            name: "energy-cores",
-            config: 1,
-            watts: 12.0,
-        },
+        Event { name: "energy-pkg", config: 2, watts: 20.0 },
+        Event { name: "energy-cores", config: 1, watts: 12.0 },
     ]
 }
 
 #[test]
 fn all_sources_present() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
-    let _pc = FakePowercap::start_in(
-        &machine.roots().powercap,
-        package_zone(),
-        Duration::from_millis(1),
-    );
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
     let _msr = intel_msr(&machine);
-    let perf = FakePerf::start(
-        &machine.roots().sysfs,
-        "0",
-        &pmu_events(),
-        "2.3283064365386962890625e-10",
-    );
+    let perf = FakePerf::start(&machine.roots().sysfs, "0", &pmu_events(), "2.3283064365386962890625e-10");
     let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &perf.opener()));
     assert!(doctor.measured);
     snapshot("all_sources", machine.path(), &doctor);
@@ -85,17 +62,8 @@ fn all_sources_present() {
 fn perf_event_paranoid_2() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
     machine.paranoid(2);
-    let _pc = FakePowercap::start_in(
-        &machine.roots().powercap,
-        package_zone(),
-        Duration::from_millis(1),
-    );
-    let _perf = FakePerf::start(
-        &machine.roots().sysfs,
-        "0",
-        &pmu_events(),
-        "2.3283064365386962890625e-10",
-    );
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
+    let _perf = FakePerf::start(&machine.roots().sysfs, "0", &pmu_events(), "2.3283064365386962890625e-10");
     let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &failing_opener(libc::EACCES)));
     snapshot("perf_paranoid", machine.path(), &doctor);
 }
@@ -103,11 +71,7 @@ fn perf_event_paranoid_2() {
 #[test]
 fn no_msr_module() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
-    let _pc = FakePowercap::start_in(
-        &machine.roots().powercap,
-        package_zone(),
-        Duration::from_millis(1),
-    );
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
     let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &failing_opener(libc::ENOENT)));
     snapshot("no_msr_module", machine.path(), &doctor);
 }
@@ -130,30 +94,16 @@ fn energy_uj_root_only() {
     if caps::in_child() {
         let machine = Path::new(&std::env::var_os(MACHINE_ENV).unwrap()).to_owned();
         caps::drop_all_capabilities();
-        let doctor = Doctor::from_probe(&Probe::run(
-            &Roots::under(&machine),
-            &failing_opener(libc::ENOENT),
-        ));
+        let doctor = Doctor::from_probe(&Probe::run(&Roots::under(&machine), &failing_opener(libc::ENOENT)));
         snapshot("root_only", &machine, &doctor);
         return;
     }
     use std::os::unix::fs::PermissionsExt;
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
-    let pc = FakePowercap::start_in(
-        &machine.roots().powercap,
-        package_zone(),
-        Duration::from_millis(1),
-    );
-    for zone in [
-        "intel-rapl:0",
-        "intel-rapl:0/intel-rapl:0:0",
-        "intel-rapl:1",
-    ] {
+    let pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
+    for zone in ["intel-rapl:0", "intel-rapl:0/intel-rapl:0:0", "intel-rapl:1"] {
         let f = pc.root().join(zone).join("energy_uj");
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o000)).unwrap();
     }
-    caps::run_in_child(
-        "doctor::energy_uj_root_only",
-        &[(MACHINE_ENV, machine.path())],
-    );
+    caps::run_in_child("doctor::energy_uj_root_only", &[(MACHINE_ENV, machine.path())]);
 }

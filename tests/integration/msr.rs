@@ -13,11 +13,7 @@ const ESU: u32 = 30;
 
 fn watts(rec: &Recording, id: &str) -> f64 {
     let tl = &rec.timeline;
-    let d = tl
-        .domains
-        .iter()
-        .position(|d| d.domain.id == id)
-        .unwrap_or_else(|| panic!("no domain {id}"));
+    let d = tl.domains.iter().position(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
     let last = tl.times.len() - 1;
     (tl.energy(last, d).0 - tl.energy(0, d).0) / (tl.times[last] - tl.times[0]).as_secs_f64()
 }
@@ -33,10 +29,7 @@ fn check(rec: &Recording, truths: &[(&str, f64)]) {
     for &(id, truth) in truths {
         let w = watts(rec, id);
         eprintln!("{id}: {w:.4} W (truth {truth} W)");
-        assert!(
-            (w - truth).abs() / truth < 0.01,
-            "{id}: measured {w:.3} W, truth {truth} W"
-        );
+        assert!((w - truth).abs() / truth < 0.01, "{id}: measured {w:.3} W, truth {truth} W");
     }
 }
 
@@ -44,38 +37,21 @@ fn check(rec: &Recording, truths: &[(&str, f64)]) {
 fn intel_layout_within_one_percent_across_wraps() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
     let dir = machine.roots().msr;
-    let c = |reg, watts| Counter {
-        cpu: 0,
-        reg,
-        watts,
-        start: NEAR_WRAP,
-    };
+    let c = |reg, watts| Counter { cpu: 0, reg, watts, start: NEAR_WRAP };
     let fake = FakeMsr::start(
         &dir,
         &[0, 1],
         intel::POWER_UNIT,
         ESU,
-        vec![
-            c(intel::PKG, 60.0),
-            c(intel::PP0, 35.0),
-            c(intel::DRAM, 30.0),
-        ],
+        vec![c(intel::PKG, 60.0), c(intel::PP0, 35.0), c(intel::DRAM, 30.0)],
     );
     let msr = Msr::probe_with(&machine.roots()).expect("fake Intel MSRs probe");
-    let ids: Vec<_> = msr
-        .domains()
-        .iter()
-        .map(|d| (d.id.clone(), d.kind, d.part_of.clone()))
-        .collect();
+    let ids: Vec<_> = msr.domains().iter().map(|d| (d.id.clone(), d.kind, d.part_of.clone())).collect();
     assert_eq!(
         ids,
         vec![
             ("package-0".into(), DomainKind::Package, None),
-            (
-                "package-0/core".into(),
-                DomainKind::Core,
-                Some("package-0".into())
-            ),
+            ("package-0/core".into(), DomainKind::Core, Some("package-0".into())),
             ("package-0/dram".into(), DomainKind::Dram, None),
         ],
         "PP1 and PSYS read 0 (absent) and are not domains"
@@ -83,44 +59,19 @@ fn intel_layout_within_one_percent_across_wraps() {
     assert_eq!(msr.domains()[0].resolution.0, 1.0 / f64::from(1u32 << ESU));
     let rec = measure(msr);
     for reg in [intel::PKG, intel::PP0, intel::DRAM] {
-        assert!(
-            fake.wraps(0, reg) >= 3,
-            "register {reg:#x} wrapped {} times",
-            fake.wraps(0, reg)
-        );
+        assert!(fake.wraps(0, reg) >= 3, "register {reg:#x} wrapped {} times", fake.wraps(0, reg));
     }
-    check(
-        &rec,
-        &[
-            ("package-0", 60.0),
-            ("package-0/core", 35.0),
-            ("package-0/dram", 30.0),
-        ],
-    );
+    check(&rec, &[("package-0", 60.0), ("package-0/core", 35.0), ("package-0/dram", 30.0)]);
 }
 
 #[test]
 fn amd_layout_sums_per_core_registers() {
     // Two packages of two cores with two threads each (Linux numbers the second threads
     // last); the core domain of a package sums its cores' registers.
-    let cpus = [
-        (0, 0),
-        (0, 1),
-        (1, 0),
-        (1, 1),
-        (0, 0),
-        (0, 1),
-        (1, 0),
-        (1, 1),
-    ];
+    let cpus = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 0), (0, 1), (1, 0), (1, 1)];
     let machine = FakeMachine::new(Cpu::Amd(25), &cpus);
     let dir = machine.roots().msr;
-    let c = |cpu, reg, watts| Counter {
-        cpu,
-        reg,
-        watts,
-        start: NEAR_WRAP,
-    };
+    let c = |cpu, reg, watts| Counter { cpu, reg, watts, start: NEAR_WRAP };
     let fake = FakeMsr::start(
         &dir,
         &[0, 1, 2, 3, 4, 5, 6, 7],
@@ -136,21 +87,12 @@ fn amd_layout_sums_per_core_registers() {
         ],
     );
     let msr = Msr::probe_with(&machine.roots()).expect("fake AMD MSRs probe");
-    assert!(
-        msr.describe().contains("not a measurement"),
-        "AMD's RAPL is modelled: {}",
-        msr.describe()
-    );
+    assert!(msr.describe().contains("not a measurement"), "AMD's RAPL is modelled: {}", msr.describe());
     let rec = measure(msr);
     assert!(fake.wraps(0, amd::PKG) >= 3 && fake.wraps(4, amd::CORE) >= 3);
     check(
         &rec,
-        &[
-            ("package-0", 50.0),
-            ("package-0/core", 35.0),
-            ("package-1", 40.0),
-            ("package-1/core", 22.0),
-        ],
+        &[("package-0", 50.0), ("package-0/core", 35.0), ("package-1", 40.0), ("package-1/core", 22.0)],
     );
 }
 
@@ -162,20 +104,9 @@ fn fixed_dram_unit_on_haswell_ep() {
     write_register(&dir, 0, intel::PKG, 123);
     write_register(&dir, 0, intel::DRAM, 456);
     let msr = Msr::probe_with(&machine.roots()).unwrap();
-    let unit = |id: &str| {
-        msr.domains()
-            .iter()
-            .find(|d| d.id == id)
-            .unwrap()
-            .resolution
-            .0
-    };
+    let unit = |id: &str| msr.domains().iter().find(|d| d.id == id).unwrap().resolution.0;
     assert_eq!(unit("package-0"), 1.0 / 16384.0);
-    assert_eq!(
-        unit("package-0/dram"),
-        1.0 / 65536.0,
-        "Haswell-EP DRAM counts in 2^-16 J"
-    );
+    assert_eq!(unit("package-0/dram"), 1.0 / 65536.0, "Haswell-EP DRAM counts in 2^-16 J");
 }
 
 #[test]
@@ -183,10 +114,7 @@ fn no_msr_module_says_modprobe() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0)]);
     let err = Msr::probe_with(&machine.roots()).unwrap_err();
     assert!(matches!(err, ProbeError::NotPresent { .. }), "{err:?}");
-    assert!(
-        err.fix().unwrap().to_string().contains("modprobe msr"),
-        "{err}"
-    );
+    assert!(err.fix().unwrap().to_string().contains("modprobe msr"), "{err}");
 }
 
 #[test]

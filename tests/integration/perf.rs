@@ -7,26 +7,10 @@ use joules_tests::perf::{Event, FakePerf, failing_opener};
 
 fn events() -> Vec<Event> {
     vec![
-        Event {
-            name: "energy-pkg",
-            config: 2,
-            watts: 45.0,
-        },
-        Event {
-            name: "energy-cores",
-            config: 1,
-            watts: 25.0,
-        },
-        Event {
-            name: "energy-ram",
-            config: 3,
-            watts: 8.0,
-        },
-        Event {
-            name: "energy-psys",
-            config: 5,
-            watts: 90.0,
-        },
+        Event { name: "energy-pkg", config: 2, watts: 45.0 },
+        Event { name: "energy-cores", config: 1, watts: 25.0 },
+        Event { name: "energy-ram", config: 3, watts: 8.0 },
+        Event { name: "energy-psys", config: 5, watts: 90.0 },
     ]
 }
 
@@ -36,11 +20,7 @@ fn two_packages() -> FakeMachine {
 
 fn watts(rec: &Recording, id: &str) -> f64 {
     let tl = &rec.timeline;
-    let d = tl
-        .domains
-        .iter()
-        .position(|d| d.domain.id == id)
-        .unwrap_or_else(|| panic!("no domain {id}"));
+    let d = tl.domains.iter().position(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
     let last = tl.times.len() - 1;
     (tl.energy(last, d).0 - tl.energy(0, d).0) / (tl.times[last] - tl.times[0]).as_secs_f64()
 }
@@ -48,18 +28,9 @@ fn watts(rec: &Recording, id: &str) -> f64 {
 #[test]
 fn one_event_per_package_and_domain_at_known_power() {
     let machine = two_packages();
-    let fake = FakePerf::start(
-        &machine.roots().sysfs,
-        "0,2",
-        &events(),
-        "2.3283064365386962890625e-10",
-    );
+    let fake = FakePerf::start(&machine.roots().sysfs, "0,2", &events(), "2.3283064365386962890625e-10");
     let perf = Perf::probe_with(&machine.roots(), &fake.opener()).expect("fake PMU probes");
-    let ids: Vec<_> = perf
-        .domains()
-        .iter()
-        .map(|d| (d.id.as_str(), d.kind))
-        .collect();
+    let ids: Vec<_> = perf.domains().iter().map(|d| (d.id.as_str(), d.kind)).collect();
     assert_eq!(
         ids,
         vec![
@@ -71,26 +42,16 @@ fn one_event_per_package_and_domain_at_known_power() {
             ("package-1/dram", DomainKind::Dram),
         ]
     );
-    assert_eq!(
-        perf.excluded()[0].domain,
-        "psys",
-        "psys is never read beside packages"
-    );
+    assert_eq!(perf.excluded()[0].domain, "psys", "psys is never read beside packages");
     let _lock = joules_tests::profiler_lock();
     let profiler = Profiler::builder().source(perf).start().unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let rec = profiler.stop();
-    for (id, truth) in [
-        ("package-0", 45.0),
-        ("package-1", 45.0),
-        ("package-0/core", 25.0),
-        ("package-1/dram", 8.0),
-    ] {
+    for (id, truth) in
+        [("package-0", 45.0), ("package-1", 45.0), ("package-0/core", 25.0), ("package-1/dram", 8.0)]
+    {
         let w = watts(&rec, id);
-        assert!(
-            (w - truth).abs() / truth < 0.01,
-            "{id}: {w:.3} W, truth {truth} W"
-        );
+        assert!((w - truth).abs() / truth < 0.01, "{id}: {w:.3} W, truth {truth} W");
     }
     assert!(fake.elapsed() > 0.4);
 }
@@ -99,23 +60,12 @@ fn one_event_per_package_and_domain_at_known_power() {
 fn paranoid_perf_names_the_setting_and_the_fixes() {
     let machine = two_packages();
     machine.paranoid(2);
-    let _fake = FakePerf::start(
-        &machine.roots().sysfs,
-        "0,2",
-        &events(),
-        "2.3283064365386962890625e-10",
-    );
+    let _fake = FakePerf::start(&machine.roots().sysfs, "0,2", &events(), "2.3283064365386962890625e-10");
     let err = Perf::probe_with(&machine.roots(), &failing_opener(libc::EACCES)).unwrap_err();
-    assert!(
-        matches!(err, ProbeError::PermissionDenied { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProbeError::PermissionDenied { .. }), "{err:?}");
     let fix = err.fix().unwrap().to_string();
     assert!(fix.contains("perf_event_paranoid is 2"), "{fix}");
-    assert!(
-        fix.contains("sysctl kernel.perf_event_paranoid=0") && fix.contains("cap_perfmon"),
-        "{fix}"
-    );
+    assert!(fix.contains("sysctl kernel.perf_event_paranoid=0") && fix.contains("cap_perfmon"), "{fix}");
 }
 
 #[test]

@@ -13,13 +13,7 @@ fn zones() -> Vec<Zone> {
             max_energy_range_uj: 1_000_000,
             start_uj: 900_000,
         },
-        Zone {
-            id: "intel-rapl:0:0",
-            name: "core",
-            watts: 12.0,
-            max_energy_range_uj: 1_000_000,
-            start_uj: 0,
-        },
+        Zone { id: "intel-rapl:0:0", name: "core", watts: 12.0, max_energy_range_uj: 1_000_000, start_uj: 0 },
         Zone {
             id: "intel-rapl:0:1",
             name: "dram",
@@ -33,11 +27,7 @@ fn zones() -> Vec<Zone> {
 /// Average power of domain `id` between the first and last reading.
 fn watts(rec: &Recording, id: &str) -> f64 {
     let tl = &rec.timeline;
-    let d = tl
-        .domains
-        .iter()
-        .position(|d| d.domain.id == id)
-        .unwrap_or_else(|| panic!("no domain {id}"));
+    let d = tl.domains.iter().position(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
     let last = tl.times.len() - 1;
     (tl.energy(last, d).0 - tl.energy(0, d).0) / (tl.times[last] - tl.times[0]).as_secs_f64()
 }
@@ -54,19 +44,9 @@ fn measures_known_power_across_many_wraps() {
         "powercap::measures_known_power_across_many_wraps",
         &[(powercap::ROOT_ENV, fake.root())],
     );
-    text.lines()
-        .filter(|l| l.contains("(truth"))
-        .for_each(|l| eprintln!("{l}"));
-    assert!(
-        fake.wraps("intel-rapl:0") >= 3,
-        "package wrapped {} times",
-        fake.wraps("intel-rapl:0")
-    );
-    assert!(
-        fake.wraps("intel-rapl:0:1") >= 3,
-        "dram wrapped {} times",
-        fake.wraps("intel-rapl:0:1")
-    );
+    text.lines().filter(|l| l.contains("(truth")).for_each(|l| eprintln!("{l}"));
+    assert!(fake.wraps("intel-rapl:0") >= 3, "package wrapped {} times", fake.wraps("intel-rapl:0"));
+    assert!(fake.wraps("intel-rapl:0:1") >= 3, "dram wrapped {} times", fake.wraps("intel-rapl:0:1"));
 }
 
 fn measure_in_child() {
@@ -75,29 +55,16 @@ fn measure_in_child() {
     let profiler = Profiler::builder().source(source).start().unwrap();
     std::thread::sleep(Duration::from_millis(450));
     let rec = profiler.stop();
-    for (id, truth) in [
-        ("package-0", 20.0),
-        ("package-0/dram", 5.0),
-        ("package-0/core", 12.0),
-    ] {
+    for (id, truth) in [("package-0", 20.0), ("package-0/dram", 5.0), ("package-0/core", 12.0)] {
         let w = watts(&rec, id);
         eprintln!("{id}: {w:.4} W (truth {truth} W)");
-        assert!(
-            (w - truth).abs() / truth < 0.02,
-            "{id}: measured {w:.3} W, truth {truth} W"
-        );
+        assert!((w - truth).abs() / truth < 0.02, "{id}: measured {w:.3} W, truth {truth} W");
     }
     let domains = &rec.sources[0].domains;
     let core = domains.iter().find(|d| d.id == "package-0/core").unwrap();
-    assert_eq!(
-        (core.kind, core.part_of.as_deref()),
-        (DomainKind::Core, Some("package-0"))
-    );
+    assert_eq!((core.kind, core.part_of.as_deref()), (DomainKind::Core, Some("package-0")));
     let dram = domains.iter().find(|d| d.id == "package-0/dram").unwrap();
-    assert_eq!(
-        (dram.kind, dram.part_of.as_deref()),
-        (DomainKind::Dram, None)
-    );
+    assert_eq!((dram.kind, dram.part_of.as_deref()), (DomainKind::Dram, None));
     // Each zone once, although subzones are reachable twice (inside the parent and linked at the top).
     assert_eq!(domains.len(), 3);
 }
@@ -118,10 +85,7 @@ fn probe_static(files: &[(&str, &str)]) -> ProbeError {
 fn malformed_trees_name_the_file() {
     let cases: [(&[(&str, &str)], &str); 4] = [
         (
-            &[
-                ("intel-rapl:0/max_energy_range_uj", "100\n"),
-                ("intel-rapl:0/energy_uj", "1\n"),
-            ],
+            &[("intel-rapl:0/max_energy_range_uj", "100\n"), ("intel-rapl:0/energy_uj", "1\n")],
             "intel-rapl:0/name",
         ),
         (
@@ -141,20 +105,14 @@ fn malformed_trees_name_the_file() {
             "intel-rapl:0/max_energy_range_uj",
         ),
         (
-            &[
-                ("intel-rapl:0/name", "package-0\n"),
-                ("intel-rapl:0/max_energy_range_uj", "100\n"),
-            ],
+            &[("intel-rapl:0/name", "package-0\n"), ("intel-rapl:0/max_energy_range_uj", "100\n")],
             "intel-rapl:0/energy_uj",
         ),
     ];
     for (files, culprit) in cases {
         let err = probe_static(files);
         assert!(matches!(err, ProbeError::Malformed { .. }), "{err:?}");
-        assert!(
-            err.to_string().contains(culprit),
-            "{err} should name {culprit}"
-        );
+        assert!(err.to_string().contains(culprit), "{err} should name {culprit}");
     }
 }
 
@@ -167,10 +125,7 @@ fn a_read_after_probe_reports_energy_since_open() {
     ]);
     let mut p = Powercap::probe_at(dir.path()).unwrap();
     let spans = joules::spanlog::SpanLog::new();
-    let ctx = joules::source::ReadCtx {
-        now: joules::Nanos(0),
-        spans: &spans,
-    };
+    let ctx = joules::source::ReadCtx { now: joules::Nanos(0), spans: &spans };
     let mut out = [joules::Joules(0.0)];
     p.read(&ctx, &mut out).unwrap();
     assert_eq!(out[0].0, 0.0);

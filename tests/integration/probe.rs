@@ -34,12 +34,7 @@ pub(crate) fn package_zone() -> Vec<Zone> {
 
 pub(crate) fn intel_msr(machine: &FakeMachine) -> FakeMsr {
     use joules::source::msr::intel;
-    let c = |reg, watts| Counter {
-        cpu: 0,
-        reg,
-        watts,
-        start: 1_000,
-    };
+    let c = |reg, watts| Counter { cpu: 0, reg, watts, start: 1_000 };
     FakeMsr::start(
         &machine.roots().msr,
         &[0, 1],
@@ -52,60 +47,29 @@ pub(crate) fn intel_msr(machine: &FakeMachine) -> FakeMsr {
 #[test]
 fn a_package_exposed_by_powercap_and_msr_is_read_once() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
-    let _pc = FakePowercap::start_in(
-        &machine.roots().powercap,
-        package_zone(),
-        Duration::from_millis(1),
-    );
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
     let _msr = intel_msr(&machine);
     let probe = Probe::run(&machine.roots(), &failing_opener(libc::ENOENT));
     let kinds: Vec<_> = probe.sources.iter().map(|s| s.kind()).collect();
-    assert_eq!(
-        kinds,
-        vec![SourceKind::Powercap],
-        "one reader for package 0"
-    );
-    let msr = probe
-        .outcomes
-        .iter()
-        .find(|o| o.kind == SourceKind::Msr)
-        .unwrap();
-    assert_eq!(
-        msr.status,
-        ProbeStatus::Superseded {
-            by: SourceKind::Powercap
-        }
-    );
-    let estimate = probe
-        .outcomes
-        .iter()
-        .find(|o| o.kind == SourceKind::Estimate)
-        .unwrap();
+    assert_eq!(kinds, vec![SourceKind::Powercap], "one reader for package 0");
+    let msr = probe.outcomes.iter().find(|o| o.kind == SourceKind::Msr).unwrap();
+    assert_eq!(msr.status, ProbeStatus::Superseded { by: SourceKind::Powercap });
+    let estimate = probe.outcomes.iter().find(|o| o.kind == SourceKind::Estimate).unwrap();
     assert_eq!(estimate.status, ProbeStatus::Standby);
     let powercap = &probe.sources[0];
-    assert!(
-        powercap.domains().iter().all(|d| d.id != "psys"),
-        "psys is not read beside the package"
-    );
+    assert!(powercap.domains().iter().all(|d| d.id != "psys"), "psys is not read beside the package");
     assert_eq!(powercap.excluded()[0].domain, "psys");
 }
 
 #[test]
 fn update_periods_are_measured_at_start() {
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0)]);
-    let _pc = FakePowercap::start_in(
-        &machine.roots().powercap,
-        package_zone(),
-        Duration::from_millis(2),
-    );
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(2));
     let probe = Probe::run(&machine.roots(), &failing_opener(libc::ENOENT));
     let d = &probe.sources[0].domains()[0];
     assert!(d.update_period_measured, "{d:?}");
     let ms = d.update_period.0 as f64 / 1e6;
-    assert!(
-        (1.5..3.5).contains(&ms),
-        "the fake updates every 2 ms; measured {ms} ms"
-    );
+    assert!((1.5..3.5).contains(&ms), "the fake updates every 2 ms; measured {ms} ms");
 }
 
 #[test]
@@ -117,10 +81,6 @@ fn with_no_counter_the_estimate_is_used_and_every_reason_kept() {
     assert!(!probe.has_counter());
     for kind in [SourceKind::Perf, SourceKind::Powercap, SourceKind::Msr] {
         let o = probe.outcomes.iter().find(|o| o.kind == kind).unwrap();
-        assert!(
-            matches!(o.status, ProbeStatus::Unavailable { .. }),
-            "{kind:?}: {:?}",
-            o.status
-        );
+        assert!(matches!(o.status, ProbeStatus::Unavailable { .. }), "{kind:?}: {:?}", o.status);
     }
 }

@@ -6,10 +6,7 @@ use joules::{Profiler, Watts};
 
 fn sample_report() -> Report {
     let _lock = joules_tests::profiler_lock();
-    let profiler = Profiler::builder()
-        .source(Sim::new(SimScript::new(Watts(3.0))))
-        .start()
-        .unwrap();
+    let profiler = Profiler::builder().source(Sim::new(SimScript::new(Watts(3.0)))).start().unwrap();
     {
         let _s = joules::span!("work");
         std::thread::sleep(Duration::from_millis(5));
@@ -45,20 +42,10 @@ fn refuses_damaged_and_foreign_reports() {
         std::fs::write(&path, &text).unwrap();
         let err = Report::read(&path).unwrap_err();
         match name {
-            "newer" => assert!(
-                matches!(err, ReportError::Schema { found: 99, .. }),
-                "{err}"
-            ),
+            "newer" => assert!(matches!(err, ReportError::Schema { found: 99, .. }), "{err}"),
             _ => assert!(matches!(err, ReportError::Corrupt { .. }), "{name}: {err}"),
         }
-        assert!(
-            err.to_string().contains(name),
-            "the error names the file: {err}"
-        );
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            text,
-            "reading never changes the file"
-        );
+        assert!(err.to_string().contains(name), "the error names the file: {err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "reading never changes the file");
     }
 }

@@ -47,11 +47,7 @@ fn nested_layers_match_ground_truth() {
     let bench = &report.benches[0];
 
     for path in ["outer", "outer/middle", "outer/middle/inner"] {
-        let span = bench
-            .spans
-            .iter()
-            .find(|s| s.path == path)
-            .unwrap_or_else(|| panic!("no span {path}"));
+        let span = bench.spans.iter().find(|s| s.path == path).unwrap_or_else(|| panic!("no span {path}"));
         assert_eq!(span.calls.point, 2.0, "{path}");
         let e = &span.energy[0];
         let (excl, incl) = (truth.exclusive[path].0, truth.inclusive(path).0);

@@ -11,11 +11,7 @@ fn sim() -> Sim {
 }
 
 fn paths(report: &joules::report::Report) -> Vec<(String, f64)> {
-    report.benches[0]
-        .spans
-        .iter()
-        .map(|s| (s.path.clone(), s.calls.point))
-        .collect()
+    report.benches[0].spans.iter().map(|s| (s.path.clone(), s.calls.point)).collect()
 }
 
 #[measure_energy(name = "block-user")]
@@ -43,13 +39,7 @@ fn block_spans_nest_under_functions() {
     }
     std::thread::sleep(Duration::from_millis(3));
     let report = profiler.stop().report("block");
-    assert_eq!(
-        paths(&report),
-        vec![
-            ("block-user".into(), 3.0),
-            ("block-user/inside".into(), 3.0)
-        ]
-    );
+    assert_eq!(paths(&report), vec![("block-user".into(), 3.0), ("block-user/inside".into(), 3.0)]);
 }
 
 struct Model {
@@ -103,20 +93,13 @@ fn async_fns_and_generic_methods_are_spans() {
     let profiler = Profiler::builder().source(sim()).start().unwrap();
     assert_eq!(model.layer(2u8), 6);
     assert_eq!(block_on(model.infer(5)), Ok(15));
-    assert!(
-        block_on(model.infer(u64::MAX)).is_err(),
-        "`?` inside an async span still works"
-    );
+    assert!(block_on(model.infer(u64::MAX)).is_err(), "`?` inside an async span still works");
     std::thread::sleep(Duration::from_millis(3));
     let report = profiler.stop().report("async");
     // An async span is entered on every poll: two polls per call here.
     assert_eq!(
         paths(&report),
-        vec![
-            ("layer".into(), 1.0),
-            ("async-layer".into(), 4.0),
-            ("async-layer/layer".into(), 1.0)
-        ]
+        vec![("layer".into(), 1.0), ("async-layer".into(), 4.0), ("async-layer/layer".into(), 1.0)]
     );
 }
 
@@ -135,13 +118,7 @@ fn threads_keep_their_own_span_stacks() {
     });
     std::thread::sleep(Duration::from_millis(3));
     let report = profiler.stop().report("threads");
-    assert_eq!(
-        paths(&report),
-        vec![
-            ("block-user".into(), 10.0),
-            ("block-user/inside".into(), 10.0)
-        ]
-    );
+    assert_eq!(paths(&report), vec![("block-user".into(), 10.0), ("block-user/inside".into(), 10.0)]);
 }
 
 #[test]
@@ -151,8 +128,5 @@ fn a_second_profiler_is_refused_while_one_runs() {
     let second = Profiler::builder().source(sim()).start();
     assert!(matches!(second, Err(joules::ProfileError::AlreadyRunning)));
     drop(first);
-    Profiler::builder()
-        .source(sim())
-        .start()
-        .expect("free again after the first is dropped");
+    Profiler::builder().source(sim()).start().expect("free again after the first is dropped");
 }

@@ -15,19 +15,14 @@ pub fn in_child() -> bool {
 /// `envs` set; returns its combined output, panicking if it failed.
 pub fn run_in_child(name: &str, envs: &[(&str, &std::path::Path)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1");
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, "1");
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child test {name} failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "child did not run {name}:\n{text}"
-    );
+    assert!(text.contains("1 passed"), "child did not run {name}:\n{text}");
     text
 }
 
@@ -45,15 +40,8 @@ pub fn drop_all_capabilities() {
         permitted: u32,
         inheritable: u32,
     }
-    let header = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
+    let header = Header { version: 0x2008_0522, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
     // SAFETY: capset(2) with a version-3 header reads two data structs.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
     assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());

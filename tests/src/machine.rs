@@ -45,11 +45,7 @@ impl FakeMachine {
                 &format!("sys/devices/system/cpu/cpu{n}/topology/physical_package_id"),
                 &format!("{package}\n"),
             );
-            write(
-                root,
-                &format!("sys/devices/system/cpu/cpu{n}/topology/core_id"),
-                &format!("{core}\n"),
-            );
+            write(root, &format!("sys/devices/system/cpu/cpu{n}/topology/core_id"), &format!("{core}\n"));
             fs::create_dir_all(root.join(format!("dev/cpu/{n}"))).unwrap();
         }
         fs::create_dir_all(root.join("sys/class/powercap")).unwrap();
@@ -58,11 +54,7 @@ impl FakeMachine {
 
     /// Sets `kernel.perf_event_paranoid`.
     pub fn paranoid(&self, level: i32) {
-        write(
-            self.path(),
-            "proc/sys/kernel/perf_event_paranoid",
-            &format!("{level}\n"),
-        );
+        write(self.path(), "proc/sys/kernel/perf_event_paranoid", &format!("{level}\n"));
     }
 
     /// The machine's directory.

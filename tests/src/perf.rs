@@ -82,16 +82,8 @@ impl FakePerf {
         write(&pmu, "type", &format!("{PMU_TYPE}\n"));
         write(&pmu, "cpumask", &format!("{cpumask}\n"));
         for e in events {
-            write(
-                &pmu,
-                &format!("events/{}", e.name),
-                &format!("event={:#04x}\n", e.config),
-            );
-            write(
-                &pmu,
-                &format!("events/{}.scale", e.name),
-                &format!("{scale_text}\n"),
-            );
+            write(&pmu, &format!("events/{}", e.name), &format!("event={:#04x}\n", e.config));
+            write(&pmu, &format!("events/{}.scale", e.name), &format!("{scale_text}\n"));
             write(&pmu, &format!("events/{}.unit", e.name), "Joules\n");
         }
         let feeds: Arc<Mutex<Vec<Feed>>> = Arc::default();
@@ -136,20 +128,14 @@ impl FakePerf {
             if spec.pmu_type != PMU_TYPE {
                 return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
             }
-            let w = *watts
-                .get(&spec.config)
-                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+            let w =
+                *watts.get(&spec.config).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
             let (read, write) = pipe();
             let drain = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK)
                 .open(format!("/proc/self/fd/{}", read.as_raw_fd()))?;
-            feeds.lock().unwrap().push(Feed {
-                pipe: write,
-                drain,
-                watts: w,
-                written: Instant::now(),
-            });
+            feeds.lock().unwrap().push(Feed { pipe: write, drain, watts: w, written: Instant::now() });
             Ok(read)
         })
     }

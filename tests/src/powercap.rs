@@ -67,21 +67,14 @@ impl FakePowercap {
             let d = zone_dir(&root, z.id);
             fs::create_dir_all(&d).unwrap();
             fs::write(d.join("name"), format!("{}\n", z.name)).unwrap();
-            fs::write(
-                d.join("max_energy_range_uj"),
-                format!("{}\n", z.max_energy_range_uj),
-            )
-            .unwrap();
+            fs::write(d.join("max_energy_range_uj"), format!("{}\n", z.max_energy_range_uj)).unwrap();
             let width = z.max_energy_range_uj.to_string().len();
             fs::write(d.join("energy_uj"), record(z.start_uj, width)).unwrap();
             if d.parent() != Some(&root) {
                 // sysfs also links every subzone at the top of /sys/class/powercap.
                 std::os::unix::fs::symlink(&d, root.join(z.id)).unwrap();
             }
-            let file = OpenOptions::new()
-                .write(true)
-                .open(d.join("energy_uj"))
-                .unwrap();
+            let file = OpenOptions::new().write(true).open(d.join("energy_uj")).unwrap();
             files.push((file, width));
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -91,14 +84,7 @@ impl FakePowercap {
             let zones = zones.clone();
             std::thread::spawn(move || write_loop(&zones, &files, started, update, &stop))
         };
-        FakePowercap {
-            _dir: None,
-            root,
-            stop,
-            writer: Some(writer),
-            started,
-            zones,
-        }
+        FakePowercap { _dir: None, root, stop, writer: Some(writer), started, zones }
     }
 
     /// The root to give the reader.
@@ -140,8 +126,7 @@ fn write_loop(
         let t = started.elapsed().as_secs_f64();
         for (z, (file, width)) in zones.iter().zip(files) {
             let uj = z.start_uj + (z.watts * t * 1e6) as u64;
-            file.write_at(record(uj % z.max_energy_range_uj, *width).as_bytes(), 0)
-                .unwrap();
+            file.write_at(record(uj % z.max_energy_range_uj, *width).as_bytes(), 0).unwrap();
         }
         next += update;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));

@@ -1,19 +1,36 @@
 //! `cargo joules bench`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, anyhow};
 use joules::exit::ExitCodes;
+use joules::render::{self, Format};
 use joules::report::Report;
 
+use super::output::{baseline_path, format, gate, load, step_summary};
 use super::{Failure, WithCode};
 use crate::cargo::{self, BenchTarget};
 use crate::cli::BenchArgs;
 
-pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
     let manifest = args.manifest_path.as_deref();
     let meta = cargo::metadata(manifest).code(ExitCodes::METADATA_FAILED)?;
+    let out_dir = meta.target_directory.as_std_path().join("joules");
+    // Check the baselines before spending minutes on benchmarks.
+    let save_to = args.save_baseline.as_deref().map(|n| baseline_path(&out_dir, n)).transpose()?;
+    let baseline = match args.baseline.as_deref() {
+        Some(name) => {
+            let path = baseline_path(&out_dir, name)?;
+            let hint = format!("; save one first with `cargo joules bench --save-baseline {name}`");
+            Some(load(&path, &format!("baseline `{name}`"), &hint)?)
+        }
+        None => None,
+    };
+    if let Some(path) = save_to.as_deref().filter(|p| p.exists()) {
+        // A damaged file where the baseline would go is kept for a person to look at.
+        load(path, "to overwrite the existing baseline", "")?;
+    }
     let targets = cargo::bench_targets(&meta, &args.package, &args.bench);
     if targets.is_empty() {
         return Err(anyhow!(
@@ -23,7 +40,6 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         .code(ExitCodes::USAGE);
     }
     let exes = cargo::build(manifest, &targets).code(ExitCodes::BUILD_FAILED)?;
-    let out_dir = meta.target_directory.as_std_path().join("joules");
     let mut merged: Option<Report> = None;
     for (target, exe) in targets.iter().zip(&exes) {
         let report = run_one(args, target, exe, &out_dir)?;
@@ -33,25 +49,26 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         }
     }
     let report = merged.expect("at least one target ran");
-    let path = args
-        .output
-        .clone()
-        .unwrap_or_else(|| out_dir.join("report.json"));
+    let path = args.output.clone().unwrap_or_else(|| out_dir.join("report.json"));
     report.write_atomic(&path).code(ExitCodes::BENCH_FAILED)?;
-    print!("{}", joules::render::table(&report));
-    println!("\nreport: {}", path.display());
-    Ok(())
+    eprintln!("joules: report written to {}", path.display());
+    let code = match &baseline {
+        Some(old) => gate(old, &report, &args.gate, &args.output_args)?,
+        None => {
+            print!("{}", render::report(&report, format(&args.output_args)));
+            step_summary(&render::report(&report, Format::Markdown));
+            ExitCodes::OK
+        }
+    };
+    if let Some(path) = &save_to {
+        report.write_atomic(path).code(ExitCodes::BENCH_FAILED)?;
+        eprintln!("joules: saved baseline {}", path.display());
+    }
+    Ok(code)
 }
 
-fn run_one(
-    args: &BenchArgs,
-    target: &BenchTarget,
-    exe: &PathBuf,
-    out_dir: &std::path::Path,
-) -> Result<Report, Failure> {
-    let part = out_dir
-        .join("parts")
-        .join(format!("{}-{}.json", target.package, target.name));
+fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &Path) -> Result<Report, Failure> {
+    let part = out_dir.join("parts").join(format!("{}-{}.json", target.package, target.name));
     // A report left by an earlier run must not pass for this run's.
     let _ = std::fs::remove_file(&part);
     let mut cmd = Command::new(exe);
@@ -68,14 +85,12 @@ fn run_one(
     if let Some(ms) = args.warm_up_ms {
         cmd.env("JOULES_WARM_UP_MS", ms.to_string());
     }
-    eprintln!(
-        "joules: running bench `{}` of {}",
-        target.name, target.package
-    );
-    let status = cmd
-        .status()
-        .with_context(|| format!("starting {}", exe.display()))
-        .code(ExitCodes::BENCH_FAILED)?;
+    if let Some(ms) = args.idle_ms {
+        cmd.env("JOULES_IDLE_MS", ms.to_string());
+    }
+    eprintln!("joules: running bench `{}` of {}", target.name, target.package);
+    let status =
+        cmd.status().with_context(|| format!("starting {}", exe.display())).code(ExitCodes::BENCH_FAILED)?;
     if !status.success() {
         let code = match status.code().and_then(|c| u8::try_from(c).ok()) {
             Some(c @ (ExitCodes::NO_SOURCE | ExitCodes::USAGE)) => c,

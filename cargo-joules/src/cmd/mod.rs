@@ -1,9 +1,9 @@
 //! One module per subcommand; each maps its failures to an exit code.
 
 mod bench;
+mod compare;
 mod doctor;
-
-use joules::exit::ExitCodes;
+mod output;
 
 use crate::cli::{Command, JoulesArgs};
 
@@ -20,16 +20,14 @@ pub(crate) trait WithCode<T> {
 
 impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
     fn code(self, code: u8) -> Result<T, Failure> {
-        self.map_err(|e| Failure {
-            code,
-            error: e.into(),
-        })
+        self.map_err(|e| Failure { code, error: e.into() })
     }
 }
 
 pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
     match args.command {
-        Command::Bench(b) => bench::run(&b).map(|()| ExitCodes::OK),
+        Command::Bench(b) => bench::run(&b),
+        Command::Compare(c) => compare::run(&c),
         Command::Doctor(d) => Ok(doctor::run(&d)),
     }
 }

@@ -1,18 +1,17 @@
 //! Drives the real `cargo-joules` binary.
 
+// The regression gate end to end on the simulated fixture.
+mod gate;
+
 use std::process::{Command, Output};
 
 use joules::exit::ExitCodes;
 
 fn cargo_joules(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-joules"))
-        .arg("joules")
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cargo-joules")).arg("joules").args(args).output().unwrap()
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
@@ -23,8 +22,7 @@ fn help_documents_every_exit_code() {
     let help = text(&out);
     for (_, code) in ExitCodes::ALL {
         assert!(
-            help.lines()
-                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            help.lines().any(|l| l.trim_start().starts_with(&format!("{code} "))),
             "code {code} missing:\n{help}"
         );
     }
@@ -42,39 +40,20 @@ fn a_workspace_without_joules_benches_is_a_usage_error() {
     std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
     let manifest = dir.path().join("Cargo.toml");
     let out = cargo_joules(&["bench", "--manifest-path", manifest.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(ExitCodes::USAGE)),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("no bench target uses joules"),
-        "{}",
-        text(&out)
-    );
+    assert_eq!(out.status.code(), Some(i32::from(ExitCodes::USAGE)), "{}", text(&out));
+    assert!(text(&out).contains("no bench target uses joules"), "{}", text(&out));
 }
 
 #[test]
 fn a_missing_manifest_is_a_metadata_failure() {
     let out = cargo_joules(&["bench", "--manifest-path", "/nonexistent/Cargo.toml"]);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(ExitCodes::METADATA_FAILED)),
-        "{}",
-        text(&out)
-    );
+    assert_eq!(out.status.code(), Some(i32::from(ExitCodes::METADATA_FAILED)), "{}", text(&out));
 }
 
 #[test]
 fn bad_arguments_are_usage_errors() {
     let out = cargo_joules(&["bench", "--samples", "1"]);
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(ExitCodes::USAGE)),
-        "{}",
-        text(&out)
-    );
+    assert_eq!(out.status.code(), Some(i32::from(ExitCodes::USAGE)), "{}", text(&out));
 }
 
 /// The real doctor on the machine the tests run on. Without RAPL (a VM, most CI runners) it
@@ -84,27 +63,17 @@ fn doctor_on_this_machine() {
     let out = cargo_joules(&["doctor"]);
     let report = text(&out);
     let json = cargo_joules(&["doctor", "--format", "json"]);
-    let doc: serde_json::Value =
-        serde_json::from_slice(&json.stdout).expect("doctor --format json is JSON");
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("doctor --format json is JSON");
     if doc["measured"] == true {
         assert_eq!(out.status.code(), Some(0), "{report}");
         assert!(report.contains("energy is measured"), "{report}");
     } else {
-        assert_eq!(
-            out.status.code(),
-            Some(i32::from(ExitCodes::NO_COUNTER)),
-            "{report}"
-        );
+        assert_eq!(out.status.code(), Some(i32::from(ExitCodes::NO_COUNTER)), "{report}");
         assert!(report.contains("estimate ┆ in use"), "{report}");
-        assert!(
-            report.contains("figures are estimated from CPU time"),
-            "{report}"
-        );
+        assert!(report.contains("figures are estimated from CPU time"), "{report}");
         for source in ["perf", "powercap", "msr"] {
             assert!(
-                report
-                    .lines()
-                    .any(|l| l.starts_with(&format!("{source}: "))),
+                report.lines().any(|l| l.starts_with(&format!("{source}: "))),
                 "no reason for {source}:\n{report}"
             );
         }

@@ -26,9 +26,7 @@ impl Parse for MeasureArgs {
                 let unknown: syn::Ident = input.parse()?;
                 return Err(syn::Error::new(
                     unknown.span(),
-                    format!(
-                        "unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`"
-                    ),
+                    format!("unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`"),
                 ));
             } else {
                 return Err(lookahead.error());

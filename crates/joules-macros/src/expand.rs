@@ -21,12 +21,7 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
         Some(lit) => lit.value(),
         None => sig.ident.to_string(),
     };
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = func;
+    let ItemFn { attrs, vis, sig, block } = func;
     let site = quote! {
         static __JOULES_SITE: ::joules::__private::Site = ::joules::__private::Site::new(
             #name,

@@ -41,10 +41,7 @@ fn spans(c: &mut Criterion) {
     {
         // The sampler drains the buffers at 1 kHz as in a real profile; past the span log's
         // cap, drained events are counted and discarded, so memory stays bounded.
-        let profiler = Profiler::builder()
-            .source(Sim::new(SimScript::new(Watts(10.0))))
-            .start()
-            .unwrap();
+        let profiler = Profiler::builder().source(Sim::new(SimScript::new(Watts(10.0)))).start().unwrap();
         g.bench_function("joules_running", |b| {
             b.iter(|| {
                 let guard = joules::span!("layer");

@@ -64,11 +64,7 @@ impl SpanTree {
                 match ev.kind {
                     EventKind::Enter => {
                         if let Some(&(_, top)) = stack.last() {
-                            segments.push(Segment {
-                                start: since,
-                                end: t,
-                                path: top,
-                            });
+                            segments.push(Segment { start: since, end: t, path: top });
                         }
                         let parent = stack.last().map(|&(_, p)| p);
                         let path = *index.entry((parent, ev.site)).or_insert_with(|| {
@@ -80,12 +76,7 @@ impl SpanTree {
                                 }
                                 None => (name.clone(), 0),
                             };
-                            tree.paths.push(PathNode {
-                                parent,
-                                site: ev.site,
-                                name,
-                                depth,
-                            });
+                            tree.paths.push(PathNode { parent, site: ev.site, name, depth });
                             (tree.paths.len() - 1) as PathId
                         });
                         tree.calls.push((t, path));
@@ -94,11 +85,7 @@ impl SpanTree {
                     }
                     EventKind::Exit => match stack.last() {
                         Some(&(site, top)) if site == ev.site => {
-                            segments.push(Segment {
-                                start: since,
-                                end: t,
-                                path: top,
-                            });
+                            segments.push(Segment { start: since, end: t, path: top });
                             stack.pop();
                             since = t;
                         }
@@ -107,11 +94,7 @@ impl SpanTree {
                 }
             }
             if let Some(&(_, top)) = stack.last() {
-                segments.push(Segment {
-                    start: since,
-                    end,
-                    path: top,
-                });
+                segments.push(Segment { start: since, end, path: top });
             }
             segments.retain(|s| s.end > s.start);
             tree.segments.push(segments);
@@ -217,11 +200,8 @@ pub fn time_share(tl: &Timeline, tree: &SpanTree, window: Window) -> Attribution
     let set_power = |k: usize, power: &mut [f64]| {
         let dt = (times[k] - times[k - 1]).as_secs_f64();
         for (d, p) in power.iter_mut().enumerate() {
-            *p = if k < valid[d] && dt > 0.0 {
-                (tl.energy(k, d).0 - tl.energy(k - 1, d).0) / dt
-            } else {
-                0.0
-            };
+            *p =
+                if k < valid[d] && dt > 0.0 { (tl.energy(k, d).0 - tl.energy(k - 1, d).0) / dt } else { 0.0 };
         }
     };
     set_power(k, &mut power);

@@ -7,13 +7,14 @@
 //! printed.
 
 use std::hint::black_box;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::attribute::{SpanTree, Window};
 use crate::exit::ExitCodes;
-use crate::profiler::Profiler;
+use crate::profiler::{Profiler, ProfilerBuilder};
 use crate::report::Report;
 use crate::summary::{self, SampleWindow};
 
@@ -30,6 +31,9 @@ pub struct BenchConfig {
     /// Target length of one sample (`JOULES_SAMPLE_MS`, default 300): hundreds of counter
     /// updates, so the edges of a sample matter little.
     pub sample_time: Duration,
+    /// Time spent at rest before the benchmarks to measure idle power (`JOULES_IDLE_MS`,
+    /// default 500; 0 skips it).
+    pub idle: Duration,
 }
 
 impl Default for BenchConfig {
@@ -38,6 +42,7 @@ impl Default for BenchConfig {
             warm_up: Duration::from_millis(1000),
             samples: 10,
             sample_time: Duration::from_millis(300),
+            idle: Duration::from_millis(500),
         }
     }
 }
@@ -48,11 +53,7 @@ impl BenchConfig {
         let mut cfg = BenchConfig::default();
         let num = |key: &str| -> Result<Option<u64>, String> {
             match std::env::var(key) {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| format!("{key}={v:?} is not a whole number")),
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| format!("{key}={v:?} is not a whole number")),
                 Err(_) => Ok(None),
             }
         };
@@ -61,14 +62,15 @@ impl BenchConfig {
         }
         if let Some(n) = num("JOULES_SAMPLES")? {
             if n < 2 {
-                return Err(format!(
-                    "JOULES_SAMPLES={n}: at least 2 samples give an interval"
-                ));
+                return Err(format!("JOULES_SAMPLES={n}: at least 2 samples give an interval"));
             }
             cfg.samples = u32::try_from(n).map_err(|_| "JOULES_SAMPLES is too large".to_owned())?;
         }
         if let Some(ms) = num("JOULES_SAMPLE_MS")? {
             cfg.sample_time = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = num("JOULES_IDLE_MS")? {
+            cfg.idle = Duration::from_millis(ms);
         }
         Ok(cfg)
     }
@@ -93,25 +95,17 @@ impl Bencher<'_> {
             n += 1;
         }
         let per_iter = (start.elapsed().as_nanos() / u128::from(n)).max(1);
-        let iterations = u64::try_from(self.config.sample_time.as_nanos() / per_iter)
-            .unwrap_or(u64::MAX)
-            .max(1);
-        eprintln!(
-            "joules: {}: {} samples x {iterations} iterations (~{} ms each)",
-            self.name,
-            self.config.samples,
-            self.config.sample_time.as_millis()
-        );
+        let iterations =
+            u64::try_from(self.config.sample_time.as_nanos() / per_iter).unwrap_or(u64::MAX).max(1);
+        let progress = Progress::new(self.name, self.config, iterations);
         for _ in 0..self.config.samples {
             let t0 = self.profiler.now();
             for _ in 0..iterations {
                 black_box(f());
             }
             let t1 = self.profiler.now();
-            self.samples.push(SampleWindow {
-                window: Window { start: t0, end: t1 },
-                iterations,
-            });
+            progress.sample_done();
+            self.samples.push(SampleWindow { window: Window { start: t0, end: t1 }, iterations });
         }
     }
 }
@@ -119,9 +113,15 @@ impl Bencher<'_> {
 /// A benchmark: its name and function.
 pub type Bench = (&'static str, fn(&mut Bencher<'_>));
 
-/// Runs `benches` (those matching the command-line filters), then writes or prints the report.
+/// Runs `benches` (those matching the command-line filters) on the probed sources, then writes
+/// or prints the report.
 pub fn run(benches: &[Bench]) -> ExitCode {
-    match run_inner(benches) {
+    run_with(Profiler::builder(), benches)
+}
+
+/// As [`run`], with a profiler configured by the caller (e.g. on the simulated source).
+pub fn run_with(profiler: ProfilerBuilder, benches: &[Bench]) -> ExitCode {
+    match run_inner(profiler, benches) {
         Ok(code) => code,
         Err((code, msg)) => {
             eprintln!("joules: error: {msg}");
@@ -130,56 +130,100 @@ pub fn run(benches: &[Bench]) -> ExitCode {
     }
 }
 
-fn run_inner(benches: &[Bench]) -> Result<ExitCode, (u8, String)> {
+fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u8, String)> {
     let config = BenchConfig::from_env().map_err(|e| (ExitCodes::USAGE, e))?;
     // cargo passes `--bench`; the other arguments are name filters.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let selected: Vec<&Bench> = benches
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();
-    let profiler = Profiler::start().map_err(|e| (ExitCodes::NO_SOURCE, e.to_string()))?;
+    let profiler = builder.start().map_err(|e| (ExitCodes::NO_SOURCE, e.to_string()))?;
     for s in profiler.sources() {
         eprintln!("joules: source: {} ({})", s.provenance, s.description);
     }
+    let idle_windows = measure_idle(&profiler, config.idle);
     let mut windows = Vec::new();
     for (name, f) in selected {
-        let mut b = Bencher {
-            name,
-            profiler: &profiler,
-            config: &config,
-            samples: Vec::new(),
-        };
+        let mut b = Bencher { name, profiler: &profiler, config: &config, samples: Vec::new() };
         f(&mut b);
         if b.samples.is_empty() {
-            return Err((
-                ExitCodes::USAGE,
-                format!("benchmark `{name}` never called Bencher::iter"),
-            ));
+            return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
         }
         windows.push((*name, b.samples));
     }
     let rec = profiler.stop();
     let tree = SpanTree::build(&rec.spans, rec.end());
     let warnings = summary::recording_warnings(&rec, &tree);
+    let idle = (!idle_windows.is_empty()).then(|| summary::idle_power(&rec.timeline, &tree, &idle_windows));
     let benches = windows
         .iter()
         .map(|(name, samples)| {
-            summary::summarize(name, &rec.timeline, &tree, samples, warnings.clone())
+            summary::summarize(name, &rec.timeline, &tree, samples, idle.as_deref(), warnings.clone())
         })
         .collect();
     let report = Report::new(rec.sources, rec.unavailable, benches);
     match std::env::var_os(OUT_ENV) {
         Some(path) => {
             let path = PathBuf::from(path);
-            report
-                .write_atomic(&path)
-                .map_err(|e| (ExitCodes::BENCH_FAILED, e.to_string()))?;
+            report.write_atomic(&path).map_err(|e| (ExitCodes::BENCH_FAILED, e.to_string()))?;
         }
         None => print!("{}", crate::render::table(&report)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sleeps through `total`, in five windows, so each domain's idle power gets an interval.
+fn measure_idle(profiler: &Profiler, total: Duration) -> Vec<Window> {
+    if total.is_zero() {
+        return Vec::new();
+    }
+    eprintln!("joules: measuring idle power for {} ms", total.as_millis());
+    (0..5)
+        .map(|_| {
+            let start = profiler.now();
+            std::thread::sleep(total / 5);
+            Window { start, end: profiler.now() }
+        })
+        .collect()
+}
+
+/// A progress bar on a terminal for runs over a second; plain lines otherwise.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(name: &str, config: &BenchConfig, iterations: u64) -> Self {
+        let long = config.sample_time * config.samples > Duration::from_secs(1);
+        if long && std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(u64::from(config.samples));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} samples, {eta} left")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(format!("joules: {name}: {iterations} iterations per sample"));
+            Progress(Some(bar))
+        } else {
+            eprintln!(
+                "joules: {name}: {} samples x {iterations} iterations (~{} ms each)",
+                config.samples,
+                config.sample_time.as_millis()
+            );
+            Progress(None)
+        }
+    }
+
+    fn sample_done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }

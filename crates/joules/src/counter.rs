@@ -39,12 +39,7 @@ impl WrappingCounter {
     }
 
     fn with_modulus(modulus: u128) -> Self {
-        WrappingCounter {
-            modulus,
-            last: None,
-            total: 0,
-            wraps: 0,
-        }
+        WrappingCounter { modulus, last: None, total: 0, wraps: 0 }
     }
 
     /// Feeds a raw reading; returns the total advance since the first reading.

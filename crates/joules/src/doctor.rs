@@ -25,12 +25,8 @@ pub struct Doctor {
 impl Doctor {
     /// Diagnoses from a probe's outcomes.
     pub fn from_probe(probe: &Probe) -> Self {
-        let in_use: Vec<SourceKind> = probe
-            .outcomes
-            .iter()
-            .filter(|o| o.status == ProbeStatus::InUse)
-            .map(|o| o.kind)
-            .collect();
+        let in_use: Vec<SourceKind> =
+            probe.outcomes.iter().filter(|o| o.status == ProbeStatus::InUse).map(|o| o.kind).collect();
         let measured = in_use.iter().any(|k| k.is_measured());
         let names: Vec<&str> = in_use.iter().map(|k| k.name()).collect();
         let summary = if measured {
@@ -42,20 +38,13 @@ impl Doctor {
         } else {
             "no energy source can be opened, not even the estimate".to_owned()
         };
-        Doctor {
-            sources: probe.outcomes.clone(),
-            in_use,
-            measured,
-            summary,
-        }
+        Doctor { sources: probe.outcomes.clone(), in_use, measured, summary }
     }
 
     /// The table, then each unavailable source's reason and fix, then the summary.
     pub fn render(&self) -> String {
         let mut table = Table::new();
-        table
-            .load_preset(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Disabled);
+        table.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
         table.set_header(["source", "status", "domains", "resolution", "update period"]);
         for o in &self.sources {
             let status = match &o.status {

@@ -23,8 +23,7 @@ impl Host {
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                matches!(k.trim(), "model name" | "Model" | "cpu model")
-                    .then(|| v.trim().to_owned())
+                matches!(k.trim(), "model name" | "Model" | "cpu model").then(|| v.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown".into());
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")

@@ -36,6 +36,7 @@ assert_eq!(report.benches[0].spans[0].path, "layer");
 pub mod attribute;
 pub mod bench;
 mod clock;
+pub mod compare;
 pub mod counter;
 pub mod doctor;
 pub mod exit;
@@ -64,12 +65,8 @@ pub use units::{Joules, Nanos, Watts};
 #[macro_export]
 macro_rules! span {
     ($name:literal) => {{
-        static __JOULES_SITE: $crate::__private::Site = $crate::__private::Site::new(
-            $name,
-            ::core::module_path!(),
-            ::core::file!(),
-            ::core::line!(),
-        );
+        static __JOULES_SITE: $crate::__private::Site =
+            $crate::__private::Site::new($name, ::core::module_path!(), ::core::file!(), ::core::line!());
         $crate::__private::enter(&__JOULES_SITE)
     }};
 }

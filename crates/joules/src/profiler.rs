@@ -67,9 +67,7 @@ pub struct ProfilerBuilder {
 
 impl std::fmt::Debug for ProfilerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProfilerBuilder")
-            .field("period", &self.period)
-            .finish_non_exhaustive()
+        f.debug_struct("ProfilerBuilder").field("period", &self.period).finish_non_exhaustive()
     }
 }
 
@@ -175,11 +173,7 @@ pub struct Recording {
 impl Profiler {
     /// A builder; with no source added, [`probe_sources`] chooses.
     pub fn builder() -> ProfilerBuilder {
-        ProfilerBuilder {
-            sources: Vec::new(),
-            unavailable: Vec::new(),
-            period: Duration::from_millis(1),
-        }
+        ProfilerBuilder { sources: Vec::new(), unavailable: Vec::new(), period: Duration::from_millis(1) }
     }
 
     /// Starts a profiler on the probed sources.
@@ -243,11 +237,7 @@ impl Sampler {
         for s in &sources {
             offsets.push(timeline.domains.len());
             for d in s.domains() {
-                timeline.domains.push(TimelineDomain {
-                    domain: d.clone(),
-                    source: s.kind(),
-                    ended: None,
-                });
+                timeline.domains.push(TimelineDomain { domain: d.clone(), source: s.kind(), ended: None });
             }
         }
         // About a minute of readings at 1 kHz before the vectors grow.
@@ -255,15 +245,7 @@ impl Sampler {
         timeline.energy.reserve(60_000 * timeline.domains.len());
         let row = vec![Joules(0.0); timeline.domains.len()];
         let failed = vec![false; sources.len()];
-        Sampler {
-            sources,
-            offsets,
-            failed,
-            timeline,
-            spans: SpanLog::new(),
-            row,
-            start_raw,
-        }
+        Sampler { sources, offsets, failed, timeline, spans: SpanLog::new(), row, start_raw }
     }
 
     fn describe(&self) -> Vec<SourceInfo> {
@@ -310,10 +292,7 @@ impl Sampler {
     fn tick(&mut self) {
         span::drain_into(&mut self.spans, self.start_raw);
         let now = self.now();
-        let ctx = ReadCtx {
-            now,
-            spans: &self.spans,
-        };
+        let ctx = ReadCtx { now, spans: &self.spans };
         for (i, source) in self.sources.iter_mut().enumerate() {
             if self.failed[i] {
                 continue;

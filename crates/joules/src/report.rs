@@ -81,6 +81,11 @@ pub struct DomainReport {
     pub total_j: Estimate,
     /// Energy per iteration while no span ran.
     pub unattributed_j: Estimate,
+    /// The domain's power at rest, measured before the benchmarks ran (absent for a plain
+    /// profile).
+    pub idle_w: Option<Estimate>,
+    /// `total_j` less what idle power would have used in the same time.
+    pub above_idle_j: Option<Estimate>,
     /// Why the domain stopped being read early, if it did.
     pub ended: Option<String>,
 }
@@ -113,6 +118,8 @@ pub struct SpanEnergy {
     pub exclusive_j: Estimate,
     /// Descendants included.
     pub inclusive_j: Estimate,
+    /// `exclusive_j` less what idle power would have used in the span's exclusive time.
+    pub exclusive_above_idle_j: Option<Estimate>,
 }
 
 /// A caution attached to a span's figures.
@@ -165,14 +172,9 @@ pub enum ReportError {
 
 impl Report {
     /// A report of this machine, now.
-    pub fn new(
-        sources: Vec<SourceInfo>,
-        unavailable: Vec<Unavailable>,
-        benches: Vec<BenchReport>,
-    ) -> Self {
-        let created_unix_s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    pub fn new(sources: Vec<SourceInfo>, unavailable: Vec<Unavailable>, benches: Vec<BenchReport>) -> Self {
+        let created_unix_s =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Report {
             schema: SCHEMA,
             tool: format!("joules {}", env!("CARGO_PKG_VERSION")),
@@ -187,14 +189,8 @@ impl Report {
     /// Writes the report as JSON to `path` atomically: a temporary file in the same directory,
     /// then a rename, so readers never see half a report and a failed write loses nothing.
     pub fn write_atomic(&self, path: &Path) -> Result<(), ReportError> {
-        let io = |source| ReportError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let io = |source| ReportError::Io { path: path.to_owned(), source };
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         let json = serde_json::to_vec_pretty(self).expect("reports serialize");
@@ -207,30 +203,21 @@ impl Report {
 
     /// Reads a report, refusing damaged, foreign or other-schema files.
     pub fn read(path: &Path) -> Result<Self, ReportError> {
-        let bytes = std::fs::read(path).map_err(|source| ReportError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| ReportError::Io { path: path.to_owned(), source })?;
         Self::from_slice(path, &bytes)
     }
 
     /// Parses a report read from `path`.
     pub fn from_slice(path: &Path, bytes: &[u8]) -> Result<Self, ReportError> {
-        let corrupt = |reason: String| ReportError::Corrupt {
-            path: path.to_owned(),
-            reason,
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = |reason: String| ReportError::Corrupt { path: path.to_owned(), reason };
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
         let schema = value
             .get("schema")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| corrupt("no `schema` field".into()))?;
         if schema != u64::from(SCHEMA) {
-            return Err(ReportError::Schema {
-                path: path.to_owned(),
-                found: schema,
-            });
+            return Err(ReportError::Schema { path: path.to_owned(), found: schema });
         }
         serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
     }

@@ -39,19 +39,8 @@ pub struct Site {
 
 impl Site {
     /// A new, not yet interned site.
-    pub const fn new(
-        name: &'static str,
-        module: &'static str,
-        file: &'static str,
-        line: u32,
-    ) -> Self {
-        Site {
-            name,
-            module,
-            file,
-            line,
-            id: AtomicU32::new(0),
-        }
+    pub const fn new(name: &'static str, module: &'static str, file: &'static str, line: u32) -> Self {
+        Site { name, module, file, line, id: AtomicU32::new(0) }
     }
 }
 
@@ -75,33 +64,21 @@ pub struct SpanGuard {
 #[inline]
 pub fn enter(site: &'static Site) -> SpanGuard {
     if !ACTIVE.load(Relaxed) {
-        return SpanGuard {
-            site: 0,
-            _not_send: PhantomData,
-        };
+        return SpanGuard { site: 0, _not_send: PhantomData };
     }
     let mut id = site.id.load(Relaxed);
     if id == 0 {
         id = intern(site);
     }
-    push(RawEvent {
-        raw: clock::raw_now(),
-        site: id,
-    });
-    SpanGuard {
-        site: id,
-        _not_send: PhantomData,
-    }
+    push(RawEvent { raw: clock::raw_now(), site: id });
+    SpanGuard { site: id, _not_send: PhantomData }
 }
 
 impl Drop for SpanGuard {
     #[inline]
     fn drop(&mut self) {
         if self.site != 0 && ACTIVE.load(Relaxed) {
-            push(RawEvent {
-                raw: clock::raw_now(),
-                site: self.site | EXIT_BIT,
-            });
+            push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
         }
     }
 }
@@ -168,12 +145,7 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
     let index = reg.next_thread;
     reg.next_thread += 1;
     let name = std::thread::current().name().map(str::to_owned);
-    reg.threads.push(Queue {
-        index,
-        name,
-        consumer,
-        dropped: dropped.clone(),
-    });
+    reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone() });
     *slot = Some(Local { producer, dropped });
 }
 
@@ -205,17 +177,12 @@ struct Registry {
     next_thread: u32,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    sites: Vec::new(),
-    threads: Vec::new(),
-    next_thread: 0,
-});
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { sites: Vec::new(), threads: Vec::new(), next_thread: 0 });
 
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while holding this lock leaves the tables consistent (each push is whole).
-    REGISTRY
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Moves every buffered span event into `log`, stamping it in nanoseconds since `start_raw`.
@@ -243,19 +210,14 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
         if let Ok(chunk) = queue.consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
             for ev in a.iter().chain(b).take(keep) {
-                let kind = if ev.site & EXIT_BIT != 0 {
-                    EventKind::Exit
-                } else {
-                    EventKind::Enter
-                };
+                let kind = if ev.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
                 thread.push(clock::since(start_raw, ev.raw), ev.site & !EXIT_BIT, kind);
             }
             chunk.commit_all();
         }
         log.note_stored(keep);
     }
-    reg.threads
-        .retain(|q| !(q.consumer.is_abandoned() && q.consumer.is_empty()));
+    reg.threads.retain(|q| !(q.consumer.is_abandoned() && q.consumer.is_empty()));
 }
 
 /// Throws away whatever the rings hold (events from before this profiler started).

@@ -135,10 +135,6 @@ impl SpanLog {
 
 impl ThreadEvents {
     pub(crate) fn push(&mut self, t: Nanos, site: u32, kind: EventKind) {
-        self.events.push(Event {
-            t,
-            site: SiteId(site),
-            kind,
-        });
+        self.events.push(Event { t, site: SiteId(site), kind });
     }
 }

@@ -29,11 +29,7 @@ impl Estimate {
     /// Mean and 95% confidence interval of `samples`.
     pub fn from_samples(samples: Vec<f64>) -> Self {
         let n = samples.len();
-        let point = if n == 0 {
-            0.0
-        } else {
-            samples.iter().sum::<f64>() / n as f64
-        };
+        let point = if n == 0 { 0.0 } else { samples.iter().sum::<f64>() / n as f64 };
         let (lo, hi, stderr) = if n >= 2 {
             let var = samples.iter().map(|x| (x - point).powi(2)).sum::<f64>() / (n - 1) as f64;
             let se = (var / n as f64).sqrt();
@@ -44,20 +40,68 @@ impl Estimate {
         } else {
             (None, None, None)
         };
-        Estimate {
-            point,
-            lo,
-            hi,
-            stderr,
-            level: CONFIDENCE,
-            samples,
-        }
+        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples }
+    }
+
+    /// Sample standard deviation, with at least two samples.
+    pub fn sd(&self) -> Option<f64> {
+        let n = self.samples.len();
+        (n >= 2).then(|| {
+            let var = self.samples.iter().map(|x| (x - self.point).powi(2)).sum::<f64>() / (n - 1) as f64;
+            var.sqrt()
+        })
     }
 
     /// Half the interval's width, if there is one.
     pub fn half_width(&self) -> Option<f64> {
         Some((self.hi? - self.lo?) / 2.0)
     }
+}
+
+/// The difference between two sets of samples, relative to the old mean, by Welch's t-test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RelativeChange {
+    /// (new mean - old mean) / old mean.
+    pub point: f64,
+    /// Lower bound of its 95% interval.
+    pub lo: f64,
+    /// Upper bound of its 95% interval.
+    pub hi: f64,
+    /// Two-sided p-value of "the means are equal".
+    pub p_value: f64,
+}
+
+/// Welch's t-test of `new` against `old` (each needs two samples or more, and a nonzero old
+/// mean). Intervals treat the old mean as exact when scaling to a relative change.
+pub fn welch(old: &[f64], new: &[f64]) -> Option<RelativeChange> {
+    let stats = |xs: &[f64]| {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+        (n, m, v)
+    };
+    if old.len() < 2 || new.len() < 2 {
+        return None;
+    }
+    let (n1, m1, v1) = stats(old);
+    let (n2, m2, v2) = stats(new);
+    if m1 == 0.0 {
+        return None;
+    }
+    let (a, b) = (v1 / n1, v2 / n2);
+    let se = (a + b).sqrt();
+    let diff = m2 - m1;
+    if se == 0.0 {
+        let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
+        let point = diff / m1;
+        return Some(RelativeChange { point, lo: point, hi: point, p_value });
+    }
+    let df = (a + b).powi(2) / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
+    let t_dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    let t = diff / se;
+    let p_value = 2.0 * (1.0 - t_dist.cdf(t.abs()));
+    let half = t_dist.inverse_cdf(0.5 + CONFIDENCE / 2.0) * se;
+    Some(RelativeChange { point: diff / m1, lo: (diff - half) / m1, hi: (diff + half) / m1, p_value })
 }
 
 #[cfg(test)]
@@ -72,6 +116,17 @@ mod tests {
         let se = e.stderr.unwrap();
         let half = e.half_width().unwrap();
         assert!((half / se - 3.182).abs() < 1e-3, "t quantile {}", half / se);
+    }
+
+    #[test]
+    fn welch_finds_a_clear_shift_and_not_noise() {
+        let old = [10.0, 10.2, 9.9, 10.1, 9.8, 10.0];
+        let up: Vec<f64> = old.iter().map(|x| x * 1.1).collect();
+        let c = welch(&old, &up).unwrap();
+        assert!((c.point - 0.1).abs() < 1e-9 && c.p_value < 1e-6 && c.lo > 0.05, "{c:?}");
+        let same = welch(&old, &[10.1, 9.9, 10.0, 10.2, 9.8, 10.0]).unwrap();
+        assert!(same.p_value > 0.5 && same.lo < 0.0 && same.hi > 0.0, "{same:?}");
+        assert!(welch(&[1.0], &[2.0, 3.0]).is_none());
     }
 
     #[test]

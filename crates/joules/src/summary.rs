@@ -22,17 +22,13 @@ pub fn summarize(
     tl: &Timeline,
     tree: &SpanTree,
     samples: &[SampleWindow],
+    idle: Option<&[Estimate]>,
     mut warnings: Vec<String>,
 ) -> BenchReport {
-    let parts: Vec<_> = samples
-        .iter()
-        .map(|s| attribute::time_share(tl, tree, s.window))
-        .collect();
+    let parts: Vec<_> = samples.iter().map(|s| attribute::time_share(tl, tree, s.window)).collect();
     let per_iter = |f: &dyn Fn(usize) -> f64| -> Estimate {
         Estimate::from_samples(
-            (0..samples.len())
-                .map(|i| f(i) / samples[i].iterations.max(1) as f64)
-                .collect(),
+            (0..samples.len()).map(|i| f(i) / samples[i].iterations.max(1) as f64).collect(),
         )
     };
     let domains: Vec<DomainReport> = tl
@@ -51,10 +47,14 @@ pub fn summarize(
             update_period_measured: td.domain.update_period_measured,
             total_j: per_iter(&|i| parts[i].domains[d].total.0),
             unattributed_j: per_iter(&|i| parts[i].domains[d].unattributed.0),
-            ended: td
-                .ended
-                .as_ref()
-                .map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
+            idle_w: idle.map(|w| w[d].clone()),
+            above_idle_j: idle.map(|w| {
+                per_iter(&|i| {
+                    let secs = parts[i].window.map_or(0.0, |w| (w.end - w.start).as_secs_f64());
+                    parts[i].domains[d].total.0 - w[d].point * secs
+                })
+            }),
+            ended: td.ended.as_ref().map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
         })
         .collect();
     for (i, (s, a)) in samples.iter().zip(&parts).enumerate() {
@@ -72,10 +72,7 @@ pub fn summarize(
     let mut spans = Vec::new();
     for p in dfs_order(tree) {
         let pi = p as usize;
-        if parts
-            .iter()
-            .all(|a| a.time[pi].calls == 0 && a.time[pi].inclusive.0 == 0)
-        {
+        if parts.iter().all(|a| a.time[pi].calls == 0 && a.time[pi].inclusive.0 == 0) {
             continue;
         }
         let node = &tree.paths[pi];
@@ -109,6 +106,12 @@ pub fn summarize(
                     domain: td.domain.id.clone(),
                     exclusive_j: per_iter(&|i| parts[i].domains[d].exclusive[pi].0),
                     inclusive_j: per_iter(&|i| parts[i].domains[d].inclusive[pi].0),
+                    exclusive_above_idle_j: idle.map(|w| {
+                        per_iter(&|i| {
+                            let secs = parts[i].time[pi].exclusive.as_secs_f64();
+                            parts[i].domains[d].exclusive[pi].0 - w[d].point * secs
+                        })
+                    }),
                 })
                 .collect(),
             flags,
@@ -118,15 +121,30 @@ pub fn summarize(
         name: name.to_owned(),
         samples: samples
             .iter()
-            .map(|s| SampleInfo {
-                iterations: s.iterations,
-                duration_ns: (s.window.end - s.window.start).0,
-            })
+            .map(|s| SampleInfo { iterations: s.iterations, duration_ns: (s.window.end - s.window.start).0 })
             .collect(),
         domains,
         spans,
         warnings,
     }
+}
+
+/// Each domain's power in `windows` (taken while nothing ran), one sample per window.
+pub fn idle_power(tl: &Timeline, tree: &SpanTree, windows: &[Window]) -> Vec<Estimate> {
+    let parts: Vec<_> = windows.iter().map(|w| attribute::time_share(tl, tree, *w)).collect();
+    (0..tl.domains.len())
+        .map(|d| {
+            Estimate::from_samples(
+                parts
+                    .iter()
+                    .filter_map(|a| {
+                        let w = a.window?;
+                        Some(a.domains[d].total.0 / (w.end - w.start).as_secs_f64())
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// Paths depth-first, children in the order first seen.
@@ -160,10 +178,7 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
         ));
     }
     if tree.unmatched_exits > 0 {
-        w.push(format!(
-            "{} span exits matched no open span",
-            tree.unmatched_exits
-        ));
+        w.push(format!("{} span exits matched no open span", tree.unmatched_exits));
     }
     w
 }
@@ -183,21 +198,10 @@ impl Recording {
     /// there is no confidence interval; benchmarks ([`crate::bench`]) take many.
     pub fn report(&self, name: &str) -> Report {
         let tree = SpanTree::build(&self.spans, self.end());
-        let window = Window {
-            start: self.start(),
-            end: self.end(),
-        };
+        let window = Window { start: self.start(), end: self.end() };
         let warnings = recording_warnings(self, &tree);
-        let bench = summarize(
-            name,
-            &self.timeline,
-            &tree,
-            &[SampleWindow {
-                window,
-                iterations: 1,
-            }],
-            warnings,
-        );
+        let bench =
+            summarize(name, &self.timeline, &tree, &[SampleWindow { window, iterations: 1 }], None, warnings);
         Report::new(self.sources.clone(), self.unavailable.clone(), vec![bench])
     }
 }

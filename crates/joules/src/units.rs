@@ -16,9 +16,7 @@ pub struct Joules(pub f64);
 pub struct Watts(pub f64);
 
 /// A duration or an instant in nanoseconds (instants count from the profiler's start).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Nanos(pub u64);
 

@@ -17,13 +17,8 @@ pub struct Dense {
 impl Dense {
     fn new(inputs: usize, outputs: usize, rng: &mut StdRng) -> Self {
         let scale = (2.0 / inputs as f32).sqrt();
-        let weights = Array2::from_shape_fn((inputs, outputs), |_| {
-            (rng.random::<f32>() * 2.0 - 1.0) * scale
-        });
-        Dense {
-            weights,
-            bias: Array1::zeros(outputs),
-        }
+        let weights = Array2::from_shape_fn((inputs, outputs), |_| (rng.random::<f32>() * 2.0 - 1.0) * scale);
+        Dense { weights, bias: Array1::zeros(outputs) }
     }
 
     fn forward(&self, x: &Array2<f32>) -> Array2<f32> {

@@ -32,10 +32,8 @@ impl CpuId {
     /// Reads `<procfs>/cpuinfo`.
     pub fn read(procfs: &Path) -> Result<Self, ProbeError> {
         let path = procfs.join("cpuinfo");
-        let text = std::fs::read_to_string(&path).map_err(|source| ProbeError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ProbeError::Io { path: path.clone(), source })?;
         let field = |name: &str| {
             text.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
@@ -48,11 +46,7 @@ impl CpuId {
             _ => Vendor::Other,
         };
         let num = |name: &str| field(name).and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok(CpuId {
-            vendor,
-            family: num("cpu family"),
-            model: num("model"),
-        })
+        Ok(CpuId { vendor, family: num("cpu family"), model: num("model") })
     }
 }
 
@@ -69,10 +63,8 @@ impl Topology {
     /// Reads `<sysfs>/devices/system/cpu/cpuN/topology/{physical_package_id,core_id}`.
     pub fn read(sysfs: &Path) -> Result<Self, ProbeError> {
         let dir = sysfs.join("devices/system/cpu");
-        let entries = std::fs::read_dir(&dir).map_err(|source| ProbeError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|source| ProbeError::Io { path: dir.clone(), source })?;
         let mut topo = Topology::default();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -82,14 +74,10 @@ impl Topology {
             let read_id = |file: &str| -> Result<Option<u32>, ProbeError> {
                 let path = entry.path().join("topology").join(file);
                 match std::fs::read_to_string(&path) {
-                    Ok(t) => t
-                        .trim()
-                        .parse()
-                        .map(Some)
-                        .map_err(|_| ProbeError::Malformed {
-                            path,
-                            reason: format!("expected a number, found {:?}", t.trim()),
-                        }),
+                    Ok(t) => t.trim().parse().map(Some).map_err(|_| ProbeError::Malformed {
+                        path,
+                        reason: format!("expected a number, found {:?}", t.trim()),
+                    }),
                     // An offline CPU has no topology directory.
                     Err(_) => Ok(None),
                 }

@@ -55,12 +55,7 @@ impl Estimate {
             update_period: Nanos(0),
             update_period_measured: false,
         };
-        Estimate {
-            watts_per_core,
-            from_env,
-            domains: [domain],
-            origin: None,
-        }
+        Estimate { watts_per_core, from_env, domains: [domain], origin: None }
     }
 
     /// The power of one busy core in this model.
@@ -70,10 +65,7 @@ impl Estimate {
 }
 
 fn cpu_time(clock: libc::clockid_t) -> Nanos {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; the clock ids used here always exist on Linux.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     if rc != 0 {
@@ -88,15 +80,8 @@ impl Source for Estimate {
     }
 
     fn describe(&self) -> String {
-        let origin = if self.from_env {
-            WATTS_ENV
-        } else {
-            "default; set JOULES_ESTIMATE_WATTS_PER_CORE"
-        };
-        format!(
-            "process CPU time x {} W per busy core ({origin}); not a measurement",
-            self.watts_per_core.0
-        )
+        let origin = if self.from_env { WATTS_ENV } else { "default; set JOULES_ESTIMATE_WATTS_PER_CORE" };
+        format!("process CPU time x {} W per busy core ({origin}); not a measurement", self.watts_per_core.0)
     }
 
     fn domains(&self) -> &[Domain] {
@@ -110,8 +95,7 @@ impl Source for Estimate {
     fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
         // Runs on the sampler thread: its own CPU time is the profiler's cost, not the
         // program's, so it is taken out.
-        let busy =
-            cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID) - cpu_time(libc::CLOCK_THREAD_CPUTIME_ID);
+        let busy = cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID) - cpu_time(libc::CLOCK_THREAD_CPUTIME_ID);
         let origin = *self.origin.get_or_insert(busy);
         out[0] = self.watts_per_core * (busy - origin);
         Ok(())

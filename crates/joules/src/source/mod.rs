@@ -59,10 +59,7 @@ impl SourceKind {
 
     /// True if the figures come from an energy counter of real hardware.
     pub fn is_measured(self) -> bool {
-        matches!(
-            self,
-            SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr
-        )
+        matches!(self, SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr)
     }
 
     /// The short name used on the command line and in `doctor`.

@@ -44,8 +44,7 @@ pub mod amd {
 
 /// Intel server parts whose DRAM domain counts in a fixed 2^-16 J, whatever the unit register
 /// says (Haswell-EP and later Xeons, Xeon Phi), as Linux's intel_rapl driver knows them.
-const FIXED_DRAM_UNIT_MODELS: [u32; 10] =
-    [0x3F, 0x4F, 0x56, 0x55, 0x6A, 0x6C, 0x8F, 0xCF, 0x57, 0x85];
+const FIXED_DRAM_UNIT_MODELS: [u32; 10] = [0x3F, 0x4F, 0x56, 0x55, 0x6A, 0x6C, 0x8F, 0xCF, 0x57, 0x85];
 
 /// A domain's register, read on one CPU (or, for AMD's per-core register, summed over one CPU
 /// per core).
@@ -70,18 +69,14 @@ pub struct Msr {
 
 impl std::fmt::Debug for Msr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Msr")
-            .field("dir", &self.dir)
-            .field("domains", &self.domains)
-            .finish()
+        f.debug_struct("Msr").field("dir", &self.dir).field("domains", &self.domains).finish()
     }
 }
 
 fn read_reg(file: &File, path: &Path, offset: u64) -> std::io::Result<u64> {
     let mut buf = [0u8; 8];
-    file.read_exact_at(&mut buf, offset).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("{} at {offset:#x}: {e}", path.display()))
-    })?;
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{} at {offset:#x}: {e}", path.display())))?;
     Ok(u64::from_le_bytes(buf))
 }
 
@@ -114,26 +109,19 @@ impl Msr {
         let topo = Topology::read(&roots.sysfs)?;
         let open = |cpu: u32| -> Result<(File, PathBuf), ProbeError> {
             let path = roots.msr.join(cpu.to_string()).join("msr");
-            File::open(&path)
-                .map(|f| (f, path.clone()))
-                .map_err(|source| match source.kind() {
-                    ErrorKind::NotFound => ProbeError::NotPresent {
-                        path: path.clone(),
-                        what: "MSR device".into(),
-                        hint: "the msr module is not loaded".into(),
-                        fix: Some(Fix::LoadMsrModule),
-                    },
-                    ErrorKind::PermissionDenied => ProbeError::PermissionDenied {
-                        path: path.clone(),
-                        fix: Fix::MsrAccess {
-                            binary: current_binary(),
-                        },
-                    },
-                    _ => ProbeError::Io {
-                        path: path.clone(),
-                        source,
-                    },
-                })
+            File::open(&path).map(|f| (f, path.clone())).map_err(|source| match source.kind() {
+                ErrorKind::NotFound => ProbeError::NotPresent {
+                    path: path.clone(),
+                    what: "MSR device".into(),
+                    hint: "the msr module is not loaded".into(),
+                    fix: Some(Fix::LoadMsrModule),
+                },
+                ErrorKind::PermissionDenied => ProbeError::PermissionDenied {
+                    path: path.clone(),
+                    fix: Fix::MsrAccess { binary: current_binary() },
+                },
+                _ => ProbeError::Io { path: path.clone(), source },
+            })
         };
         let mut msr = Msr {
             vendor: cpu.vendor,
@@ -155,10 +143,7 @@ impl Msr {
                         fix: None,
                     }
                 } else {
-                    ProbeError::Io {
-                        path: path.clone(),
-                        source: e,
-                    }
+                    ProbeError::Io { path: path.clone(), source: e }
                 }
             })?;
             let unit = energy_unit(units);
@@ -171,11 +156,7 @@ impl Msr {
                 Vendor::Intel => {
                     let [pp0, pp1, dram, psys] =
                         [intel::PP0, intel::PP1, intel::DRAM, intel::PSYS].map(present);
-                    msr.add(
-                        domain(&pkg, DomainKind::Package, None, unit),
-                        vec![first],
-                        intel::PKG,
-                    );
+                    msr.add(domain(&pkg, DomainKind::Package, None, unit), vec![first], intel::PKG);
                     if pp0 {
                         let d = domain(&sub("core"), DomainKind::Core, Some(&pkg), unit);
                         msr.add(d, vec![first], intel::PP0);
@@ -200,11 +181,7 @@ impl Msr {
                     }
                 }
                 Vendor::Amd => {
-                    msr.add(
-                        domain(&pkg, DomainKind::Package, None, unit),
-                        vec![first],
-                        amd::PKG,
-                    );
+                    msr.add(domain(&pkg, DomainKind::Package, None, unit), vec![first], amd::PKG);
                     let cores = topo
                         .cores_of(package)
                         .into_iter()
@@ -228,14 +205,7 @@ impl Msr {
         }
         let mut zero = vec![Joules(0.0); msr.domains.len()];
         let spans = crate::spanlog::SpanLog::new();
-        msr.read(
-            &ReadCtx {
-                now: Nanos(0),
-                spans: &spans,
-            },
-            &mut zero,
-        )
-        .map_err(ProbeError::from)?;
+        msr.read(&ReadCtx { now: Nanos(0), spans: &spans }, &mut zero).map_err(ProbeError::from)?;
         Ok(msr)
     }
 
@@ -254,12 +224,7 @@ impl Msr {
 
     fn add(&mut self, domain: Domain, cpus: Vec<usize>, offset: u64) {
         let counters = vec![WrappingCounter::with_bits(32); cpus.len()];
-        self.regs.push(Reg {
-            counters,
-            cpus,
-            offset,
-            unit: domain.resolution.0,
-        });
+        self.regs.push(Reg { counters, cpus, offset, unit: domain.resolution.0 });
         self.domains.push(domain);
     }
 
@@ -291,9 +256,7 @@ impl Source for Msr {
 
     fn describe(&self) -> String {
         let note = match self.vendor {
-            Vendor::Amd => {
-                "; AMD's RAPL is a model of power, not a measurement, and reads below wall power"
-            }
+            Vendor::Amd => "; AMD's RAPL is a model of power, not a measurement, and reads below wall power",
             _ => "",
         };
         format!("RAPL via MSR at {}{note}", self.dir.display())
@@ -316,10 +279,8 @@ impl Source for Msr {
             let mut total = 0u64;
             for (&cpu, counter) in reg.cpus.iter().zip(&mut reg.counters) {
                 let (_, (file, path)) = &self.files[cpu];
-                let raw = read_reg(file, path, reg.offset).map_err(|source| ReadError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let raw = read_reg(file, path, reg.offset)
+                    .map_err(|source| ReadError::Io { path: path.clone(), source })?;
                 total += counter.update(raw & 0xffff_ffff);
             }
             *slot = Joules(total as f64 * reg.unit);

@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use super::cpu::Topology;
 use super::roots::Roots;
-use super::{
-    Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind,
-};
+use super::{Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind};
 use crate::counter::WrappingCounter;
 use crate::units::{Joules, Nanos};
 
@@ -76,50 +74,31 @@ pub struct Perf {
 
 impl std::fmt::Debug for Perf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Perf")
-            .field("pmu", &self.pmu)
-            .field("domains", &self.domains)
-            .finish()
+        f.debug_struct("Perf").field("pmu", &self.pmu).field("domains", &self.domains).finish()
     }
 }
 
 fn read_file(path: &Path) -> Result<String, ProbeError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|source| match source.kind() {
-            ErrorKind::NotFound => ProbeError::Malformed {
-                path: path.to_owned(),
-                reason: "missing".into(),
-            },
-            _ => ProbeError::Io {
-                path: path.to_owned(),
-                source,
-            },
-        })
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => ProbeError::Malformed { path: path.to_owned(), reason: "missing".into() },
+        _ => ProbeError::Io { path: path.to_owned(), source },
+    })
 }
 
 /// `0`, `0,18`, `0-3,8` -> CPUs.
 fn parse_cpumask(path: &Path, text: &str) -> Result<Vec<u32>, ProbeError> {
-    let bad = || ProbeError::Malformed {
-        path: path.to_owned(),
-        reason: format!("not a CPU list: {text:?}"),
-    };
+    let bad = || ProbeError::Malformed { path: path.to_owned(), reason: format!("not a CPU list: {text:?}") };
     let mut cpus = Vec::new();
     for part in text.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (u32, u32) =
-                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 cpus.extend(a..=b);
             }
             None => cpus.push(part.parse().map_err(|_| bad())?),
         }
     }
-    if cpus.is_empty() {
-        Err(bad())
-    } else {
-        Ok(cpus)
-    }
+    if cpus.is_empty() { Err(bad()) } else { Ok(cpus) }
 }
 
 /// `event=0x02` (optionally `,umask=0x..`) -> config.
@@ -150,11 +129,7 @@ fn parse_config(path: &Path, text: &str) -> Result<u64, ProbeError> {
 }
 
 pub(crate) fn paranoid(procfs: &Path) -> Option<i32> {
-    std::fs::read_to_string(procfs.join("sys/kernel/perf_event_paranoid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(procfs.join("sys/kernel/perf_event_paranoid")).ok()?.trim().parse().ok()
 }
 
 impl Perf {
@@ -175,33 +150,24 @@ impl Perf {
             });
         }
         let type_path = pmu.join("type");
-        let pmu_type: u32 = read_file(&type_path)?
-            .parse()
-            .map_err(|_| ProbeError::Malformed {
-                path: type_path.clone(),
-                reason: "not a PMU type number".into(),
-            })?;
+        let pmu_type: u32 = read_file(&type_path)?.parse().map_err(|_| ProbeError::Malformed {
+            path: type_path.clone(),
+            reason: "not a PMU type number".into(),
+        })?;
         let mask_path = pmu.join("cpumask");
         let cpus = parse_cpumask(&mask_path, &read_file(&mask_path)?)?;
         let topo = Topology::read(&roots.sysfs)?;
         let events_dir = pmu.join("events");
         let mut names: Vec<String> = std::fs::read_dir(&events_dir)
-            .map_err(|source| ProbeError::Io {
-                path: events_dir.clone(),
-                source,
-            })?
+            .map_err(|source| ProbeError::Io { path: events_dir.clone(), source })?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with("energy-") && !n.contains('.'))
             .collect();
         names.sort();
         let has_pkg = names.iter().any(|n| n == "energy-pkg");
-        let mut perf = Perf {
-            pmu: pmu.clone(),
-            domains: Vec::new(),
-            counters: Vec::new(),
-            excluded: Vec::new(),
-        };
+        let mut perf =
+            Perf { pmu: pmu.clone(), domains: Vec::new(), counters: Vec::new(), excluded: Vec::new() };
         for name in names {
             let (suffix, kind) = match name.as_str() {
                 "energy-pkg" => ("", DomainKind::Package),
@@ -211,9 +177,7 @@ impl Perf {
                 "energy-psys" if has_pkg => {
                     perf.excluded.push(Excluded {
                         domain: "psys".into(),
-                        why:
-                            "the platform domain contains the packages; it is not read beside them"
-                                .into(),
+                        why: "the platform domain contains the packages; it is not read beside them".into(),
                     });
                     continue;
                 }
@@ -224,13 +188,12 @@ impl Perf {
             let config = parse_config(&path, &read_file(&path)?)?;
             let scale_path = events_dir.join(format!("{name}.scale"));
             let scale_text = read_file(&scale_path)?;
-            let scale: f64 = scale_text
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                .ok_or_else(|| ProbeError::Malformed {
-                    path: scale_path.clone(),
-                    reason: format!("not a positive scale: {scale_text:?}"),
+            let scale: f64 =
+                scale_text.parse().ok().filter(|s: &f64| s.is_finite() && *s > 0.0).ok_or_else(|| {
+                    ProbeError::Malformed {
+                        path: scale_path.clone(),
+                        reason: format!("not a positive scale: {scale_text:?}"),
+                    }
                 })?;
             let unit_path = events_dir.join(format!("{name}.unit"));
             if let Ok(unit) = std::fs::read_to_string(&unit_path) {
@@ -241,29 +204,16 @@ impl Perf {
                     });
                 }
             }
-            let mask: &[u32] = if kind == DomainKind::Psys {
-                &cpus[..1]
-            } else {
-                &cpus
-            };
+            let mask: &[u32] = if kind == DomainKind::Psys { &cpus[..1] } else { &cpus };
             for &cpu in mask {
-                let file = open(EventSpec {
-                    pmu_type,
-                    config,
-                    cpu,
-                })
-                .map_err(|e| open_error(&path, cpu, e, roots))?;
+                let file = open(EventSpec { pmu_type, config, cpu })
+                    .map_err(|e| open_error(&path, cpu, e, roots))?;
                 let package = topo.package_of(cpu).unwrap_or(cpu);
                 let base = format!("package-{package}");
                 let (id, part_of) = match kind {
                     DomainKind::Psys => ("psys".to_owned(), None),
-                    DomainKind::Other => (
-                        format!("{base}/{}", name.trim_start_matches("energy-")),
-                        None,
-                    ),
-                    DomainKind::Core | DomainKind::Uncore => {
-                        (format!("{base}{suffix}"), Some(base.clone()))
-                    }
+                    DomainKind::Other => (format!("{base}/{}", name.trim_start_matches("energy-")), None),
+                    DomainKind::Core | DomainKind::Uncore => (format!("{base}{suffix}"), Some(base.clone())),
                     _ => (format!("{base}{suffix}"), None),
                 };
                 perf.domains.push(Domain {
@@ -299,10 +249,7 @@ fn open_error(event: &Path, cpu: u32, e: std::io::Error, roots: &Roots) -> Probe
     match e.raw_os_error() {
         Some(libc::EACCES | libc::EPERM) => ProbeError::PermissionDenied {
             path,
-            fix: Fix::PerfParanoid {
-                current: paranoid(&roots.procfs),
-                binary: super::msr::current_binary(),
-            },
+            fix: Fix::PerfParanoid { current: paranoid(&roots.procfs), binary: super::msr::current_binary() },
         },
         Some(libc::ENOENT | libc::ENODEV | libc::EOPNOTSUPP) => ProbeError::NotPresent {
             path,
@@ -346,10 +293,7 @@ impl Source for Perf {
             let mut buf = [0u8; 8];
             (&c.file)
                 .read_exact(&mut buf)
-                .map_err(|source| ReadError::Io {
-                    path: c.path.clone(),
-                    source,
-                })?;
+                .map_err(|source| ReadError::Io { path: c.path.clone(), source })?;
             let count = c.counter.update(u64::from_le_bytes(buf));
             *slot = Joules(count as f64 * c.scale);
         }

@@ -11,9 +11,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{
-    Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind,
-};
+use super::{Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind};
 use crate::counter::WrappingCounter;
 use crate::units::{Joules, Nanos};
 
@@ -54,10 +52,7 @@ pub struct Powercap {
 
 impl std::fmt::Debug for Powercap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Powercap")
-            .field("root", &self.root)
-            .field("domains", &self.domains)
-            .finish()
+        f.debug_struct("Powercap").field("root", &self.root).field("domains", &self.domains).finish()
     }
 }
 
@@ -66,17 +61,11 @@ impl std::fmt::Debug for Powercap {
 pub fn discover(root: &Path) -> Result<Vec<PowerZone>, ProbeError> {
     let entries = std::fs::read_dir(root).map_err(|source| match source.kind() {
         ErrorKind::NotFound => not_present(root),
-        _ => ProbeError::Io {
-            path: root.to_owned(),
-            source,
-        },
+        _ => ProbeError::Io { path: root.to_owned(), source },
     })?;
     let mut found = BTreeMap::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ProbeError::Io {
-            path: root.to_owned(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| ProbeError::Io { path: root.to_owned(), source })?;
         let zone = entry.file_name().to_string_lossy().into_owned();
         if zone_parts(&zone).is_none() {
             continue;
@@ -95,10 +84,7 @@ pub fn discover(root: &Path) -> Result<Vec<PowerZone>, ProbeError> {
     if found.is_empty() {
         return Err(not_present(root));
     }
-    found
-        .into_iter()
-        .map(|(zone, path)| read_zone(zone, path))
-        .collect()
+    found.into_iter().map(|(zone, path)| read_zone(zone, path)).collect()
 }
 
 fn not_present(root: &Path) -> ProbeError {
@@ -123,36 +109,20 @@ fn read_zone(zone: String, path: PathBuf) -> Result<PowerZone, ProbeError> {
     let name_path = path.join("name");
     let name = read_text(&name_path)?.trim().to_owned();
     if name.is_empty() {
-        return Err(ProbeError::Malformed {
-            path: name_path,
-            reason: "empty zone name".into(),
-        });
+        return Err(ProbeError::Malformed { path: name_path, reason: "empty zone name".into() });
     }
     let range_path = path.join("max_energy_range_uj");
-    let max_energy_range_uj =
-        parse_uj(&range_path, &read_text(&range_path)?).map_err(|reason| {
-            ProbeError::Malformed {
-                path: range_path.clone(),
-                reason,
-            }
-        })?;
+    let max_energy_range_uj = parse_uj(&range_path, &read_text(&range_path)?)
+        .map_err(|reason| ProbeError::Malformed { path: range_path.clone(), reason })?;
     if max_energy_range_uj == 0 {
         return Err(ProbeError::Malformed {
             path: range_path,
             reason: "max_energy_range_uj is 0: the counter's wrap point is unknown".into(),
         });
     }
-    let parent = zone
-        .rsplit_once(':')
-        .filter(|_| zone_parts(&zone).is_some_and(|p| p.len() == 2));
+    let parent = zone.rsplit_once(':').filter(|_| zone_parts(&zone).is_some_and(|p| p.len() == 2));
     let parent = parent.map(|(p, _)| p.to_owned());
-    Ok(PowerZone {
-        path,
-        zone,
-        name,
-        parent,
-        max_energy_range_uj,
-    })
+    Ok(PowerZone { path, zone, name, parent, max_energy_range_uj })
 }
 
 fn read_text(path: &Path) -> Result<String, ProbeError> {
@@ -161,21 +131,14 @@ fn read_text(path: &Path) -> Result<String, ProbeError> {
             path: path.to_owned(),
             reason: "missing: a powercap zone must have this file".into(),
         },
-        _ => ProbeError::Io {
-            path: path.to_owned(),
-            source,
-        },
+        _ => ProbeError::Io { path: path.to_owned(), source },
     })
 }
 
 fn parse_uj(path: &Path, text: &str) -> Result<u64, String> {
     let t = text.trim();
-    t.parse::<u64>().map_err(|_| {
-        format!(
-            "expected a whole number of microjoules in {}, found {t:?}",
-            path.display()
-        )
-    })
+    t.parse::<u64>()
+        .map_err(|_| format!("expected a whole number of microjoules in {}, found {t:?}", path.display()))
 }
 
 impl Powercap {
@@ -194,15 +157,12 @@ impl Powercap {
         let mut domains = Vec::new();
         let mut opened = Vec::new();
         let mut excluded = Vec::new();
-        let has_package = zones
-            .iter()
-            .any(|z| z.parent.is_none() && z.name.starts_with("package"));
+        let has_package = zones.iter().any(|z| z.parent.is_none() && z.name.starts_with("package"));
         for z in zones {
             if z.parent.is_none() && z.name == "psys" && has_package {
                 excluded.push(Excluded {
                     domain: "psys".into(),
-                    why: "the platform domain contains the packages; it is not read beside them"
-                        .into(),
+                    why: "the platform domain contains the packages; it is not read beside them".into(),
                 });
                 continue;
             }
@@ -210,18 +170,13 @@ impl Powercap {
             let file = File::open(&energy_path).map_err(|source| match source.kind() {
                 ErrorKind::PermissionDenied => ProbeError::PermissionDenied {
                     path: energy_path.clone(),
-                    fix: Fix::PowercapReadable {
-                        root: root.to_owned(),
-                    },
+                    fix: Fix::PowercapReadable { root: root.to_owned() },
                 },
                 ErrorKind::NotFound => ProbeError::Malformed {
                     path: energy_path.clone(),
                     reason: "missing: a powercap zone must have this file".into(),
                 },
-                _ => ProbeError::Io {
-                    path: energy_path.clone(),
-                    source,
-                },
+                _ => ProbeError::Io { path: energy_path.clone(), source },
             })?;
             let mut zone = OpenedZone {
                 path: energy_path,
@@ -234,9 +189,7 @@ impl Powercap {
                 ReadError::Io { path, source } if source.kind() == ErrorKind::PermissionDenied => {
                     ProbeError::PermissionDenied {
                         path,
-                        fix: Fix::PowercapReadable {
-                            root: root.to_owned(),
-                        },
+                        fix: Fix::PowercapReadable { root: root.to_owned() },
                     }
                 }
                 ReadError::Io { path, source } => ProbeError::Io { path, source },
@@ -267,12 +220,7 @@ impl Powercap {
             });
             opened.push(zone);
         }
-        Ok(Powercap {
-            root: root.to_owned(),
-            domains,
-            zones: opened,
-            excluded,
-        })
+        Ok(Powercap { root: root.to_owned(), domains, zones: opened, excluded })
     }
 }
 
@@ -282,15 +230,9 @@ impl OpenedZone {
         let n = self
             .file
             .read_at(&mut buf, 0)
-            .map_err(|source| ReadError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(|source| ReadError::Io { path: self.path.clone(), source })?;
         let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-        parse_uj(&self.path, text).map_err(|reason| ReadError::Malformed {
-            path: self.path.clone(),
-            reason,
-        })
+        parse_uj(&self.path, text).map_err(|reason| ReadError::Malformed { path: self.path.clone(), reason })
     }
 
     fn read_joules(&mut self) -> Result<Joules, ReadError> {

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::perf::{self, Opener};
 use super::{
-    Domain, DomainKind, EstimateSource, Excluded, Msr, Perf, Powercap, ProbeError, ReadCtx, Roots,
-    Source, SourceKind,
+    Domain, DomainKind, EstimateSource, Excluded, Msr, Perf, Powercap, ProbeError, ReadCtx, Roots, Source,
+    SourceKind,
 };
 use crate::spanlog::SpanLog;
 use crate::units::{Joules, Nanos};
@@ -64,9 +64,7 @@ pub struct Probe {
 
 impl std::fmt::Debug for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Probe")
-            .field("outcomes", &self.outcomes)
-            .finish_non_exhaustive()
+        f.debug_struct("Probe").field("outcomes", &self.outcomes).finish_non_exhaustive()
     }
 }
 
@@ -82,10 +80,7 @@ impl Probe {
     /// Probes, in order of trust: perf `power` PMU, powercap, MSR; then the estimate, used
     /// only where no counter could be read.
     pub fn run(roots: &Roots, perf_open: &Opener) -> Self {
-        let mut probe = Probe {
-            sources: Vec::new(),
-            outcomes: Vec::new(),
-        };
+        let mut probe = Probe { sources: Vec::new(), outcomes: Vec::new() };
         // Package-level domains already read, and by whom: a package is read once.
         let mut covered: Vec<(String, SourceKind)> = Vec::new();
         for kind in [SourceKind::Perf, SourceKind::Powercap, SourceKind::Msr] {
@@ -102,10 +97,7 @@ impl Probe {
                 .filter(|d| matches!(d.kind, DomainKind::Package | DomainKind::Psys))
                 .map(|d| d.id.clone())
                 .collect();
-            let overlap = covered
-                .iter()
-                .find(|(id, _)| packages.contains(id))
-                .map(|&(_, by)| by);
+            let overlap = covered.iter().find(|(id, _)| packages.contains(id)).map(|&(_, by)| by);
             let status = match overlap {
                 Some(by) => ProbeStatus::Superseded { by },
                 None => {
@@ -136,11 +128,7 @@ impl Probe {
     }
 }
 
-fn open_rapl(
-    kind: SourceKind,
-    roots: &Roots,
-    perf_open: &Opener,
-) -> Result<Box<dyn Source>, ProbeError> {
+fn open_rapl(kind: SourceKind, roots: &Roots, perf_open: &Opener) -> Result<Box<dyn Source>, ProbeError> {
     Ok(match kind {
         SourceKind::Perf => Box::new(Perf::probe_with(roots, perf_open)?),
         SourceKind::Powercap => Box::new(Powercap::probe_at(&roots.powercap)?),
@@ -152,10 +140,7 @@ fn open_rapl(
 fn unavailable(kind: SourceKind, e: &ProbeError) -> Outcome {
     Outcome {
         kind,
-        status: ProbeStatus::Unavailable {
-            reason: e.to_string(),
-            fix: e.fix().map(ToString::to_string),
-        },
+        status: ProbeStatus::Unavailable { reason: e.to_string(), fix: e.fix().map(ToString::to_string) },
         description: None,
         domains: Vec::new(),
         excluded: Vec::new(),
@@ -183,10 +168,7 @@ pub fn measure_update_period(source: &mut dyn Source, budget: Duration) {
     let mut edges: Vec<Vec<Instant>> = vec![Vec::new(); n];
     let start = Instant::now();
     while start.elapsed() < budget && edges.iter().any(|e| e.len() < 8) {
-        let ctx = ReadCtx {
-            now: Nanos::from(start.elapsed()),
-            spans: &spans,
-        };
+        let ctx = ReadCtx { now: Nanos::from(start.elapsed()), spans: &spans };
         if source.read(&ctx, &mut now).is_err() {
             return;
         }

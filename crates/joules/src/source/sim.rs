@@ -20,6 +20,8 @@ pub struct SimScript {
     spans: BTreeMap<String, Watts>,
     update_period: Nanos,
     unit: Joules,
+    /// Relative standard deviation of the power in each update period, and the seed.
+    noise: (f64, u64),
 }
 
 impl SimScript {
@@ -30,7 +32,30 @@ impl SimScript {
             spans: BTreeMap::new(),
             update_period: Nanos(1_000_000),
             unit: Joules(1.0 / 65536.0),
+            noise: (0.0, 0),
         }
+    }
+
+    /// Power fluctuates: in each update period all of it is scaled by `1 + relative_sd * z`,
+    /// `z` a standard normal drawn from `seed` and the period's index, so a run's noise is
+    /// reproducible whatever the read times.
+    pub fn noise(mut self, relative_sd: f64, seed: u64) -> Self {
+        self.noise = (relative_sd, seed);
+        self
+    }
+
+    /// The noise factor of update period `k`.
+    fn factor(&self, k: u64) -> f64 {
+        let (sd, seed) = self.noise;
+        if sd == 0.0 {
+            return 1.0;
+        }
+        let u = |i: u64| {
+            (splitmix64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        // Box-Muller on two uniforms in (0, 1].
+        let z = (-2.0 * (1.0 - u(1)).ln()).sqrt() * (std::f64::consts::TAU * u(2)).cos();
+        (1.0 + sd * z).max(0.0)
     }
 
     /// Spans named `name` draw `watts` while innermost.
@@ -97,9 +122,7 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim")
-            .field("script", &self.script)
-            .finish_non_exhaustive()
+        f.debug_struct("Sim").field("script", &self.script).finish_non_exhaustive()
     }
 }
 
@@ -131,17 +154,21 @@ impl Sim {
 
     /// Integrates the script from `self.settled` to `until`, crediting the truth table.
     fn advance(&mut self, until: Nanos, truth: &mut SimTruth) {
-        if until <= self.settled {
-            return;
+        // Each update period has its own noise factor.
+        let period = self.script.update_period.0;
+        while self.settled < until {
+            let k = self.settled.0 / period;
+            let end = until.min(Nanos((k + 1) * period));
+            let factor = self.script.factor(k);
+            self.advance_within(end, factor, truth);
         }
+    }
+
+    fn advance_within(&mut self, until: Nanos, factor: f64, truth: &mut SimTruth) {
         let dt = until - self.settled;
-        let idle = self.script.idle * dt;
-        let active: Vec<&str> = self
-            .threads
-            .iter()
-            .filter_map(|t| t.stack.last())
-            .map(|(_, p)| p.as_str())
-            .collect();
+        let idle = Watts(self.script.idle.0 * factor) * dt;
+        let active: Vec<&str> =
+            self.threads.iter().filter_map(|t| t.stack.last()).map(|(_, p)| p.as_str()).collect();
         let mut total = idle;
         if active.is_empty() {
             truth.unattributed += idle;
@@ -149,7 +176,7 @@ impl Sim {
             let idle_share = Joules(idle.0 / active.len() as f64);
             for path in active {
                 let leaf = path.rsplit('/').next().unwrap_or(path);
-                let extra = Watts(self.script.power_of(leaf).0 - self.script.idle.0) * dt;
+                let extra = Watts((self.script.power_of(leaf).0 - self.script.idle.0) * factor) * dt;
                 total += extra;
                 *truth.exclusive.entry(path.to_owned()).or_default() += idle_share + extra;
             }
@@ -158,6 +185,13 @@ impl Sim {
         self.energy += total.0;
         self.settled = until;
     }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 impl Source for Sim {
@@ -189,24 +223,14 @@ impl Source for Sim {
         let mut truth = truth.lock().unwrap_or_else(|p| p.into_inner());
         for t in &ctx.spans.threads {
             if !self.threads.iter().any(|s| s.index == t.index) {
-                self.threads.push(ThreadState {
-                    index: t.index,
-                    next: 0,
-                    stack: Vec::new(),
-                });
+                self.threads.push(ThreadState { index: t.index, next: 0, stack: Vec::new() });
             }
         }
         // Replay span edges up to the counter's last update, in time order across threads.
         loop {
             let mut best: Option<(usize, Nanos)> = None;
             for (i, state) in self.threads.iter().enumerate() {
-                let events = &ctx
-                    .spans
-                    .threads
-                    .iter()
-                    .find(|t| t.index == state.index)
-                    .unwrap()
-                    .events;
+                let events = &ctx.spans.threads.iter().find(|t| t.index == state.index).unwrap().events;
                 if let Some(ev) = events.get(state.next) {
                     if ev.t <= tick && best.is_none_or(|(_, t)| ev.t < t) {
                         best = Some((i, ev.t));
@@ -218,13 +242,7 @@ impl Source for Sim {
             // preempted between reading the clock and pushing) takes effect now.
             self.advance(t.max(self.settled), &mut truth);
             let index = self.threads[i].index;
-            let events = &ctx
-                .spans
-                .threads
-                .iter()
-                .find(|t| t.index == index)
-                .unwrap()
-                .events;
+            let events = &ctx.spans.threads.iter().find(|t| t.index == index).unwrap().events;
             let ev = events[self.threads[i].next];
             let state = &mut self.threads[i];
             state.next += 1;

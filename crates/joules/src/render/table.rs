@@ -1,84 +1,14 @@
-//! The terminal table of a report. Every energy column names its domain and where the figure
-//! came from; every figure shows its 95% interval.
+//! Terminal tables. Every energy column names its domain and where the figure came from;
+//! every figure shows its 95% interval.
 
 use std::fmt::Write;
 
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table, presets};
 
+use super::{Scale, change_text, summary_line};
+use crate::compare::{Comparison, Verdict};
 use crate::report::{BenchReport, Flag, Report};
 use crate::stats::Estimate;
-
-/// A unit chosen for a column from its typical value, criterion-style.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Scale {
-    factor: f64,
-    unit: &'static str,
-}
-
-impl Scale {
-    /// The energy unit (kJ .. nJ) that shows `typical` joules with 1 to 3 integer digits.
-    pub fn energy(typical: f64) -> Self {
-        Self::pick(
-            typical,
-            &[
-                (1e3, "kJ"),
-                (1.0, "J"),
-                (1e-3, "mJ"),
-                (1e-6, "µJ"),
-                (1e-9, "nJ"),
-            ],
-        )
-    }
-
-    /// The time unit (s .. ns) for `typical` nanoseconds.
-    pub fn time(typical_ns: f64) -> Self {
-        let s = Self::pick(
-            typical_ns * 1e-9,
-            &[(1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")],
-        );
-        Scale {
-            factor: s.factor * 1e-9,
-            unit: s.unit,
-        }
-    }
-
-    fn pick(typical: f64, units: &[(f64, &'static str)]) -> Self {
-        let typical = typical.abs();
-        let &(factor, unit) = units
-            .iter()
-            .find(|(f, _)| typical >= *f)
-            .unwrap_or(&units[units.len() - 1]);
-        Scale {
-            factor: 1.0 / factor,
-            unit,
-        }
-    }
-
-    /// `value` in this unit, 4 significant digits at most.
-    pub fn format(&self, value: f64) -> String {
-        let v = value * self.factor;
-        let digits = if v.abs() >= 100.0 {
-            1
-        } else if v.abs() >= 10.0 {
-            2
-        } else {
-            3
-        };
-        format!("{v:.digits$} {}", self.unit)
-    }
-
-    /// `point ± half-width` in this unit, or the point and "(1 sample)".
-    pub fn estimate(&self, e: &Estimate) -> String {
-        match e.half_width() {
-            Some(h) => format!(
-                "{} ± {}",
-                self.format(e.point),
-                self.format(h).trim_end_matches(self.unit).trim_end()
-            ),
-            None => format!("{} (1 sample)", self.format(e.point)),
-        }
-    }
-}
 
 /// All benches of `report` as tables, with the sources above them.
 pub fn table(report: &Report) -> String {
@@ -103,11 +33,7 @@ pub fn table(report: &Report) -> String {
 pub fn bench_table(bench: &BenchReport) -> String {
     let mut out = String::new();
     let iters: u64 = bench.samples.iter().map(|s| s.iterations).sum();
-    let secs: f64 = bench
-        .samples
-        .iter()
-        .map(|s| s.duration_ns as f64 * 1e-9)
-        .sum();
+    let secs: f64 = bench.samples.iter().map(|s| s.duration_ns as f64 * 1e-9).sum();
     let _ = writeln!(
         out,
         "{}: {} samples, {} iterations in {:.2} s; figures per iteration, ± 95% interval",
@@ -117,14 +43,8 @@ pub fn bench_table(bench: &BenchReport) -> String {
         secs
     );
     let mut table = Table::new();
-    table
-        .load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    let mut header = vec![
-        Cell::new("span"),
-        Cell::new("calls"),
-        Cell::new("time (excl)"),
-    ];
+    table.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    let mut header = vec![Cell::new("span"), Cell::new("calls"), Cell::new("time (excl)")];
     for d in &bench.domains {
         let label = match &d.part_of {
             Some(p) => format!("{} ⊂ {p}", d.domain),
@@ -151,8 +71,7 @@ pub fn bench_table(bench: &BenchReport) -> String {
             row.push(Cell::new(energy(&e.exclusive_j)).set_alignment(CellAlignment::Right));
             row.push(Cell::new(energy(&e.inclusive_j)).set_alignment(CellAlignment::Right));
             row.push(
-                Cell::new(percent(e.inclusive_j.point, d.total_j.point))
-                    .set_alignment(CellAlignment::Right),
+                Cell::new(percent(e.inclusive_j.point, d.total_j.point)).set_alignment(CellAlignment::Right),
             );
         }
         row.push(Cell::new(notes(&s.flags)));
@@ -164,8 +83,7 @@ pub fn bench_table(bench: &BenchReport) -> String {
         unattributed.push(Cell::new(energy(&d.unattributed_j)).set_alignment(CellAlignment::Right));
         unattributed.push(Cell::new(""));
         unattributed.push(
-            Cell::new(percent(d.unattributed_j.point, d.total_j.point))
-                .set_alignment(CellAlignment::Right),
+            Cell::new(percent(d.unattributed_j.point, d.total_j.point)).set_alignment(CellAlignment::Right),
         );
         total.push(Cell::new(""));
         total.push(Cell::new(energy(&d.total_j)).set_alignment(CellAlignment::Right));
@@ -177,11 +95,12 @@ pub fn bench_table(bench: &BenchReport) -> String {
     table.add_row(total);
     let _ = writeln!(out, "{table}");
     for d in &bench.domains {
-        let _ = writeln!(
-            out,
-            "  {}: {}, attributed by {}",
-            d.domain, d.provenance, d.method
-        );
+        let _ = write!(out, "  {}: {}, attributed by {}", d.domain, d.provenance, d.method);
+        if let (Some(w), Some(above)) = (&d.idle_w, &d.above_idle_j) {
+            let watts = Scale::energy(w.point).format(w.point).replace('J', "W");
+            let _ = write!(out, "; idle {watts}, above idle {} per iteration", energy(above));
+        }
+        out.push('\n');
         if let Some(why) = &d.ended {
             let _ = writeln!(out, "  {}: readings ended early {why}", d.domain);
         }
@@ -198,27 +117,23 @@ pub fn bench_table(bench: &BenchReport) -> String {
     out
 }
 
-fn energy(e: &Estimate) -> String {
+pub(super) fn energy(e: &Estimate) -> String {
     Scale::energy(e.point).estimate(e)
 }
 
-fn time(e: &Estimate) -> String {
+pub(super) fn time(e: &Estimate) -> String {
     Scale::time(e.point).estimate(e)
 }
 
-fn short_provenance(p: &str) -> &str {
+pub(super) fn short_provenance(p: &str) -> &str {
     p.split_whitespace().next().unwrap_or(p)
 }
 
-fn percent(part: f64, whole: f64) -> String {
-    if whole > 0.0 {
-        format!("{:.1}%", 100.0 * part / whole)
-    } else {
-        "-".into()
-    }
+pub(super) fn percent(part: f64, whole: f64) -> String {
+    if whole > 0.0 { format!("{:.1}%", 100.0 * part / whole) } else { "-".into() }
 }
 
-fn notes(flags: &[Flag]) -> String {
+pub(super) fn notes(flags: &[Flag]) -> String {
     flags
         .iter()
         .map(|f| match f {
@@ -226,4 +141,56 @@ fn notes(flags: &[Flag]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A comparison as a table; with `color`, regressions red and improvements green.
+pub(super) fn comparison(cmp: &Comparison, color: bool) -> String {
+    let mut out = String::new();
+    for m in &cmp.mismatches {
+        let _ = writeln!(out, "warning: compared although {m}");
+    }
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    if color {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    table.set_header(["bench", "span", "domain", "old", "new", "change [95% interval]", "p", "verdict"]);
+    for c in &cmp.changes {
+        let j = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| Scale::energy(v).format(v));
+        let mut verdict = Cell::new(verdict_name(c.verdict));
+        if color {
+            verdict = match c.verdict {
+                Verdict::Regressed => verdict.fg(Color::Red),
+                Verdict::Improved => verdict.fg(Color::Green),
+                _ => verdict,
+            };
+        }
+        table.add_row(vec![
+            Cell::new(&c.bench),
+            Cell::new(&c.path),
+            Cell::new(&c.domain),
+            Cell::new(j(c.old_j)).set_alignment(CellAlignment::Right),
+            Cell::new(j(c.new_j)).set_alignment(CellAlignment::Right),
+            Cell::new(change_text(c)).set_alignment(CellAlignment::Right),
+            Cell::new(c.change.as_ref().map_or_else(|| "-".to_owned(), |r| format!("{:.3}", r.p_value)))
+                .set_alignment(CellAlignment::Right),
+            verdict,
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    let _ = writeln!(out, "{}", summary_line(cmp));
+    out
+}
+
+pub(super) fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regressed => "regressed",
+        Verdict::Improved => "improved",
+        Verdict::NoChange => "no change",
+        Verdict::Added => "new",
+        Verdict::Removed => "removed",
+        Verdict::Unknown => "too few samples",
+    }
 }

@@ -1,0 +1,89 @@
+//! Shared by `bench` and `compare`: formats, colour, baselines, the CI step summary.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use joules::compare::{CompareConfig, Comparison};
+use joules::exit::ExitCodes;
+use joules::render::{self, Format};
+use joules::report::Report;
+
+use super::{Failure, WithCode};
+use crate::cli::{Color, GateArgs, OutputArgs, OutputFormat};
+
+pub(crate) fn format(args: &OutputArgs) -> Format {
+    match args.format {
+        OutputFormat::Table => Format::Table,
+        OutputFormat::Markdown => Format::Markdown,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Bmf => Format::Bmf,
+        OutputFormat::Csv => Format::Csv,
+    }
+}
+
+pub(crate) fn color(args: &OutputArgs) -> bool {
+    match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
+pub(crate) fn config(gate: &GateArgs) -> Result<CompareConfig, Failure> {
+    if !(gate.noise_threshold >= 0.0 && gate.noise_threshold < 1.0) {
+        return Err(anyhow!("--noise-threshold {} must be a fraction in [0, 1)", gate.noise_threshold))
+            .code(ExitCodes::USAGE);
+    }
+    Ok(CompareConfig {
+        noise: gate.noise_threshold,
+        allow_mismatch: gate.allow_mismatch,
+        ..Default::default()
+    })
+}
+
+/// `<target>/joules/baselines/<name>.json`; names are plain words so they stay in that folder.
+pub(crate) fn baseline_path(joules_dir: &Path, name: &str) -> Result<PathBuf, Failure> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        return Err(anyhow!("baseline name {name:?}: use letters, digits, `-`, `_` and `.`"))
+            .code(ExitCodes::USAGE);
+    }
+    Ok(joules_dir.join("baselines").join(format!("{name}.json")))
+}
+
+/// Reads a baseline or report, refusing a missing, damaged or foreign one with a one-line
+/// reason; the file is never touched.
+pub(crate) fn load(path: &Path, what: &str, hint: &str) -> Result<Report, Failure> {
+    if !path.exists() {
+        return Err(anyhow!("{what} {} does not exist{hint}", path.display())).code(ExitCodes::USAGE);
+    }
+    Report::read(path).with_context(|| format!("refusing {what}")).code(ExitCodes::USAGE)
+}
+
+/// Compares, prints in the chosen format, appends Markdown to `$GITHUB_STEP_SUMMARY`, and
+/// returns the exit code: 4 on a regression, 5 if the reports are not comparable.
+pub(crate) fn gate(old: &Report, new: &Report, gate: &GateArgs, out: &OutputArgs) -> Result<u8, Failure> {
+    let cmp: Comparison = joules::compare::compare(old, new, &config(gate)?).code(ExitCodes::INCOMPARABLE)?;
+    print!("{}", render::comparison(&cmp, new, format(out), color(out)));
+    step_summary(&render::comparison(&cmp, new, Format::Markdown, false));
+    Ok(if cmp.regressed() { ExitCodes::REGRESSION } else { ExitCodes::OK })
+}
+
+/// Appends to the GitHub Actions job summary, when there is one.
+pub(crate) fn step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(markdown.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!(
+            "warning: could not append to $GITHUB_STEP_SUMMARY ({}): {e}",
+            PathBuf::from(path).display()
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The regression gate end to end: the real `cargo-joules` builds and runs the simulated
+//! fixture (tests/fixtures/simbench), saves a baseline, stays quiet on unchanged reruns, and
+//! fails with the regression code, naming the layer, when one layer costs 10% more.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use joules::exit::ExitCodes;
+
+use crate::text;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/simbench/Cargo.toml")
+}
+
+/// A target dir of its own: the outer `cargo test` holds the workspace's.
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("simbench")
+}
+
+fn bench(extra: &[&str], costlier: Option<&str>) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-joules"));
+    cmd.args(["joules", "bench", "--manifest-path"])
+        .arg(fixture())
+        .args([
+            "--samples",
+            "10",
+            "--sample-ms",
+            "150",
+            "--warm-up-ms",
+            "200",
+            "--idle-ms",
+            "100",
+            "--color",
+            "never",
+        ])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("GITHUB_STEP_SUMMARY");
+    match costlier {
+        Some(spec) => cmd.env("SIMBENCH_COSTLIER", spec),
+        None => cmd.env_remove("SIMBENCH_COSTLIER"),
+    };
+    cmd.output().unwrap()
+}
+
+fn regressed_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("regressed "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
+    let saved = bench(&["--save-baseline", "main"], None);
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    assert!(target_dir().join("joules/baselines/main.json").exists());
+    let saved_bytes = std::fs::read(target_dir().join("joules/baselines/main.json")).unwrap();
+
+    for run in 0..20 {
+        let out = bench(&["--baseline", "main"], None);
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(ExitCodes::OK)),
+            "unchanged rerun {run} was called a regression:\n{}",
+            text(&out)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("0 regressed"), "{}", text(&out));
+    }
+
+    let worse = bench(&["--baseline", "main"], Some("mlp:1.10"));
+    assert_eq!(worse.status.code(), Some(i32::from(ExitCodes::REGRESSION)), "{}", text(&worse));
+    let lines = regressed_lines(&worse);
+    assert!(lines.iter().any(|l| l.contains("encoder/mlp")), "mlp must be named:\n{}", text(&worse));
+    assert!(
+        lines.iter().all(|l| l.contains("encoder/mlp") || l.contains("(total)")),
+        "only mlp (and the total) regressed:\n{}",
+        text(&worse)
+    );
+
+    let clean = bench(&["--baseline", "main"], None);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    assert!(regressed_lines(&clean).is_empty(), "{}", text(&clean));
+    assert_eq!(
+        std::fs::read(target_dir().join("joules/baselines/main.json")).unwrap(),
+        saved_bytes,
+        "comparing never rewrites the baseline"
+    );
+}

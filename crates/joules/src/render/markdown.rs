@@ -1,0 +1,110 @@
+//! GitHub-flavoured Markdown, for pull requests and `$GITHUB_STEP_SUMMARY`.
+
+use std::fmt::Write;
+
+use super::table::{energy, percent, short_provenance, time, verdict_name};
+use super::{Scale, change_text, summary_line};
+use crate::compare::{Comparison, Verdict};
+use crate::report::Report;
+
+/// A report: one table per bench.
+pub(super) fn report(report: &Report) -> String {
+    let mut out = String::new();
+    for bench in &report.benches {
+        let iters: u64 = bench.samples.iter().map(|s| s.iterations).sum();
+        let _ = writeln!(out, "### joules: `{}`\n", bench.name);
+        let _ = writeln!(
+            out,
+            "{} samples, {iters} iterations; figures per iteration with their 95% interval.\n",
+            bench.samples.len()
+        );
+        let mut header = "| span | calls | time (excl) |".to_owned();
+        let mut rule = "|---|---:|---:|".to_owned();
+        for d in &bench.domains {
+            let tag = short_provenance(&d.provenance);
+            let _ = write!(header, " {} excl ({tag}) | {} incl ({tag}) | share |", d.domain, d.domain);
+            rule.push_str("---:|---:|---:|");
+        }
+        let _ = writeln!(out, "{header}\n{rule}");
+        for s in &bench.spans {
+            let name = s.path.rsplit('/').next().unwrap_or(&s.path);
+            let _ = write!(
+                out,
+                "| {}{name} | {:.2} | {} |",
+                "&nbsp;&nbsp;".repeat(s.depth as usize),
+                s.calls.point,
+                time(&s.exclusive_ns)
+            );
+            for (d, e) in bench.domains.iter().zip(&s.energy) {
+                let _ = write!(
+                    out,
+                    " {} | {} | {} |",
+                    energy(&e.exclusive_j),
+                    energy(&e.inclusive_j),
+                    percent(e.inclusive_j.point, d.total_j.point)
+                );
+            }
+            out.push('\n');
+        }
+        let _ = write!(out, "| (unattributed) | | |");
+        for d in &bench.domains {
+            let _ = write!(
+                out,
+                " {} | | {} |",
+                energy(&d.unattributed_j),
+                percent(d.unattributed_j.point, d.total_j.point)
+            );
+        }
+        let _ = write!(out, "\n| **total** | | |");
+        for d in &bench.domains {
+            let _ = write!(out, " | **{}** | 100% |", energy(&d.total_j));
+        }
+        out.push_str("\n\n");
+        for d in &bench.domains {
+            let _ = write!(out, "- `{}`: {}, attributed by {}", d.domain, d.provenance, d.method);
+            if let Some(w) = &d.idle_w {
+                let _ = write!(out, "; idle {}", Scale::energy(w.point).format(w.point).replace('J', "W"));
+            }
+            out.push('\n');
+        }
+        for w in &bench.warnings {
+            let _ = writeln!(out, "- warning: {w}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A comparison: the verdict first, then every figure that changed or could not be compared.
+pub(super) fn comparison(cmp: &Comparison) -> String {
+    let mut out = "### joules: energy comparison\n\n".to_owned();
+    let regressions = cmp.regressions().count();
+    if regressions > 0 {
+        let _ = writeln!(out, "**{regressions} energy regression(s)**\n");
+    }
+    let _ = writeln!(out, "{}\n", summary_line(cmp));
+    for m in &cmp.mismatches {
+        let _ = writeln!(out, "> compared although {m}\n");
+    }
+    out.push_str("| bench | span | domain | old | new | change [95% interval] | p | verdict |\n");
+    out.push_str("|---|---|---|---:|---:|---:|---:|---|\n");
+    for c in &cmp.changes {
+        let j = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| Scale::energy(v).format(v));
+        let verdict = match c.verdict {
+            Verdict::Regressed => "**regressed**".to_owned(),
+            v => verdict_name(v).to_owned(),
+        };
+        let p = c.change.as_ref().map_or_else(|| "-".to_owned(), |r| format!("{:.3}", r.p_value));
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} | {} | {p} | {verdict} |",
+            c.bench,
+            c.path,
+            c.domain,
+            j(c.old_j),
+            j(c.new_j),
+            change_text(c)
+        );
+    }
+    out
+}
