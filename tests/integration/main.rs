@@ -18,3 +18,5 @@ mod conservation;
 mod spans;
 // Reports: atomic writes, refusing damaged and foreign files.
 mod report;
+// Every output format of bench and compare, against golden files.
+mod formats;

@@ -2,6 +2,8 @@
 
 // The regression gate end to end on the simulated fixture.
 mod gate;
+// Damaged and foreign reports and baselines.
+mod robustness;
 
 use std::process::{Command, Output};
 
