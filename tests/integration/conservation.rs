@@ -37,17 +37,18 @@ fn build_log(threads: &[Vec<(u64, Option<u8>)>]) -> (SpanLog, Nanos) {
 }
 
 fn timeline(readings: &[(u64, f64, f64)]) -> Timeline {
-    let domain = |id: &str| TimelineDomain {
-        domain: Domain {
-            id: id.into(),
-            kind: DomainKind::Package,
-            part_of: None,
-            resolution: Joules(1e-6),
-            update_period: Nanos(1000),
-            update_period_measured: false,
-        },
-        source: SourceKind::Sim,
-        ended: None,
+    let domain = |id: &str| {
+        TimelineDomain::new(
+            Domain {
+                id: id.into(),
+                kind: DomainKind::Package,
+                part_of: None,
+                resolution: Joules(1e-6),
+                update_period: Nanos(1000),
+                update_period_measured: false,
+            },
+            SourceKind::Sim,
+        )
     };
     let mut tl = Timeline { domains: vec![domain("p"), domain("d")], ..Timeline::default() };
     let (mut t, mut e0, mut e1) = (0, 0.0, 0.0);
@@ -84,6 +85,8 @@ proptest! {
             prop_assert!((roots - excl).abs() <= 1e-9 * excl.max(1.0));
             for (i, p) in tree.paths.iter().enumerate() {
                 prop_assert!(share.inclusive[i].0 + 1e-12 >= share.exclusive[i].0);
+                // Edge energy is the part of a path's exclusive energy placed by assumption.
+                prop_assert!(share.edge[i].0 >= 0.0 && share.edge[i].0 <= share.exclusive[i].0 + 1e-12);
                 if let Some(parent) = p.parent {
                     prop_assert!(share.inclusive[parent as usize].0 + 1e-12 >= share.inclusive[i].0);
                 }
@@ -92,9 +95,10 @@ proptest! {
         // The window's energy is the counter's advance over it, whatever the spans.
         if let Some(w) = a.window {
             let at = |t: Nanos, d: usize| {
-                let k = tl.times.partition_point(|&x| x <= t).clamp(1, tl.times.len() - 1);
-                let (t0, t1) = (tl.times[k - 1], tl.times[k]);
-                let (e0, e1) = (tl.energy(k - 1, d).0, tl.energy(k, d).0);
+                let s = &tl.domains[d].series;
+                let k = s.times.partition_point(|&x| x <= t).clamp(1, s.len() - 1);
+                let (t0, t1) = (s.times[k - 1], s.times[k]);
+                let (e0, e1) = (s.energy[k - 1].0, s.energy[k].0);
                 if t1 == t0 { e1 } else { e0 + (e1 - e0) * (t - t0).as_secs_f64() / (t1 - t0).as_secs_f64() }
             };
             for d in 0..2 {

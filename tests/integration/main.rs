@@ -20,3 +20,10 @@ mod spans;
 mod report;
 // Every output format of bench and compare, against golden files.
 mod formats;
+
+/// Average power of domain `id` over its readings.
+pub(crate) fn watts(rec: &joules::Recording, id: &str) -> f64 {
+    let d =
+        rec.timeline.domains.iter().find(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
+    d.series.mean_power().unwrap_or_else(|| panic!("{id}: fewer than two readings"))
+}

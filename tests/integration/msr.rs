@@ -3,6 +3,8 @@ use std::time::Duration;
 use joules::source::msr::{amd, intel};
 use joules::source::{DomainKind, Msr, ProbeError, Source};
 use joules::{Profiler, Recording};
+
+use crate::watts;
 use joules_tests::machine::{Cpu, FakeMachine};
 use joules_tests::msr::{Counter, FakeMsr, write_register};
 
@@ -10,13 +12,6 @@ use joules_tests::msr::{Counter, FakeMsr, write_register};
 const NEAR_WRAP: u32 = u32::MAX - (1 << 30);
 /// ESU 30: ~0.93 nJ units, so the 32-bit field wraps every 4 J (the usual ESU is 14 or 16).
 const ESU: u32 = 30;
-
-fn watts(rec: &Recording, id: &str) -> f64 {
-    let tl = &rec.timeline;
-    let d = tl.domains.iter().position(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
-    let last = tl.times.len() - 1;
-    (tl.energy(last, d).0 - tl.energy(0, d).0) / (tl.times[last] - tl.times[0]).as_secs_f64()
-}
 
 fn measure(msr: Msr) -> Recording {
     let _lock = joules_tests::profiler_lock();

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
+use joules::Profiler;
 use joules::source::{DomainKind, Perf, ProbeError, Source};
-use joules::{Profiler, Recording};
+
+use crate::watts;
 use joules_tests::machine::{Cpu, FakeMachine};
 use joules_tests::perf::{Event, FakePerf, failing_opener};
 
@@ -16,13 +18,6 @@ fn events() -> Vec<Event> {
 
 fn two_packages() -> FakeMachine {
     FakeMachine::new(Cpu::Intel(0x55), &[(0, 0), (0, 1), (1, 0), (1, 1)])
-}
-
-fn watts(rec: &Recording, id: &str) -> f64 {
-    let tl = &rec.timeline;
-    let d = tl.domains.iter().position(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
-    let last = tl.times.len() - 1;
-    (tl.energy(last, d).0 - tl.energy(0, d).0) / (tl.times[last] - tl.times[0]).as_secs_f64()
 }
 
 #[test]

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
+use joules::Profiler;
 use joules::source::{DomainKind, Powercap, ProbeError, Source, powercap};
-use joules::{Profiler, Recording};
+
+use crate::watts;
 use joules_tests::powercap::{FakePowercap, Zone, static_tree};
 
 fn zones() -> Vec<Zone> {
@@ -22,14 +24,6 @@ fn zones() -> Vec<Zone> {
             start_uj: 250_000,
         },
     ]
-}
-
-/// Average power of domain `id` between the first and last reading.
-fn watts(rec: &Recording, id: &str) -> f64 {
-    let tl = &rec.timeline;
-    let d = tl.domains.iter().position(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
-    let last = tl.times.len() - 1;
-    (tl.energy(last, d).0 - tl.energy(0, d).0) / (tl.times[last] - tl.times[0]).as_secs_f64()
 }
 
 /// The parent runs the fake tree and re-runs this test in a child process whose environment

@@ -135,6 +135,9 @@ pub struct DomainShare {
     pub exclusive: Vec<Joules>,
     /// Per path, descendants included.
     pub inclusive: Vec<Joules>,
+    /// Per path, the part of `exclusive` from reading intervals that the path did not fill
+    /// alone: there time-share assumes the power was even, and the truth may differ.
+    pub edge: Vec<Joules>,
     /// How much of the window this domain's readings cover (less if it ended early).
     pub covered: Nanos,
 }
@@ -155,7 +158,6 @@ const IDLE: u32 = u32::MAX;
 /// Time-share attribution of `tl`'s energy to `tree`'s paths within `window`.
 pub fn time_share(tl: &Timeline, tree: &SpanTree, window: Window) -> Attribution {
     let n_paths = tree.paths.len();
-    let n_domains = tl.domains.len();
     let mut out = Attribution {
         window: None,
         time: vec![PathTime::default(); n_paths],
@@ -163,23 +165,22 @@ pub fn time_share(tl: &Timeline, tree: &SpanTree, window: Window) -> Attribution
             DomainShare {
                 exclusive: vec![Joules(0.0); n_paths],
                 inclusive: vec![Joules(0.0); n_paths],
+                edge: vec![Joules(0.0); n_paths],
                 ..DomainShare::default()
             };
-            n_domains
+            tl.domains.len()
         ],
     };
-    let times = &tl.times;
-    if times.len() < 2 {
-        return out;
-    }
-    let start = window.start.max(times[0]);
-    let end = window.end.min(times[times.len() - 1]);
+    let Some(first) = tl.first_poll else { return out };
+    let start = window.start.max(first);
+    let end = window.end.min(tl.last_poll);
     if end <= start {
         return out;
     }
     out.window = Some(Window { start, end });
 
-    // Thread state changes inside the window: (t, thread, path or IDLE), ends before starts.
+    // Thread state changes inside the window: (t, is a start, thread, path or IDLE); at one
+    // instant, ends come before starts.
     let mut changes: Vec<(Nanos, bool, u32, u32)> = Vec::new();
     for (slot, segs) in tree.segments.iter().enumerate() {
         let first = segs.partition_point(|s| s.end <= start);
@@ -189,65 +190,43 @@ pub fn time_share(tl: &Timeline, tree: &SpanTree, window: Window) -> Attribution
         }
     }
     changes.sort_unstable_by_key(|&(t, is_start, _, _)| (t, is_start));
+    let slots = tree.segments.len();
 
-    let valid: Vec<usize> = (0..n_domains).map(|d| tl.valid_len(d)).collect();
-    let mut state = vec![IDLE; tree.segments.len()];
-    let mut active: Vec<u32> = Vec::new();
-    let mut k = times.partition_point(|&t| t <= start).max(1);
-    let mut cur = start;
-    let mut ci = 0;
-    let mut power = vec![0.0f64; n_domains];
-    let set_power = |k: usize, power: &mut [f64]| {
-        let dt = (times[k] - times[k - 1]).as_secs_f64();
-        for (d, p) in power.iter_mut().enumerate() {
-            *p =
-                if k < valid[d] && dt > 0.0 { (tl.energy(k, d).0 - tl.energy(k - 1, d).0) / dt } else { 0.0 };
+    sweep(&changes, slots, start, end, &[], |dt, _, active| {
+        for &p in active {
+            out.time[p as usize].exclusive.0 += dt.0;
         }
-    };
-    set_power(k, &mut power);
-    while cur < end {
-        let mut changed = false;
-        while ci < changes.len() && changes[ci].0 <= cur {
-            let (_, _, slot, path) = changes[ci];
-            state[slot as usize] = path;
-            changed = true;
-            ci += 1;
+    });
+    for (td, share) in tl.domains.iter().zip(&mut out.domains) {
+        let s = &td.series;
+        if s.len() < 2 {
+            continue;
         }
-        if changed {
-            active.clear();
-            active.extend(state.iter().copied().filter(|&p| p != IDLE));
+        // Only where this domain has readings on both sides.
+        let (ds, de) = (start.max(s.times[0]), end.min(s.times[s.len() - 1]));
+        if de <= ds {
+            continue;
         }
-        let mut next = end.min(times[k]);
-        if let Some(c) = changes.get(ci) {
-            next = next.min(c.0);
-        }
-        let dt = next - cur;
-        if dt.0 > 0 {
-            let secs = dt.as_secs_f64();
-            for (d, share) in out.domains.iter_mut().enumerate() {
-                let e = power[d] * secs;
-                share.total.0 += e;
-                if k < valid[d] {
-                    share.covered.0 += dt.0;
-                }
-                if active.is_empty() {
-                    share.unattributed.0 += e;
-                } else {
-                    let each = e / active.len() as f64;
-                    for &p in &active {
-                        share.exclusive[p as usize].0 += each;
-                    }
+        share.covered = de - ds;
+        // Per reading interval: each path's energy in it, and whether one path filled it alone.
+        let mut interval = EdgeTracker::default();
+        sweep(&changes, slots, ds, de, &s.times, |dt, k, active| {
+            let span = (s.times[k] - s.times[k - 1]).as_secs_f64();
+            let power = if span > 0.0 { (s.energy[k].0 - s.energy[k - 1].0) / span } else { 0.0 };
+            let e = power * dt.as_secs_f64();
+            share.total.0 += e;
+            interval.piece(k, active, &mut share.edge);
+            if active.is_empty() {
+                share.unattributed.0 += e;
+            } else {
+                let each = e / active.len() as f64;
+                for &p in active {
+                    share.exclusive[p as usize].0 += each;
+                    interval.add(p, each);
                 }
             }
-            for &p in &active {
-                out.time[p as usize].exclusive.0 += dt.0;
-            }
-        }
-        cur = next;
-        if cur >= times[k] && k + 1 < times.len() {
-            k += 1;
-            set_power(k, &mut power);
-        }
+        });
+        interval.flush(&mut share.edge);
     }
 
     let first = tree.calls.partition_point(|&(t, _)| t < start);
@@ -272,4 +251,92 @@ pub fn time_share(tl: &Timeline, tree: &SpanTree, window: Window) -> Attribution
         }
     }
     out
+}
+
+/// Finds the energy each path got in reading intervals it did not fill alone.
+#[derive(Default)]
+struct EdgeTracker {
+    k: Option<usize>,
+    /// The active paths in the interval's first piece.
+    first: Vec<u32>,
+    /// Whether a later piece had other active paths.
+    changed: bool,
+    energy: Vec<(u32, f64)>,
+}
+
+impl EdgeTracker {
+    fn piece(&mut self, k: usize, active: &[u32], edge: &mut [Joules]) {
+        if self.k != Some(k) {
+            self.flush(edge);
+            self.k = Some(k);
+            self.first.clear();
+            self.first.extend_from_slice(active);
+        } else if self.first != active {
+            self.changed = true;
+        }
+    }
+
+    fn add(&mut self, p: u32, e: f64) {
+        match self.energy.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, acc)) => *acc += e,
+            None => self.energy.push((p, e)),
+        }
+    }
+
+    fn flush(&mut self, edge: &mut [Joules]) {
+        // Clean only when one path was the sole active one throughout.
+        if self.changed || self.first.len() > 1 {
+            for &(p, e) in &self.energy {
+                edge[p as usize].0 += e;
+            }
+        }
+        self.energy.clear();
+        self.changed = false;
+    }
+}
+
+/// Walks `[start, end)` in pieces within which neither the set of active span paths nor the
+/// reading interval changes, calling `f(length, k, active paths)`, where `k` indexes the
+/// reading interval `times[k-1]..times[k]` (with no `times`, `k` is 0).
+fn sweep(
+    changes: &[(Nanos, bool, u32, u32)],
+    slots: usize,
+    start: Nanos,
+    end: Nanos,
+    times: &[Nanos],
+    mut f: impl FnMut(Nanos, usize, &[u32]),
+) {
+    let mut state = vec![IDLE; slots];
+    let mut active: Vec<u32> = Vec::new();
+    let mut ci = 0;
+    let mut k =
+        if times.is_empty() { 0 } else { times.partition_point(|&t| t <= start).clamp(1, times.len() - 1) };
+    let mut cur = start;
+    while cur < end {
+        let mut changed = false;
+        while ci < changes.len() && changes[ci].0 <= cur {
+            let (_, _, slot, path) = changes[ci];
+            state[slot as usize] = path;
+            changed = true;
+            ci += 1;
+        }
+        if changed {
+            active.clear();
+            active.extend(state.iter().copied().filter(|&p| p != IDLE));
+        }
+        let mut next = end;
+        if let Some(c) = changes.get(ci) {
+            next = next.min(c.0);
+        }
+        if !times.is_empty() {
+            next = next.min(times[k]);
+        }
+        if next > cur {
+            f(next - cur, k, &active);
+        }
+        cur = next;
+        if !times.is_empty() && cur >= times[k] && k + 1 < times.len() {
+            k += 1;
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! The rule is criterion's: a change counts only when it is statistically significant
 //! (Welch's t-test, p below the significance level) AND its whole 95% interval lies beyond the
 //! noise threshold: above `+noise` a regression, below `-noise` an improvement. Anything else
-//! is no change. [`verdict`] is the one place that rule lives; tables, Markdown and exit codes
+//! is no change. An estimate's systematic uncertainty (see [`Estimate::systematic`]) widens
+//! the interval on both sides. [`verdict`] is the one place that rule lives; tables, Markdown and exit codes
 //! all call it. Reports from different machines or sources are refused unless allowed.
 
 use serde::{Deserialize, Serialize};
@@ -183,7 +184,14 @@ fn change(
     cfg: &CompareConfig,
 ) -> Change {
     let rel = match (old, new) {
-        (Some(o), Some(n)) => welch(&o.samples, &n.samples),
+        (Some(o), Some(n)) => welch(&o.samples, &n.samples).map(|mut r| {
+            // A systematic error can differ between the two runs: widen by both.
+            let sys = (o.systematic.unwrap_or(0.0) + n.systematic.unwrap_or(0.0))
+                / o.point.abs().max(f64::MIN_POSITIVE);
+            r.lo -= sys;
+            r.hi += sys;
+            r
+        }),
         _ => None,
     };
     let verdict = match (old, new, &rel) {

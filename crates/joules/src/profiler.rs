@@ -86,7 +86,8 @@ impl ProfilerBuilder {
         self
     }
 
-    /// The sampling period (default 1 ms, about RAPL's update rate).
+    /// How often the sampler polls the sources (default 250 us: four polls per RAPL update,
+    /// so each new value is placed in time within 125 us).
     pub fn period(mut self, period: Duration) -> Self {
         self.period = period.max(Duration::from_micros(50));
         self
@@ -221,14 +222,22 @@ impl Drop for Profiler {
 
 struct Sampler {
     sources: Vec<Box<dyn Source>>,
-    /// Where each source's domains start in a timeline row.
+    /// Where each source's domains start in a row.
     offsets: Vec<usize>,
     failed: Vec<bool>,
     timeline: Timeline,
     spans: SpanLog,
     row: Vec<Joules>,
+    /// Per domain: the value at the previous poll.
+    last: Vec<Option<Joules>>,
+    prev_poll: Option<Nanos>,
     start_raw: u64,
 }
+
+/// A continuous counter (the estimate) is stored this often, however fast the sampler polls.
+const CONTINUOUS_EVERY: Nanos = Nanos(1_000_000);
+/// How long start and stop wait for a stepped counter's next step.
+const STEP_WAIT: Duration = Duration::from_millis(50);
 
 impl Sampler {
     fn new(sources: Vec<Box<dyn Source>>, start_raw: u64) -> Self {
@@ -237,15 +246,26 @@ impl Sampler {
         for s in &sources {
             offsets.push(timeline.domains.len());
             for d in s.domains() {
-                timeline.domains.push(TimelineDomain { domain: d.clone(), source: s.kind(), ended: None });
+                let mut td = TimelineDomain::new(d.clone(), s.kind());
+                // About a minute of steps at 1 kHz before the vectors grow.
+                td.series.times.reserve(60_000);
+                td.series.energy.reserve(60_000);
+                timeline.domains.push(td);
             }
         }
-        // About a minute of readings at 1 kHz before the vectors grow.
-        timeline.times.reserve(60_000);
-        timeline.energy.reserve(60_000 * timeline.domains.len());
-        let row = vec![Joules(0.0); timeline.domains.len()];
+        let n = timeline.domains.len();
         let failed = vec![false; sources.len()];
-        Sampler { sources, offsets, failed, timeline, spans: SpanLog::new(), row, start_raw }
+        Sampler {
+            sources,
+            offsets,
+            failed,
+            timeline,
+            spans: SpanLog::new(),
+            row: vec![Joules(0.0); n],
+            last: vec![None; n],
+            prev_poll: None,
+            start_raw,
+        }
     }
 
     fn describe(&self) -> Vec<SourceInfo> {
@@ -266,15 +286,18 @@ impl Sampler {
         stop: &AtomicBool,
         ready: &std::sync::mpsc::SyncSender<()>,
     ) -> (Timeline, SpanLog) {
-        let period = Nanos::from(period);
-        self.tick();
+        // Spans may start once every stepped counter has stepped: energy before a counter's
+        // first step cannot be placed in time.
+        let origin = self.now();
+        self.poll_until(period, |s| s.stepped_since(origin));
         let _ = ready.send(());
+        let period_ns = Nanos::from(period);
         let mut deadline = self.now();
         loop {
-            // Sleep to absolute deadlines so the rate does not drift; a late tick is
+            // Sleep to absolute deadlines so the rate does not drift; a late poll is
             // stamped with its real time, so lateness costs resolution, not accuracy.
             let now = self.now();
-            deadline = Nanos(deadline.0 + period.0).max(now);
+            deadline = Nanos(deadline.0 + period_ns.0).max(now);
             std::thread::sleep(Duration::from_nanos((deadline - now).0));
             let finishing = stop.load(Ordering::Acquire);
             self.tick();
@@ -282,7 +305,29 @@ impl Sampler {
                 break;
             }
         }
+        // Likewise every stepped counter steps once more, so the last spans are covered.
+        let end = self.now();
+        self.poll_until(period, |s| s.stepped_since(end));
         (self.timeline, self.spans)
+    }
+
+    /// Polls every `period` until `done` or [`STEP_WAIT`] has passed.
+    fn poll_until(&mut self, period: Duration, done: impl Fn(&Self) -> bool) {
+        let give_up = std::time::Instant::now() + STEP_WAIT;
+        self.tick();
+        while !done(self) && std::time::Instant::now() < give_up {
+            std::thread::sleep(period);
+            self.tick();
+        }
+    }
+
+    /// True when every stepped domain still being read has a reading stamped after `t`.
+    fn stepped_since(&self, t: Nanos) -> bool {
+        self.timeline
+            .domains
+            .iter()
+            .filter(|d| d.domain.update_period.0 > 0 && d.ended.is_none())
+            .all(|d| d.series.times.last().is_some_and(|&s| s > t))
     }
 
     fn now(&self) -> Nanos {
@@ -297,16 +342,33 @@ impl Sampler {
             if self.failed[i] {
                 continue;
             }
-            let n = source.domains().len();
-            let slot = &mut self.row[self.offsets[i]..self.offsets[i] + n];
-            if let Err(e) = source.read(&ctx, slot) {
+            let range = self.offsets[i]..self.offsets[i] + source.domains().len();
+            if let Err(e) = source.read(&ctx, &mut self.row[range.clone()]) {
                 // The other sources go on; this one's domains end here, with the reason.
                 self.failed[i] = true;
-                for d in &mut self.timeline.domains[self.offsets[i]..self.offsets[i] + n] {
+                for d in &mut self.timeline.domains[range] {
                     d.ended = Some((now, e.to_string()));
                 }
             }
         }
-        self.timeline.push(now, &self.row);
+        for (d, td) in self.timeline.domains.iter_mut().enumerate() {
+            if td.ended.is_some() {
+                continue;
+            }
+            let value = self.row[d];
+            if td.domain.update_period.0 > 0 {
+                // A stepped counter: a new value appeared somewhere since the last poll.
+                if let (Some(prev), Some(before)) = (self.prev_poll, self.last[d]) {
+                    if value != before {
+                        td.series.push(Nanos(prev.0 + (now.0 - prev.0) / 2), value);
+                    }
+                }
+            } else if td.series.times.last().is_none_or(|&t| now - t >= CONTINUOUS_EVERY) {
+                td.series.push(now, value);
+            }
+            self.last[d] = Some(value);
+        }
+        self.prev_poll = Some(now);
+        self.timeline.polled(now);
     }
 }

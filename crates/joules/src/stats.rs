@@ -23,6 +23,11 @@ pub struct Estimate {
     pub level: f64,
     /// One value per sample.
     pub samples: Vec<f64>,
+    /// A bias the samples cannot show: it repeats within a run and may differ between runs
+    /// (e.g. time-share's placement of energy at span edges). Comparisons widen their
+    /// intervals by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systematic: Option<f64>,
 }
 
 impl Estimate {
@@ -40,7 +45,7 @@ impl Estimate {
         } else {
             (None, None, None)
         };
-        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples }
+        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples, systematic: None }
     }
 
     /// Sample standard deviation, with at least two samples.
