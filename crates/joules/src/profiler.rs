@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::clock;
-use crate::source::{self, ReadCtx, Source, SourceKind};
+use crate::source::{self, ReadCtx, ReadError, Source, SourceKind};
 use crate::span::{self, ACTIVE};
 use crate::spanlog::SpanLog;
 use crate::timeline::{Timeline, TimelineDomain};
@@ -228,9 +228,10 @@ struct Sampler {
     timeline: Timeline,
     spans: SpanLog,
     row: Vec<Joules>,
-    /// Per domain: the value at the previous poll.
+    /// Per domain: the value at the previous read.
     last: Vec<Option<Joules>>,
-    prev_poll: Option<Nanos>,
+    /// Per source: when it was last read.
+    read_at: Vec<Option<Nanos>>,
     start_raw: u64,
 }
 
@@ -254,7 +255,8 @@ impl Sampler {
             }
         }
         let n = timeline.domains.len();
-        let failed = vec![false; sources.len()];
+        let n_sources = sources.len();
+        let failed = vec![false; n_sources];
         Sampler {
             sources,
             offsets,
@@ -263,7 +265,7 @@ impl Sampler {
             spans: SpanLog::new(),
             row: vec![Joules(0.0); n],
             last: vec![None; n],
-            prev_poll: None,
+            read_at: vec![None; n_sources],
             start_raw,
         }
     }
@@ -339,36 +341,48 @@ impl Sampler {
         let now = self.now();
         let ctx = ReadCtx { now, spans: &self.spans };
         for (i, source) in self.sources.iter_mut().enumerate() {
-            if self.failed[i] {
+            let due = self.read_at[i].is_none_or(|t| now - t >= source.min_interval());
+            if self.failed[i] || !due {
                 continue;
             }
             let range = self.offsets[i]..self.offsets[i] + source.domains().len();
-            if let Err(e) = source.read(&ctx, &mut self.row[range.clone()]) {
-                // The other sources go on; this one's domains end here, with the reason.
-                self.failed[i] = true;
-                for d in &mut self.timeline.domains[range] {
-                    d.ended = Some((now, e.to_string()));
-                }
-            }
-        }
-        for (d, td) in self.timeline.domains.iter_mut().enumerate() {
-            if td.ended.is_some() {
-                continue;
-            }
-            let value = self.row[d];
-            if td.domain.update_period.0 > 0 {
-                // A stepped counter: a new value appeared somewhere since the last poll.
-                if let (Some(prev), Some(before)) = (self.prev_poll, self.last[d]) {
-                    if value != before {
-                        td.series.push(Nanos(prev.0 + (now.0 - prev.0) / 2), value);
+            let result = source.read(&ctx, &mut self.row[range.clone()]);
+            let prev = self.read_at[i].replace(now);
+            let lost = match result {
+                Ok(()) => None,
+                // One domain ended; the source wrote the others.
+                Err(ReadError::Lost { domain, reason }) => Some((range.start + domain, reason)),
+                Err(e) => {
+                    // The other sources go on; this one's domains end here, with the reason.
+                    self.failed[i] = true;
+                    for d in &mut self.timeline.domains[range] {
+                        d.ended = Some((now, e.to_string()));
                     }
+                    continue;
                 }
-            } else if td.series.times.last().is_none_or(|&t| now - t >= CONTINUOUS_EVERY) {
-                td.series.push(now, value);
+            };
+            if let Some((d, reason)) = lost {
+                self.timeline.domains[d].ended = Some((now, reason));
             }
-            self.last[d] = Some(value);
+            for d in range {
+                let td = &mut self.timeline.domains[d];
+                if td.ended.is_some() {
+                    continue;
+                }
+                let value = self.row[d];
+                if td.domain.update_period.0 > 0 {
+                    // A stepped counter: a new value appeared since this source's last read.
+                    if let (Some(prev), Some(before)) = (prev, self.last[d]) {
+                        if value != before {
+                            td.series.push(Nanos(prev.0 + (now.0 - prev.0) / 2), value);
+                        }
+                    }
+                } else if td.series.times.last().is_none_or(|&t| now - t >= CONTINUOUS_EVERY) {
+                    td.series.push(now, value);
+                }
+                self.last[d] = Some(value);
+            }
         }
-        self.prev_poll = Some(now);
         self.timeline.polled(now);
     }
 }

@@ -67,6 +67,7 @@ impl From<ReadError> for ProbeError {
         match e {
             ReadError::Io { path, source } => ProbeError::Io { path, source },
             ReadError::Malformed { path, reason } => ProbeError::Malformed { path, reason },
+            ReadError::Lost { reason, .. } => ProbeError::Config(reason),
         }
     }
 }
@@ -83,6 +84,15 @@ pub enum ReadError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// One domain can no longer be read (a GPU fell off the bus); the source has written the
+    /// others' values and goes on without it.
+    #[error("{reason}")]
+    Lost {
+        /// The domain's index in `Source::domains`.
+        domain: usize,
+        /// Why.
+        reason: String,
     },
     /// A counter file held something other than a number.
     #[error("{}: {reason}", path.display())]
@@ -111,6 +121,8 @@ pub enum Fix {
         /// The program that needs it.
         binary: PathBuf,
     },
+    /// NVML refused this user.
+    NvmlAccess,
     /// perf_event_paranoid forbids system-wide events to unprivileged users.
     PerfParanoid {
         /// The current setting, if it could be read.
@@ -135,6 +147,11 @@ impl fmt::Display for Fix {
                      channels: grant this on machines you trust"
                 )
             }
+            Fix::NvmlAccess => write!(
+                f,
+                "NVML refused this user: check that /dev/nvidia* are readable by it (usually the \
+                 `video` group: `sudo usermod -aG video $USER`, then log in again)"
+            ),
             Fix::LoadMsrModule => write!(
                 f,
                 "`sudo modprobe msr` (to keep it: `echo msr | sudo tee /etc/modules-load.d/msr.conf`)"

@@ -8,6 +8,7 @@ pub mod cpu;
 mod error;
 pub mod estimate;
 pub mod msr;
+pub mod nvml;
 pub mod perf;
 pub mod powercap;
 mod probe;
@@ -39,6 +40,10 @@ pub enum SourceKind {
     Powercap,
     /// RAPL through model-specific registers.
     Msr,
+    /// NVIDIA GPUs through NVML's energy counter.
+    Nvml,
+    /// NVIDIA GPUs through NVML power readings, integrated over time.
+    NvmlPower,
     /// Process CPU time times a power model: no counter was read.
     Estimate,
     /// A simulated counter with known ground truth.
@@ -52,6 +57,8 @@ impl SourceKind {
             SourceKind::Perf => "measured (RAPL perf_event)",
             SourceKind::Powercap => "measured (RAPL powercap)",
             SourceKind::Msr => "measured (RAPL MSR)",
+            SourceKind::Nvml => "measured (NVML energy counter)",
+            SourceKind::NvmlPower => "integrated (NVML power readings; sampled, not an energy counter)",
             SourceKind::Estimate => "estimated from CPU time",
             SourceKind::Sim => "simulated",
         }
@@ -59,7 +66,7 @@ impl SourceKind {
 
     /// True if the figures come from an energy counter of real hardware.
     pub fn is_measured(self) -> bool {
-        matches!(self, SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr)
+        matches!(self, SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr | SourceKind::Nvml)
     }
 
     /// The short name used on the command line and in `doctor`.
@@ -68,6 +75,8 @@ impl SourceKind {
             SourceKind::Perf => "perf",
             SourceKind::Powercap => "powercap",
             SourceKind::Msr => "msr",
+            SourceKind::Nvml => "nvml",
+            SourceKind::NvmlPower => "nvml-power",
             SourceKind::Estimate => "estimate",
             SourceKind::Sim => "sim",
         }
@@ -91,6 +100,8 @@ pub enum DomainKind {
     Psys,
     /// The CPU as a whole, as the estimate models it.
     Cpu,
+    /// A GPU board.
+    Gpu,
     /// Anything else a source reports.
     Other,
 }
@@ -149,6 +160,10 @@ pub trait Source: Send {
     }
     /// Records a measured update period for domain `index`.
     fn set_update_period(&mut self, index: usize, period: Nanos);
+    /// The sampler reads this source at most this often (0: every poll).
+    fn min_interval(&self) -> Nanos {
+        Nanos(0)
+    }
     /// Writes the energy of each domain since this source was opened, in `domains()` order.
     fn read(&mut self, ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError>;
 }

@@ -192,8 +192,7 @@ impl Powercap {
                         fix: Fix::PowercapReadable { root: root.to_owned() },
                     }
                 }
-                ReadError::Io { path, source } => ProbeError::Io { path, source },
-                ReadError::Malformed { path, reason } => ProbeError::Malformed { path, reason },
+                other => ProbeError::from(other),
             })?;
             let parent_name = z.parent.as_ref().and_then(|p| ids.get(p)).cloned();
             let kind = match (z.name.as_str(), &parent_name) {

@@ -70,6 +70,8 @@ impl std::fmt::Debug for Probe {
 
 /// How long to watch a counter for its update period.
 const PERIOD_BUDGET: Duration = Duration::from_millis(40);
+/// NVML's counter steps every 10-100 ms: three steps take longer to see.
+const NVML_PERIOD_BUDGET: Duration = Duration::from_millis(300);
 
 impl Probe {
     /// Probes the real machine (roots overridable from the environment).
@@ -110,6 +112,19 @@ impl Probe {
             if status == ProbeStatus::InUse {
                 probe.sources.push(source);
             }
+        }
+        // GPUs come on top of whatever reads the CPU.
+        match super::nvml::probe(&roots.nvml_lib) {
+            Ok(sources) => {
+                for mut s in sources {
+                    if s.domains().iter().any(|d| d.update_period.0 > 0) {
+                        measure_update_period(&mut s, NVML_PERIOD_BUDGET);
+                    }
+                    probe.outcomes.push(opened(&s, ProbeStatus::InUse));
+                    probe.sources.push(Box::new(s));
+                }
+            }
+            Err(e) => probe.outcomes.push(unavailable(SourceKind::Nvml, &e)),
         }
         match EstimateSource::probe() {
             Ok(e) if covered.is_empty() => {
@@ -167,7 +182,10 @@ pub fn measure_update_period(source: &mut dyn Source, budget: Duration) {
     let mut now = vec![Joules(0.0); n];
     let mut edges: Vec<Vec<Instant>> = vec![Vec::new(); n];
     let start = Instant::now();
+    let pause = Duration::from_nanos(source.min_interval().0 / 10);
     while start.elapsed() < budget && edges.iter().any(|e| e.len() < 8) {
+        // A source with a minimum interval is read ten times as often, not in a tight loop.
+        std::thread::sleep(pause);
         let ctx = ReadCtx { now: Nanos::from(start.elapsed()), spans: &spans };
         if source.read(&ctx, &mut now).is_err() {
             return;

@@ -15,6 +15,8 @@ pub struct Roots {
     pub sysfs: PathBuf,
     /// `JOULES_PROCFS_ROOT`, else `/proc` (`cpuinfo`, `sys/kernel/perf_event_paranoid`).
     pub procfs: PathBuf,
+    /// `JOULES_NVML_LIB`, else `libnvidia-ml.so.1` wherever the dynamic loader finds it.
+    pub nvml_lib: PathBuf,
 }
 
 fn env_or(key: &str, default: &str) -> PathBuf {
@@ -29,11 +31,12 @@ impl Roots {
             msr: env_or("JOULES_MSR_DIR", "/dev/cpu"),
             sysfs: env_or("JOULES_SYSFS_ROOT", "/sys"),
             procfs: env_or("JOULES_PROCFS_ROOT", "/proc"),
+            nvml_lib: env_or(super::nvml::LIB_ENV, super::nvml::DEFAULT_LIB),
         }
     }
 
-    /// All four under one directory, laid out like a machine's: `<dir>/sys/class/powercap`,
-    /// `<dir>/dev/cpu`, `<dir>/sys`, `<dir>/proc`.
+    /// All of them under one directory, laid out like a machine's: `<dir>/sys/class/powercap`,
+    /// `<dir>/dev/cpu`, `<dir>/sys`, `<dir>/proc`, `<dir>/usr/lib/libnvidia-ml.so.1`.
     pub fn under(dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         Roots {
@@ -41,6 +44,7 @@ impl Roots {
             msr: dir.join("dev/cpu"),
             sysfs: dir.join("sys"),
             procfs: dir.join("proc"),
+            nvml_lib: dir.join("usr/lib").join(super::nvml::DEFAULT_LIB),
         }
     }
 }
