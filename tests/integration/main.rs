@@ -6,6 +6,8 @@ mod powercap;
 mod msr;
 // RAPL through the perf power PMU: sysfs parsing, the opener, diagnoses.
 mod perf;
+// NVIDIA GPUs through nvml-wrapper and a fake libnvidia-ml.so.
+mod nvml;
 // Choosing sources: trust order, one reader per package, update periods.
 mod probe;
 // `doctor` golden tests for typical machines.

@@ -130,3 +130,34 @@ fn a_second_profiler_is_refused_while_one_runs() {
     drop(first);
     Profiler::builder().source(sim()).start().expect("free again after the first is dropped");
 }
+
+static SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_sync() {
+    SYNCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[measure_energy(sync = count_sync)]
+fn gpu_layer() {}
+
+#[test]
+fn sync_hooks_run_at_both_edges_only_while_profiling() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _lock = joules_tests::profiler_lock();
+    SYNCS.store(0, Relaxed);
+    gpu_layer();
+    assert_eq!(SYNCS.load(Relaxed), 0, "no profiler, no device round trips");
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    gpu_layer();
+    assert_eq!(SYNCS.load(Relaxed), 2, "entry and exit");
+    drop(profiler);
+    // The profiler-level hook runs at every span's edges.
+    SYNCS.store(0, Relaxed);
+    let profiler = Profiler::builder().source(sim()).sync_at_span_edges(count_sync).start().unwrap();
+    uses_block(); // two spans: four edges
+    let report = profiler.stop().report("hook");
+    assert_eq!(SYNCS.load(Relaxed), 4);
+    assert_eq!(paths(&report)[0].0, "block-user");
+    uses_block();
+    assert_eq!(SYNCS.load(Relaxed), 4, "the hook is cleared when the profiler stops");
+}

@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod machine;
 pub mod msr;
+pub mod nvml;
 pub mod perf;
 pub mod powercap;
 

@@ -73,6 +73,9 @@ fn doctor_on_this_machine() {
         assert_eq!(out.status.code(), Some(i32::from(ExitCodes::NO_COUNTER)), "{report}");
         assert!(report.contains("estimate ┆ in use"), "{report}");
         assert!(report.contains("figures are estimated from CPU time"), "{report}");
+        if !std::path::Path::new("/dev/nvidiactl").exists() {
+            assert!(report.contains("nvml: no NVML library"), "says why there is no GPU:\n{report}");
+        }
         for source in ["perf", "powercap", "msr"] {
             assert!(
                 report.lines().any(|l| l.starts_with(&format!("{source}: "))),

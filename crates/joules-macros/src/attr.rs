@@ -8,6 +8,8 @@ use syn::{LitStr, Token};
 pub(crate) struct MeasureArgs {
     /// `name = "..."`: the span's name; defaults to the function's name.
     pub(crate) name: Option<LitStr>,
+    /// `sync = path`: a `fn()` called at both edges of the span, e.g. to wait for a GPU.
+    pub(crate) sync: Option<syn::Path>,
 }
 
 impl Parse for MeasureArgs {
@@ -22,11 +24,25 @@ impl Parse for MeasureArgs {
                 }
                 input.parse::<Token![=]>()?;
                 args.name = Some(parse_name(input)?);
+            } else if lookahead.peek(kw::sync) {
+                let key: kw::sync = input.parse()?;
+                if args.sync.is_some() {
+                    return Err(syn::Error::new(key.span, "`sync` is given twice"));
+                }
+                input.parse::<Token![=]>()?;
+                args.sync = Some(input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`sync` takes the path of a `fn()`, e.g. `sync = gpu::synchronize`",
+                    )
+                })?);
             } else if input.peek(syn::Ident) {
                 let unknown: syn::Ident = input.parse()?;
                 return Err(syn::Error::new(
                     unknown.span(),
-                    format!("unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`"),
+                    format!(
+                        "unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"` and `sync = path`"
+                    ),
                 ));
             } else {
                 return Err(lookahead.error());
@@ -64,4 +80,5 @@ fn parse_name(input: ParseStream<'_>) -> syn::Result<LitStr> {
 
 mod kw {
     syn::custom_keyword!(name);
+    syn::custom_keyword!(sync);
 }

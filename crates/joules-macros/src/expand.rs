@@ -30,6 +30,19 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
             ::core::line!(),
         );
     };
+    if let Some(sync) = &args.sync
+        && sig.asyncness.is_some()
+    {
+        return Err(syn::Error::new_spanned(
+            sync,
+            "`sync` cannot be used on an `async fn`: its span is entered at every poll; \
+             synchronise the device inside the future instead",
+        ));
+    }
+    let enter = match &args.sync {
+        Some(sync) => quote! { ::joules::__private::enter_synced(&__JOULES_SITE, #sync) },
+        None => quote! { ::joules::__private::enter(&__JOULES_SITE) },
+    };
     let body = if sig.asyncness.is_some() {
         // The guard must not live across an `.await` (the future may move threads), so the
         // span is entered around each poll of the body instead.
@@ -40,7 +53,7 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
     } else {
         quote_spanned! {block.span()=>
             #site
-            let __joules_guard = ::joules::__private::enter(&__JOULES_SITE);
+            let __joules_guard = #enter;
             #block
         }
     };

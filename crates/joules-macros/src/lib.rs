@@ -8,7 +8,9 @@ use proc_macro::TokenStream;
 
 /// Attributes the energy spent inside a function to a span named after it.
 ///
-/// `#[measure_energy]` or `#[measure_energy(name = "layer-1")]`. Works on free functions,
+/// `#[measure_energy]`, `#[measure_energy(name = "layer-1")]`, or with `sync = path` naming a
+/// `fn()` called at both edges of the span while a profiler runs (to wait for a GPU, whose work
+/// is asynchronous: without it the span measures only the launch). Works on free functions,
 /// methods, generic functions and `async fn`s (an async span is entered on every poll, so only
 /// time the future actually runs counts). See the `joules` crate for the full story.
 #[proc_macro_attribute]

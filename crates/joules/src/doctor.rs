@@ -28,15 +28,28 @@ impl Doctor {
         let in_use: Vec<SourceKind> =
             probe.outcomes.iter().filter(|o| o.status == ProbeStatus::InUse).map(|o| o.kind).collect();
         let measured = in_use.iter().any(|k| k.is_measured());
-        let names: Vec<&str> = in_use.iter().map(|k| k.name()).collect();
-        let summary = if measured {
-            format!("energy is measured: reading {}", names.join(" + "))
-        } else if in_use.contains(&SourceKind::Estimate) {
-            "no energy counter can be read here, so figures are estimated from CPU time \
-             (labelled \"estimated\"); see the reasons and fixes above"
-                .to_owned()
-        } else {
+        let names = |keep: &dyn Fn(SourceKind) -> bool| {
+            in_use.iter().filter(|k| keep(**k)).map(|k| k.name()).collect::<Vec<_>>().join(" + ")
+        };
+        let mut parts = Vec::new();
+        let counted = names(&|k| k.is_measured());
+        if !counted.is_empty() {
+            parts.push(format!("energy is measured by {counted}"));
+        }
+        if in_use.contains(&SourceKind::NvmlPower) {
+            parts.push("some GPUs have no energy counter: their power readings are integrated (labelled \"integrated\")".to_owned());
+        }
+        if in_use.contains(&SourceKind::Estimate) {
+            parts.push(
+                "no CPU energy counter can be read here, so CPU figures are estimated from CPU time \
+                 (labelled \"estimated\"); see the reasons and fixes above"
+                    .to_owned(),
+            );
+        }
+        let summary = if parts.is_empty() {
             "no energy source can be opened, not even the estimate".to_owned()
+        } else {
+            parts.join("; ")
         };
         Doctor { sources: probe.outcomes.clone(), in_use, measured, summary }
     }

@@ -56,7 +56,7 @@ pub use joules_macros::measure_energy;
 pub use profiler::{
     ProfileError, Profiler, ProfilerBuilder, Recording, SourceInfo, Unavailable, probe_sources,
 };
-pub use span::SpanGuard;
+pub use span::{SpanGuard, SyncedGuard};
 pub use units::{Joules, Nanos, Watts};
 
 /// Opens a span for the rest of the enclosing block: `let _span = joules::span!("name");`.
@@ -88,5 +88,5 @@ macro_rules! bench_main {
 /// What the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::span::{Instrumented, Site, enter};
+    pub use crate::span::{Instrumented, Site, enter, enter_synced};
 }

@@ -63,6 +63,7 @@ pub struct ProfilerBuilder {
     sources: Vec<Box<dyn Source>>,
     unavailable: Vec<Unavailable>,
     period: Duration,
+    sync: Option<fn()>,
 }
 
 impl std::fmt::Debug for ProfilerBuilder {
@@ -93,6 +94,18 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Calls `hook` at every span edge while this profiler runs, before the edge is stamped.
+    ///
+    /// GPU work is asynchronous: a layer that launches kernels returns before they run, so a
+    /// span around it measures the launch, and the GPU's energy lands in whatever span is open
+    /// when the kernels execute. A hook that waits for the device (e.g. candle's
+    /// `Device::synchronize`, `cudaDeviceSynchronize`) makes every span's edges real. It costs
+    /// a device round trip per edge; for a few layers, prefer `#[measure_energy(sync = f)]`.
+    pub fn sync_at_span_edges(mut self, hook: fn()) -> Self {
+        self.sync = Some(hook);
+        self
+    }
+
     /// Starts sampling and recording spans.
     pub fn start(mut self) -> Result<Profiler, ProfileError> {
         if self.sources.is_empty() {
@@ -120,6 +133,7 @@ impl ProfilerBuilder {
             .expect("spawning the joules sampler thread");
         // Spans count only once the first reading exists, so none falls before the timeline.
         let _ = ready_rx.recv();
+        span::set_sync_hook(self.sync);
         ACTIVE.store(true, Ordering::Release);
         Ok(Profiler {
             start_raw,
@@ -174,7 +188,12 @@ pub struct Recording {
 impl Profiler {
     /// A builder; with no source added, [`probe_sources`] chooses.
     pub fn builder() -> ProfilerBuilder {
-        ProfilerBuilder { sources: Vec::new(), unavailable: Vec::new(), period: Duration::from_millis(1) }
+        ProfilerBuilder {
+            sources: Vec::new(),
+            unavailable: Vec::new(),
+            period: Duration::from_micros(250),
+            sync: None,
+        }
     }
 
     /// Starts a profiler on the probed sources.
@@ -207,6 +226,7 @@ impl Profiler {
     fn finish(&mut self) -> Option<(Timeline, SpanLog)> {
         let handle = self.handle.take()?;
         ACTIVE.store(false, Ordering::Release);
+        span::set_sync_hook(None);
         self.stop.store(true, Ordering::Release);
         let out = handle.join().ok();
         RUNNING.store(false, Ordering::Release);
@@ -237,8 +257,9 @@ struct Sampler {
 
 /// A continuous counter (the estimate) is stored this often, however fast the sampler polls.
 const CONTINUOUS_EVERY: Nanos = Nanos(1_000_000);
-/// How long start and stop wait for a stepped counter's next step.
-const STEP_WAIT: Duration = Duration::from_millis(50);
+/// How long start and stop wait at most for a stepped counter's next step (NVML's step every
+/// 10-100 ms).
+const STEP_WAIT: Duration = Duration::from_millis(250);
 
 impl Sampler {
     fn new(sources: Vec<Box<dyn Source>>, start_raw: u64) -> Self {

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -60,12 +60,32 @@ pub struct SpanGuard {
     _not_send: PhantomData<*const ()>,
 }
 
+/// A `fn()` the profiler calls at every span edge (e.g. a device synchronise), stored as a
+/// pointer; null for none.
+static SYNC_HOOK: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Sets (or clears) the hook called at every span edge while a profiler runs.
+pub(crate) fn set_sync_hook(hook: Option<fn()>) {
+    SYNC_HOOK.store(hook.map_or(std::ptr::null_mut(), |f| f as *mut ()), Relaxed);
+}
+
+#[inline]
+fn run_sync_hook() {
+    let hook = SYNC_HOOK.load(Relaxed);
+    if !hook.is_null() {
+        // SAFETY: SYNC_HOOK only ever holds null or a pointer made from a `fn()` above.
+        let hook: fn() = unsafe { std::mem::transmute::<*mut (), fn()>(hook) };
+        hook();
+    }
+}
+
 /// Enters a span at `site`. Prefer `#[measure_energy]` or [`span!`](crate::span!).
 #[inline]
 pub fn enter(site: &'static Site) -> SpanGuard {
     if !ACTIVE.load(Relaxed) {
         return SpanGuard { site: 0, _not_send: PhantomData };
     }
+    run_sync_hook();
     let mut id = site.id.load(Relaxed);
     if id == 0 {
         id = intern(site);
@@ -78,7 +98,36 @@ impl Drop for SpanGuard {
     #[inline]
     fn drop(&mut self) {
         if self.site != 0 && ACTIVE.load(Relaxed) {
+            run_sync_hook();
             push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
+        }
+    }
+}
+
+/// A span whose edges call `sync` first: what `#[measure_energy(sync = f)]` makes.
+#[must_use = "the span ends when this guard is dropped"]
+#[derive(Debug)]
+pub struct SyncedGuard {
+    sync: fn(),
+    // Dropped after `Drop::drop` below has synchronised.
+    inner: SpanGuard,
+}
+
+/// Synchronises with `sync`, then enters a span at `site`; leaving synchronises again first.
+/// With no profiler running, `sync` is not called.
+#[inline]
+pub fn enter_synced(site: &'static Site, sync: fn()) -> SyncedGuard {
+    if ACTIVE.load(Relaxed) {
+        sync();
+    }
+    SyncedGuard { sync, inner: enter(site) }
+}
+
+impl Drop for SyncedGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.inner.site != 0 && ACTIVE.load(Relaxed) {
+            (self.sync)();
         }
     }
 }

@@ -57,6 +57,15 @@ pub fn summarize(
             ended: td.ended.as_ref().map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
         })
         .collect();
+    for td in &tl.domains {
+        if let Some((t, why)) = &td.ended {
+            warnings.push(format!(
+                "{} stopped being read at {} ms ({why}): its figures are partial, covering only the time before",
+                td.domain.id,
+                t.0 / 1_000_000
+            ));
+        }
+    }
     for (i, (s, a)) in samples.iter().zip(&parts).enumerate() {
         match a.window {
             None => warnings.push(format!("sample {i} has no energy readings")),

@@ -46,6 +46,15 @@ impl Model for Layer {
     }
 }
 
+mod gpu {
+    pub fn synchronize() {}
+}
+
+#[measure_energy(name = "gpu-layer", sync = gpu::synchronize)]
+fn synced(x: u32) -> u32 {
+    x
+}
+
 #[measure_energy]
 fn early_return(v: Option<u8>) -> Option<u8> {
     let v = v?;
@@ -58,6 +67,6 @@ fn main() {
     let mut l = Layer;
     let _ = l.forward(1.0) + l.run() as f32;
     let _ = l.forward_async(1.0);
-    let _ = early_return(Some(1));
+    let _ = early_return(Some(1)) .map(|v| synced(u32::from(v)));
     let _span = joules::span!("block");
 }

@@ -1,0 +1,6 @@
+#[joules::measure_energy(sync = 3)]
+fn layer() {}
+
+fn main() {
+    layer();
+}
