@@ -144,3 +144,24 @@ fn regex_escape(s: &str) -> String {
         out
     })
 }
+
+#[test]
+fn no_driver_and_no_permission_are_told_apart() {
+    if !in_child() {
+        for code in ["9", "4"] {
+            in_child_with(
+                "nvml::no_driver_and_no_permission_are_told_apart",
+                &[("FAKE_NVML_INIT_ERROR", code)],
+            );
+        }
+        return;
+    }
+    let err = nvml::probe(Path::new(&std::env::var_os(LIB).unwrap())).unwrap_err();
+    match std::env::var("FAKE_NVML_INIT_ERROR").as_deref() {
+        Ok("9") => assert!(err.to_string().contains("driver is not loaded"), "{err}"),
+        _ => {
+            assert!(matches!(err, joules::source::ProbeError::PermissionDenied { .. }), "{err:?}");
+            assert!(err.fix().unwrap().to_string().contains("/dev/nvidia"), "{err}");
+        }
+    }
+}

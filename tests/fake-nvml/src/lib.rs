@@ -7,7 +7,9 @@
 //! - `FAKE_NVML_ENERGY`: `0` makes the energy counter NOT_SUPPORTED (pre-Volta);
 //! - `FAKE_NVML_INSTANT`: `0` makes the instant power field NOT_SUPPORTED;
 //! - `FAKE_NVML_LOST_AFTER_MS`: GPU 0 returns GPU_IS_LOST from then on;
-//! - `FAKE_NVML_UPDATE_MS`: how often the energy counter and power readings change (default 20).
+//! - `FAKE_NVML_UPDATE_MS`: how often the energy counter and power readings change (default 20);
+//! - `FAKE_NVML_INIT_ERROR`: `nvmlInit_v2` fails with this return code (9: driver not loaded,
+//!   4: no permission).
 #![allow(unsafe_code, non_snake_case, clippy::missing_safety_doc)]
 
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong};
@@ -100,6 +102,9 @@ unsafe fn write_str(s: &str, buf: *mut c_char, len: c_uint) -> c_uint {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn nvmlInit_v2() -> c_uint {
+    if let Some(code) = env_num("FAKE_NVML_INIT_ERROR") {
+        return code as c_uint;
+    }
     script();
     SUCCESS
 }
