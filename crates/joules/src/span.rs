@@ -80,11 +80,19 @@ fn run_sync_hook() {
 }
 
 /// Enters a span at `site`. Prefer `#[measure_energy]` or [`span!`](crate::span!).
-#[inline]
+///
+/// Only the check of [`ACTIVE`] is forced inline: with no profiler running, that relaxed
+/// load and a branch are all a span costs.
+#[inline(always)]
 pub fn enter(site: &'static Site) -> SpanGuard {
     if !ACTIVE.load(Relaxed) {
         return SpanGuard { site: 0, _not_send: PhantomData };
     }
+    enter_active(site)
+}
+
+#[inline]
+fn enter_active(site: &'static Site) -> SpanGuard {
     run_sync_hook();
     let mut id = site.id.load(Relaxed);
     if id == 0 {
@@ -95,12 +103,19 @@ pub fn enter(site: &'static Site) -> SpanGuard {
 }
 
 impl Drop for SpanGuard {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if self.site != 0 && ACTIVE.load(Relaxed) {
-            run_sync_hook();
-            push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
+            self.exit();
         }
+    }
+}
+
+impl SpanGuard {
+    #[inline]
+    fn exit(&self) {
+        run_sync_hook();
+        push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
     }
 }
 
