@@ -13,31 +13,11 @@ use joules_tests::powercap::FakePowercap;
 use crate::probe::{intel_msr, package_zone};
 
 fn snapshot(name: &str, machine: &Path, doctor: &Doctor) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.add_filter(&regex_escape(machine.to_str().unwrap()), "[MACHINE]");
-    settings.add_filter(&regex_escape(std::env::current_exe().unwrap().to_str().unwrap()), "[BIN]");
-    // Measured periods vary from run to run.
-    settings.add_filter(r"[0-9.]+ (ms|µs|ns|s) measured", "[period] measured");
-    settings.add_filter(
-        r#""update_period_ns": \d+,(\s+)"update_period_measured": true"#,
-        r#""update_period_ns": "[period]",$1"update_period_measured": true"#,
-    );
-    settings.bind(|| {
+    let bin = std::env::current_exe().unwrap();
+    crate::golden_settings(&[(machine, "[MACHINE]"), (&bin, "[BIN]")]).bind(|| {
         insta::assert_snapshot!(format!("doctor_{name}_table"), doctor.render());
         insta::assert_snapshot!(format!("doctor_{name}_json"), serde_json::to_string_pretty(doctor).unwrap());
     });
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars().fold(String::new(), |mut out, c| {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-        out
-    })
 }
 
 fn pmu_events() -> Vec<Event> {

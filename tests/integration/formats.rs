@@ -107,10 +107,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
 }
 
 fn snap(name: &str, text: String) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, text));
+    crate::golden_base().bind(|| insta::assert_snapshot!(name, text));
 }
 
 const FORMATS: [(&str, Format); 5] = [

@@ -29,3 +29,36 @@ pub(crate) fn watts(rec: &joules::Recording, id: &str) -> f64 {
         rec.timeline.domains.iter().find(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
     d.series.mean_power().unwrap_or_else(|| panic!("{id}: fewer than two readings"))
 }
+
+/// Insta settings for this binary's golden files: in `snapshots/`, no module prefix.
+pub(crate) fn golden_base() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+/// For output of a live probe: [`golden_base`], each `(path, marker)` replaced by its marker,
+/// and measured update periods (which vary from run to run) masked.
+pub(crate) fn golden_settings(paths: &[(&std::path::Path, &str)]) -> insta::Settings {
+    let mut settings = golden_base();
+    for (path, marker) in paths {
+        settings.add_filter(&regex_escape(path.to_str().unwrap()), *marker);
+    }
+    settings.add_filter(r"[0-9.]+ (ms|µs|ns|s) measured", "[period] measured");
+    settings.add_filter(
+        r#""update_period_ns": \d+,(\s+)"update_period_measured": true"#,
+        r#""update_period_ns": "[period]",$1"update_period_measured": true"#,
+    );
+    settings
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}

@@ -120,29 +120,14 @@ fn two_gpus_are_two_domains_in_reports_and_doctor() {
     let roots = Roots { nvml_lib: lib.clone(), ..machine.roots() };
     let probe = Probe::run(&roots, &failing_opener(libc::ENOENT));
     let doctor = Doctor::from_probe(&probe);
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.add_filter(&regex_escape(lib.to_str().unwrap()), "[NVML]");
-    settings.add_filter(&regex_escape(machine.path().to_str().unwrap()), "[MACHINE]");
-    settings.add_filter(r"[0-9.]+ (ms|µs|ns|s) measured", "[period] measured");
-    settings.bind(|| insta::assert_snapshot!("doctor_two_gpus_table", doctor.render()));
+    crate::golden_settings(&[(&lib, "[NVML]"), (machine.path(), "[MACHINE]")])
+        .bind(|| insta::assert_snapshot!("doctor_two_gpus_table", doctor.render()));
     let gpus: Vec<_> = probe.sources.iter().flat_map(|s| s.domains().iter().map(|d| d.id.clone())).collect();
     assert_eq!(gpus, ["gpu:0", "gpu:1", "cpu"]);
     let sources = probe_fake();
     let report = profile(sources, Duration::from_millis(300)).report("two");
     let ids: Vec<_> = report.benches[0].domains.iter().map(|d| d.domain.as_str()).collect();
     assert_eq!(ids, ["gpu:0", "gpu:1"]);
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars().fold(String::new(), |mut out, c| {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-        out
-    })
 }
 
 #[test]

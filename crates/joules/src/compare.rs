@@ -143,28 +143,33 @@ pub fn compare(old: &Report, new: &Report, cfg: &CompareConfig) -> Result<Compar
         return Err(CompareError::Incomparable(mismatches));
     }
     let mut changes = Vec::new();
+    let same = |a: &Figure<'_>, b: &Figure<'_>| a.0 == b.0 && a.1 == b.1;
     for nb in &new.benches {
-        let ob = old.benches.iter().find(|b| b.name == nb.name);
+        let before = in_bench(&old.benches, &nb.name);
         for figure in figures(nb) {
-            let before =
-                ob.and_then(|ob| figures(ob).into_iter().find(|f| f.0 == figure.0 && f.1 == figure.1));
-            changes.push(change(&nb.name, before.map(|f| f.2), Some(figure.2), &figure.0, &figure.1, cfg));
+            let old_e = before.iter().find(|f| same(f, &figure)).map(|f| f.2);
+            changes.push(change(&nb.name, old_e, Some(figure.2), &figure.0, &figure.1, cfg));
         }
     }
     for ob in &old.benches {
-        let nb = new.benches.iter().find(|b| b.name == ob.name);
-        for figure in figures(ob) {
-            let still = nb.is_some_and(|nb| figures(nb).iter().any(|f| f.0 == figure.0 && f.1 == figure.1));
-            if !still {
-                changes.push(change(&ob.name, Some(figure.2), None, &figure.0, &figure.1, cfg));
-            }
+        let after = in_bench(&new.benches, &ob.name);
+        for figure in figures(ob).into_iter().filter(|f| !after.iter().any(|a| same(a, f))) {
+            changes.push(change(&ob.name, Some(figure.2), None, &figure.0, &figure.1, cfg));
         }
     }
     Ok(Comparison { noise: cfg.noise, significance: cfg.significance, mismatches, changes })
 }
 
-/// (path, domain, estimate): each domain's total, then each path's exclusive energy.
-fn figures(b: &BenchReport) -> Vec<(String, String, &Estimate)> {
+/// (path, domain, estimate).
+type Figure<'a> = (String, String, &'a Estimate);
+
+/// The figures of the bench called `name`, none if there is no such bench.
+fn in_bench<'a>(benches: &'a [BenchReport], name: &str) -> Vec<Figure<'a>> {
+    benches.iter().find(|b| b.name == name).map(figures).unwrap_or_default()
+}
+
+/// Each domain's total, then each path's exclusive energy.
+fn figures(b: &BenchReport) -> Vec<Figure<'_>> {
     let mut out: Vec<_> =
         b.domains.iter().map(|d| ("(total)".to_owned(), d.domain.clone(), &d.total_j)).collect();
     for s in &b.spans {

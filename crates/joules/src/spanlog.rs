@@ -61,7 +61,7 @@ pub struct ThreadEvents {
 pub struct SpanLog {
     /// Sites by id (`sites[id - 1]`).
     pub sites: Vec<SiteInfo>,
-    /// Per-thread events.
+    /// Per-thread events. Threads are only ever appended, so a thread keeps its position.
     pub threads: Vec<ThreadEvents>,
     len: usize,
 }

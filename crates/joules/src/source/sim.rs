@@ -103,8 +103,8 @@ impl SimTruth {
     }
 }
 
+/// Replay state of the thread at the same position in `SpanLog::threads`.
 struct ThreadState {
-    index: u32,
     next: usize,
     /// The open spans, outermost first: (site, path string).
     stack: Vec<(SiteId, String)>,
@@ -221,17 +221,15 @@ impl Source for Sim {
         let tick = Nanos(ctx.now.0 / period * period);
         let truth = self.truth.clone();
         let mut truth = truth.lock().unwrap_or_else(|p| p.into_inner());
-        for t in &ctx.spans.threads {
-            if !self.threads.iter().any(|s| s.index == t.index) {
-                self.threads.push(ThreadState { index: t.index, next: 0, stack: Vec::new() });
-            }
+        // The log's threads only grow, so position i is the same thread on every read.
+        while self.threads.len() < ctx.spans.threads.len() {
+            self.threads.push(ThreadState { next: 0, stack: Vec::new() });
         }
         // Replay span edges up to the counter's last update, in time order across threads.
         loop {
             let mut best: Option<(usize, Nanos)> = None;
-            for (i, state) in self.threads.iter().enumerate() {
-                let events = &ctx.spans.threads.iter().find(|t| t.index == state.index).unwrap().events;
-                if let Some(ev) = events.get(state.next) {
+            for (i, (state, log)) in self.threads.iter().zip(&ctx.spans.threads).enumerate() {
+                if let Some(ev) = log.events.get(state.next) {
                     if ev.t <= tick && best.is_none_or(|(_, t)| ev.t < t) {
                         best = Some((i, ev.t));
                     }
@@ -241,10 +239,8 @@ impl Source for Sim {
             // An edge stamped before the last update but drained after it (its thread was
             // preempted between reading the clock and pushing) takes effect now.
             self.advance(t.max(self.settled), &mut truth);
-            let index = self.threads[i].index;
-            let events = &ctx.spans.threads.iter().find(|t| t.index == index).unwrap().events;
-            let ev = events[self.threads[i].next];
             let state = &mut self.threads[i];
+            let ev = ctx.spans.threads[i].events[state.next];
             state.next += 1;
             match ev.kind {
                 EventKind::Enter => {
