@@ -11,7 +11,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use joules::source::msr::intel;
 use joules::source::perf::Opener;
 use joules::source::{EstimateSource, Msr, Perf, Powercap, ReadCtx, Sim, SimScript, Source};
-use joules::spanlog::SpanLog;
 use joules::{Joules, Nanos, Watts};
 use joules_tests::machine::{Cpu, FakeMachine};
 use joules_tests::msr::write_register;
@@ -19,12 +18,11 @@ use joules_tests::perf::{Event, FakePerf};
 use joules_tests::powercap::static_tree;
 
 fn bench_source(c: &mut Criterion, name: &str, mut source: Box<dyn Source>) {
-    let spans = SpanLog::new();
     let mut out = vec![Joules(0.0); source.domains().len()];
     let label = format!("{name} ({} domains)", out.len());
     c.bench_function(&label, |b| {
         b.iter(|| {
-            source.read(&ReadCtx { now: Nanos(0), spans: &spans }, &mut out).unwrap();
+            source.read(&ReadCtx { now: Nanos(0) }, &mut out).unwrap();
             black_box(&out);
         })
     });

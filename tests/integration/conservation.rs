@@ -72,7 +72,7 @@ proptest! {
         let (log, end) = build_log(&threads);
         let tree = SpanTree::build(&log, end);
         let tl = timeline(&readings);
-        let a = time_share(&tl, &tree, Window { start: Nanos(w0), end: Nanos(w0 + wlen) });
+        let a = time_share(&tl, &tree, &log, Window { start: Nanos(w0), end: Nanos(w0 + wlen) });
         for share in &a.domains {
             let excl: f64 = share.exclusive.iter().map(|j| j.0).sum();
             let sum = excl + share.unattributed.0;

@@ -37,6 +37,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
             exclusive_j: est(pkg),
             inclusive_j: est(pkg),
             exclusive_above_idle_j: Some(est(pkg * 0.8)),
+            method: if time_ns < 976_000.0 * 50.0 { "regression" } else { "time-share" }.into(),
         }],
         flags: if time_ns < 976_000.0 {
             vec![Flag::BelowResolution {
@@ -90,7 +91,9 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
                 part_of: None,
                 source: SourceKind::Powercap,
                 provenance: "measured (RAPL powercap)".into(),
-                method: "time-share".into(),
+                method: "regression (5 paths)".into(),
+                step_uncertainty_ns: Some(1_800),
+                precise_readings: Some(0.97),
                 resolution_j: 1e-6,
                 update_period_ns: 976_000,
                 update_period_measured: true,

@@ -14,6 +14,8 @@ mod probe;
 mod doctor;
 // The simulated source: attribution against known ground truth.
 mod sim;
+// Per-layer accuracy against simulated truth: short layers, threads, slow counters.
+mod accuracy;
 // Attribution conserves energy on random span trees (proptest).
 mod conservation;
 // Spans: idle guards, async fns, threads, generic fns and methods.

@@ -118,8 +118,7 @@ fn a_read_after_probe_reports_energy_since_open() {
         ("intel-rapl:0/energy_uj", "990\n"),
     ]);
     let mut p = Powercap::probe_at(dir.path()).unwrap();
-    let spans = joules::spanlog::SpanLog::new();
-    let ctx = joules::source::ReadCtx { now: joules::Nanos(0), spans: &spans };
+    let ctx = joules::source::ReadCtx { now: joules::Nanos(0) };
     let mut out = [joules::Joules(0.0)];
     p.read(&ctx, &mut out).unwrap();
     assert_eq!(out[0].0, 0.0);

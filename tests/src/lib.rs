@@ -8,6 +8,7 @@ pub mod msr;
 pub mod nvml;
 pub mod perf;
 pub mod powercap;
+pub mod trace;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -155,11 +155,20 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     let rec = profiler.stop();
     let tree = SpanTree::build(&rec.spans, rec.end());
     let warnings = summary::recording_warnings(&rec, &tree);
-    let idle = (!idle_windows.is_empty()).then(|| summary::idle_power(&rec.timeline, &tree, &idle_windows));
+    let idle = (!idle_windows.is_empty())
+        .then(|| summary::idle_power(&rec.timeline, &tree, &rec.spans, &idle_windows));
     let benches = windows
         .iter()
         .map(|(name, samples)| {
-            summary::summarize(name, &rec.timeline, &tree, samples, idle.as_deref(), warnings.clone())
+            summary::summarize(
+                name,
+                &rec.timeline,
+                &tree,
+                &rec.spans,
+                samples,
+                idle.as_deref(),
+                warnings.clone(),
+            )
         })
         .collect();
     let report = Report::new(rec.sources, rec.unavailable, benches);

@@ -44,6 +44,7 @@ pub mod host;
 mod profiler;
 pub mod render;
 pub mod report;
+pub mod sampler;
 pub mod source;
 mod span;
 pub mod spanlog;

@@ -69,8 +69,15 @@ pub struct DomainReport {
     pub source: SourceKind,
     /// "measured (RAPL powercap)", "estimated from CPU time", "simulated".
     pub provenance: String,
-    /// How energy was attributed to spans: "time-share".
+    /// How energy was attributed to spans, e.g. "regression (5 paths), time-share (1 path)".
     pub method: String,
+    /// Median uncertainty of the instants its readings were stamped at (ns): how well the
+    /// sampler placed each counter step in time.
+    #[serde(default)]
+    pub step_uncertainty_ns: Option<u64>,
+    /// The share of readings stamped precisely enough for the regression.
+    #[serde(default)]
+    pub precise_readings: Option<f64>,
     /// The counter's step.
     pub resolution_j: f64,
     /// How often the counter changes (0: continuously).
@@ -120,6 +127,13 @@ pub struct SpanEnergy {
     pub inclusive_j: Estimate,
     /// `exclusive_j` less what idle power would have used in the span's exclusive time.
     pub exclusive_above_idle_j: Option<Estimate>,
+    /// How its energy was attributed: "regression" or "time-share".
+    #[serde(default = "time_share_name")]
+    pub method: String,
+}
+
+fn time_share_name() -> String {
+    "time-share".to_owned()
 }
 
 /// A caution attached to a span's figures.
@@ -134,8 +148,17 @@ pub enum Flag {
         domain: String,
         /// Mean time per call, exclusive.
         call_ns: u64,
-        /// The counter's update period.
+        /// The counter's update period (or a continuous source's reading interval).
         update_period_ns: u64,
+    },
+    /// The regression could not tell this path from others: their busy times always moved
+    /// together (e.g. a loop in step with the counter). The group shares one power, and each
+    /// member's joules are that power times its own time.
+    Merged {
+        /// The domain.
+        domain: String,
+        /// The other members ("(outside spans)" for time no span covered).
+        with: Vec<String>,
     },
 }
 

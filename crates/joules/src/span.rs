@@ -69,6 +69,41 @@ pub(crate) fn set_sync_hook(hook: Option<fn()>) {
     SYNC_HOOK.store(hook.map_or(std::ptr::null_mut(), |f| f as *mut ()), Relaxed);
 }
 
+/// Sees every span edge while a profiler runs: `(thread, time since the profile started,
+/// site id, enter or exit)`. Only the simulated source sets one, to know which layer runs.
+pub(crate) type EdgeTap = fn(u32, crate::units::Nanos, u32, EventKind);
+
+/// The edge tap as a pointer (null for none), and the raw start tick it converts times with.
+static EDGE_TAP: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+static TAP_START_RAW: AtomicU64 = AtomicU64::new(0);
+
+/// Sets (or clears) the edge tap.
+pub(crate) fn set_edge_tap(tap: Option<EdgeTap>) {
+    EDGE_TAP.store(tap.map_or(std::ptr::null_mut(), |f| f as *mut ()), Relaxed);
+}
+
+/// The raw tick edge taps count from (the running profile's start).
+pub(crate) fn set_tap_origin(start_raw: u64) {
+    TAP_START_RAW.store(start_raw, Relaxed);
+}
+
+/// The name of interned site `id`, if there is one.
+pub(crate) fn site_name(id: u32) -> Option<&'static str> {
+    registry().sites.get(id.checked_sub(1)? as usize).map(|s| s.name)
+}
+
+#[inline]
+fn run_edge_tap(thread: u32, event: RawEvent) {
+    let tap = EDGE_TAP.load(Relaxed);
+    if !tap.is_null() {
+        // SAFETY: EDGE_TAP only ever holds null or a pointer made from an `EdgeTap` above.
+        let tap: EdgeTap = unsafe { std::mem::transmute::<*mut (), EdgeTap>(tap) };
+        let kind = if event.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
+        let t = clock::since(TAP_START_RAW.load(Relaxed), event.raw);
+        tap(thread, t, event.site & !EXIT_BIT, kind);
+    }
+}
+
 #[inline]
 fn run_sync_hook() {
     let hook = SYNC_HOOK.load(Relaxed);
@@ -176,6 +211,7 @@ impl<F: Future> Future for Instrumented<F> {
 struct Local {
     producer: rtrb::Producer<RawEvent>,
     dropped: Arc<AtomicU64>,
+    index: u32,
 }
 
 thread_local! {
@@ -193,8 +229,14 @@ fn push(event: RawEvent) {
                 if local.producer.push(event).is_err() {
                     local.dropped.fetch_add(1, Relaxed);
                 }
+                run_edge_tap(local.index, event);
             }
-            None => register_thread(&mut local, event),
+            None => {
+                register_thread(&mut local, event);
+                if let Some(local) = local.as_ref() {
+                    run_edge_tap(local.index, event);
+                }
+            }
         }
     });
 }
@@ -210,7 +252,7 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
     reg.next_thread += 1;
     let name = std::thread::current().name().map(str::to_owned);
     reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone() });
-    *slot = Some(Local { producer, dropped });
+    *slot = Some(Local { producer, dropped, index });
 }
 
 #[cold]

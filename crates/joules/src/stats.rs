@@ -48,6 +48,23 @@ impl Estimate {
         Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples, systematic: None }
     }
 
+    /// One sample whose standard error comes from a model (the regression), with `dof` degrees
+    /// of freedom: a Student-t interval around `point`.
+    pub fn from_model(point: f64, stderr: f64, dof: f64) -> Self {
+        let t = StudentsT::new(0.0, 1.0, dof.max(1.0))
+            .map(|d| d.inverse_cdf(0.5 + CONFIDENCE / 2.0))
+            .unwrap_or(f64::INFINITY);
+        Estimate {
+            point,
+            lo: Some(point - t * stderr),
+            hi: Some(point + t * stderr),
+            stderr: Some(stderr),
+            level: CONFIDENCE,
+            samples: vec![point],
+            systematic: None,
+        }
+    }
+
     /// Sample standard deviation, with at least two samples.
     pub fn sd(&self) -> Option<f64> {
         let n = self.samples.len();

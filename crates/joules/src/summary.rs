@@ -1,11 +1,12 @@
 //! From a recording and its sample windows to a [`BenchReport`]: attribution per sample,
 //! then per-iteration estimates over samples.
 
-use crate::attribute::{self, PathId, SpanTree, Window};
+use crate::attribute::{self, Attribution, Choice, Method, PathId, SpanTree, Window};
 use crate::profiler::Recording;
 use crate::report::{BenchReport, DomainReport, Flag, Report, SampleInfo, SpanEnergy, SpanReport};
+use crate::spanlog::SpanLog;
 use crate::stats::Estimate;
-use crate::timeline::Timeline;
+use crate::timeline::{Series, Timeline};
 
 /// One sample of a benchmark: a stretch of the profile and the iterations run in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,44 +18,62 @@ pub struct SampleWindow {
 }
 
 /// Attributes each sample and estimates every figure per iteration.
+///
+/// Each sample is attributed on its own (its own regression where that method applies), so
+/// samples are independent and the spread between them is the figures' uncertainty. A
+/// single sample (a plain profile) takes the regression's standard error instead.
 pub fn summarize(
     name: &str,
     tl: &Timeline,
     tree: &SpanTree,
+    log: &SpanLog,
     samples: &[SampleWindow],
     idle: Option<&[Estimate]>,
     mut warnings: Vec<String>,
 ) -> BenchReport {
-    let parts: Vec<_> = samples.iter().map(|s| attribute::time_share(tl, tree, s.window)).collect();
+    let windows: Vec<Window> = samples.iter().map(|s| s.window).collect();
+    let parts = attribute::attribute(tl, tree, log, &windows);
+    let iters = |i: usize| samples[i].iterations.max(1) as f64;
     let per_iter = |f: &dyn Fn(usize) -> f64| -> Estimate {
-        Estimate::from_samples(
-            (0..samples.len()).map(|i| f(i) / samples[i].iterations.max(1) as f64).collect(),
-        )
+        Estimate::from_samples((0..samples.len()).map(|i| f(i) / iters(i)).collect())
+    };
+    // A figure with a model error: over samples when there are several, else the model's.
+    let modelled = |f: &dyn Fn(usize) -> f64, se: &dyn Fn(usize) -> f64, dof: &dyn Fn(usize) -> f64| {
+        if samples.len() == 1 && se(0) > 0.0 {
+            Estimate::from_model(f(0) / iters(0), se(0) / iters(0), dof(0))
+        } else {
+            per_iter(f)
+        }
     };
     let domains: Vec<DomainReport> = tl
         .domains
         .iter()
         .enumerate()
-        .map(|(d, td)| DomainReport {
-            domain: td.domain.id.clone(),
-            kind: td.domain.kind,
-            part_of: td.domain.part_of.clone(),
-            source: td.source,
-            provenance: td.source.provenance().to_owned(),
-            method: "time-share".into(),
-            resolution_j: td.domain.resolution.0,
-            update_period_ns: td.domain.update_period.0,
-            update_period_measured: td.domain.update_period_measured,
-            total_j: per_iter(&|i| parts[i].domains[d].total.0),
-            unattributed_j: per_iter(&|i| parts[i].domains[d].unattributed.0),
-            idle_w: idle.map(|w| w[d].clone()),
-            above_idle_j: idle.map(|w| {
-                per_iter(&|i| {
-                    let secs = parts[i].window.map_or(0.0, |w| (w.end - w.start).as_secs_f64());
-                    parts[i].domains[d].total.0 - w[d].point * secs
-                })
-            }),
-            ended: td.ended.as_ref().map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
+        .map(|(d, td)| {
+            let quality = td.series.stamp_quality(Series::precise_limit(td.domain.update_period));
+            DomainReport {
+                domain: td.domain.id.clone(),
+                kind: td.domain.kind,
+                part_of: td.domain.part_of.clone(),
+                source: td.source,
+                provenance: td.source.provenance().to_owned(),
+                method: methods_used(&parts, d),
+                step_uncertainty_ns: quality.map(|q| q.0.0),
+                precise_readings: quality.map(|q| q.1),
+                resolution_j: td.domain.resolution.0,
+                update_period_ns: td.domain.update_period.0,
+                update_period_measured: td.domain.update_period_measured,
+                total_j: per_iter(&|i| parts[i].domains[d].total.0),
+                unattributed_j: per_iter(&|i| parts[i].domains[d].unattributed.0),
+                idle_w: idle.map(|w| w[d].clone()),
+                above_idle_j: idle.map(|w| {
+                    per_iter(&|i| {
+                        let secs = parts[i].window.map_or(0.0, |w| (w.end - w.start).as_secs_f64());
+                        parts[i].domains[d].total.0 - w[d].point * secs
+                    })
+                }),
+                ended: td.ended.as_ref().map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
+            }
         })
         .collect();
     for td in &tl.domains {
@@ -81,7 +100,7 @@ pub fn summarize(
     let mut spans = Vec::new();
     for p in dfs_order(tree) {
         let pi = p as usize;
-        if parts.iter().all(|a| a.time[pi].calls == 0 && a.time[pi].inclusive.0 == 0) {
+        if parts.iter().all(|a| a.time.get(pi).is_none_or(|t| t.calls == 0 && t.inclusive.0 == 0)) {
             continue;
         }
         let node = &tree.paths[pi];
@@ -91,7 +110,7 @@ pub fn summarize(
         if calls.point > 0.0 {
             let call_ns = (exclusive_ns.point / calls.point) as u64;
             for td in &tl.domains {
-                let period = td.domain.update_period.0;
+                let period = td.domain.update_period.0.max(continuous_period(td));
                 if period > 0 && call_ns < period {
                     flags.push(Flag::BelowResolution {
                         domain: td.domain.id.clone(),
@@ -99,6 +118,26 @@ pub fn summarize(
                         update_period_ns: period,
                     });
                 }
+            }
+        }
+        for (d, td) in tl.domains.iter().enumerate() {
+            let mut with: Vec<String> = Vec::new();
+            for a in &parts {
+                let Some(share) = a.domains.get(d) else { continue };
+                let Some(g) = share.merged_with.get(pi).copied().flatten() else { continue };
+                for (q, other) in share.merged_with.iter().enumerate() {
+                    if q != pi && (*other == Some(g) || (g != PathId::MAX && q == g as usize)) {
+                        with.push(tree.paths[q].name.clone());
+                    }
+                }
+                if g == PathId::MAX {
+                    with.push("(outside spans)".into());
+                }
+            }
+            with.sort();
+            with.dedup();
+            if !with.is_empty() {
+                flags.push(Flag::Merged { domain: td.domain.id.clone(), with });
             }
         }
         spans.push(SpanReport {
@@ -111,22 +150,39 @@ pub fn summarize(
                 .domains
                 .iter()
                 .enumerate()
-                .map(|(d, td)| SpanEnergy {
-                    domain: td.domain.id.clone(),
-                    exclusive_j: Estimate {
+                .map(|(d, td)| {
+                    let share = |i: usize| &parts[i].domains[d];
+                    let regression =
+                        (0..parts.len()).any(|i| share(i).method.get(pi) == Some(&Method::Regression));
+                    let dof = |i: usize| share(i).fit.as_ref().map_or(1.0, |f| f.dof);
+                    let mut exclusive_j =
+                        modelled(&|i| share(i).exclusive[pi].0, &|i| share(i).exclusive_se[pi], &dof);
+                    if !regression {
                         // Energy in reading intervals the span shared is placed by assuming
-                        // even power; with neighbours within +/-50% of its power, a quarter of
-                        // it is a typical misplacement (see attribute::DomainShare::edge).
-                        systematic: Some(per_iter(&|i| parts[i].domains[d].edge[pi].0).point / 4.0),
-                        ..per_iter(&|i| parts[i].domains[d].exclusive[pi].0)
-                    },
-                    inclusive_j: per_iter(&|i| parts[i].domains[d].inclusive[pi].0),
-                    exclusive_above_idle_j: idle.map(|w| {
-                        per_iter(&|i| {
-                            let secs = parts[i].time[pi].exclusive.as_secs_f64();
-                            parts[i].domains[d].exclusive[pi].0 - w[d].point * secs
-                        })
-                    }),
+                        // even power; with neighbours within +/-50% of its power, a quarter
+                        // of it is a typical misplacement (see attribute::DomainShare::edge).
+                        // The regression has no such bias to allow for: its error is in the
+                        // samples (or its standard error).
+                        exclusive_j.systematic = Some(per_iter(&|i| share(i).edge[pi].0).point / 4.0);
+                    }
+                    SpanEnergy {
+                        domain: td.domain.id.clone(),
+                        exclusive_j,
+                        inclusive_j: modelled(
+                            &|i| share(i).inclusive[pi].0,
+                            &|i| share(i).inclusive_se[pi],
+                            &dof,
+                        ),
+                        exclusive_above_idle_j: idle.map(|w| {
+                            per_iter(&|i| {
+                                let secs = parts[i].time[pi].exclusive.as_secs_f64();
+                                share(i).exclusive[pi].0 - w[d].point * secs
+                            })
+                        }),
+                        method: if regression { Method::Regression } else { Method::TimeShare }
+                            .name()
+                            .to_owned(),
+                    }
                 })
                 .collect(),
             flags,
@@ -144,9 +200,44 @@ pub fn summarize(
     }
 }
 
+/// A continuous source's reading interval (its resolution in time); 0 for stepped ones.
+fn continuous_period(td: &crate::timeline::TimelineDomain) -> u64 {
+    if td.domain.update_period.0 > 0 {
+        return 0;
+    }
+    let t = &td.series.times;
+    if t.len() < 2 {
+        return 0;
+    }
+    let mut gaps: Vec<u64> = t.windows(2).take(4096).map(|w| w[1].0 - w[0].0).collect();
+    let mid = gaps.len() / 2;
+    *gaps.select_nth_unstable(mid).1
+}
+
+/// "regression (5 paths), time-share (1 path)": the methods used in domain `d`.
+fn methods_used(parts: &[Attribution], d: usize) -> String {
+    let mut count = [0usize; 2];
+    let n = parts.iter().map(|a| a.time.len()).max().unwrap_or(0);
+    for p in 0..n {
+        let seen = parts.iter().any(|a| a.time.get(p).is_some_and(|t| t.exclusive.0 > 0));
+        if !seen {
+            continue;
+        }
+        let reg =
+            parts.iter().any(|a| a.domains.get(d).and_then(|s| s.method.get(p)) == Some(&Method::Regression));
+        count[usize::from(!reg)] += 1;
+    }
+    let plural = |n: usize| if n == 1 { "path" } else { "paths" };
+    match count {
+        [0, _] => "time-share".to_owned(),
+        [r, 0] => format!("regression ({r} {})", plural(r)),
+        [r, t] => format!("regression ({r} {}), time-share ({t} {})", plural(r), plural(t)),
+    }
+}
+
 /// Each domain's power in `windows` (taken while nothing ran), one sample per window.
-pub fn idle_power(tl: &Timeline, tree: &SpanTree, windows: &[Window]) -> Vec<Estimate> {
-    let parts: Vec<_> = windows.iter().map(|w| attribute::time_share(tl, tree, *w)).collect();
+pub fn idle_power(tl: &Timeline, tree: &SpanTree, log: &SpanLog, windows: &[Window]) -> Vec<Estimate> {
+    let parts = attribute::attribute_with(tl, tree, log, windows, Choice::Only(Method::TimeShare));
     (0..tl.domains.len())
         .map(|d| {
             Estimate::from_samples(
@@ -154,7 +245,7 @@ pub fn idle_power(tl: &Timeline, tree: &SpanTree, windows: &[Window]) -> Vec<Est
                     .iter()
                     .filter_map(|a| {
                         let w = a.window?;
-                        Some(a.domains[d].total.0 / (w.end - w.start).as_secs_f64())
+                        Some(a.domains.get(d)?.total.0 / (w.end - w.start).as_secs_f64())
                     })
                     .collect(),
             )
@@ -215,8 +306,15 @@ impl Recording {
         let tree = SpanTree::build(&self.spans, self.end());
         let window = Window { start: self.start(), end: self.end() };
         let warnings = recording_warnings(self, &tree);
-        let bench =
-            summarize(name, &self.timeline, &tree, &[SampleWindow { window, iterations: 1 }], None, warnings);
+        let bench = summarize(
+            name,
+            &self.timeline,
+            &tree,
+            &self.spans,
+            &[SampleWindow { window, iterations: 1 }],
+            None,
+            warnings,
+        );
         Report::new(self.sources.clone(), self.unavailable.clone(), vec![bench])
     }
 }

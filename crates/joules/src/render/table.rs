@@ -7,7 +7,7 @@ use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table, presets
 
 use super::{Scale, change_text, summary_line};
 use crate::compare::{Comparison, Verdict};
-use crate::report::{BenchReport, Flag, Report};
+use crate::report::{BenchReport, Flag, Report, SpanReport};
 use crate::stats::Estimate;
 
 /// All benches of `report` as tables, with the sources above them.
@@ -74,7 +74,7 @@ pub fn bench_table(bench: &BenchReport) -> String {
                 Cell::new(percent(e.inclusive_j.point, d.total_j.point)).set_alignment(CellAlignment::Right),
             );
         }
-        row.push(Cell::new(notes(&s.flags)));
+        row.push(Cell::new(notes(s)));
         table.add_row(row);
     }
     let mut unattributed = vec![Cell::new("(unattributed)"), Cell::new(""), Cell::new("")];
@@ -105,10 +105,15 @@ pub fn bench_table(bench: &BenchReport) -> String {
             let _ = writeln!(out, "  {}: readings ended early {why}", d.domain);
         }
     }
-    if bench.spans.iter().any(|s| !s.flags.is_empty()) {
+    let marks: Vec<String> = bench.spans.iter().map(notes).collect();
+    if marks.iter().any(|m| m.contains('~')) {
+        let _ =
+            writeln!(out, "  ~ energy from per-path power solved by regression over many counter intervals");
+    }
+    if marks.iter().any(|m| m.contains('*')) {
         let _ = writeln!(
             out,
-            "  * shorter than the counter's update period: energy inferred from how power was shared, not seen directly"
+            "  * shorter than the counter's update period and attributed by time-share: energy inferred from how power was shared, not seen directly"
         );
     }
     for w in &bench.warnings {
@@ -133,14 +138,27 @@ pub(super) fn percent(part: f64, whole: f64) -> String {
     if whole > 0.0 { format!("{:.1}%", 100.0 * part / whole) } else { "-".into() }
 }
 
-pub(super) fn notes(flags: &[Flag]) -> String {
-    flags
-        .iter()
-        .map(|f| match f {
-            Flag::BelowResolution { domain, .. } => format!("* {domain}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A span's notes: `~ domain` where the regression attributed it, `* domain` where
+/// time-share did below the counter's resolution, and merged groups.
+pub(super) fn notes(span: &SpanReport) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for e in &span.energy {
+        if e.method == "regression" {
+            out.push(format!("~ {}", e.domain));
+        } else if span
+            .flags
+            .iter()
+            .any(|f| matches!(f, Flag::BelowResolution { domain, .. } if *domain == e.domain))
+        {
+            out.push(format!("* {}", e.domain));
+        }
+    }
+    for f in &span.flags {
+        if let Flag::Merged { domain, with } = f {
+            out.push(format!("merged with {} ({domain})", with.join(", ")));
+        }
+    }
+    out.join(", ")
 }
 
 /// A comparison as a table; with `color`, regressions red and improvements green.

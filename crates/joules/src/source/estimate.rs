@@ -92,7 +92,7 @@ impl Source for Estimate {
         super::set_period(&mut self.domains, index, period);
     }
 
-    fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
+    fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         // Runs on the sampler thread: its own CPU time is the profiler's cost, not the
         // program's, so it is taken out.
         let busy = cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID) - cpu_time(libc::CLOCK_THREAD_CPUTIME_ID);

@@ -26,7 +26,6 @@ pub use probe::{Outcome, Probe, ProbeStatus, measure_update_period};
 pub use roots::Roots;
 pub use sim::{Sim, SimScript, SimTruth};
 
-use crate::spanlog::SpanLog;
 use crate::units::{Joules, Nanos};
 
 /// How a source gets its figures. Every figure in a report carries one.
@@ -136,14 +135,11 @@ pub struct Excluded {
     pub why: String,
 }
 
-/// What a source may look at when read: the time, and the spans seen so far (the simulated
-/// source draws its power from them; hardware sources ignore them).
-#[derive(Debug)]
-pub struct ReadCtx<'a> {
+/// What a source may look at when read: the time.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadCtx {
     /// When this read happens, since the profiler started.
     pub now: Nanos,
-    /// Spans drained up to now.
-    pub spans: &'a SpanLog,
 }
 
 /// A way of reading energy.
@@ -165,7 +161,7 @@ pub trait Source: Send {
         Nanos(0)
     }
     /// Writes the energy of each domain since this source was opened, in `domains()` order.
-    fn read(&mut self, ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError>;
+    fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError>;
 }
 
 fn set_period(domains: &mut [Domain], index: usize, period: Nanos) {

@@ -204,8 +204,7 @@ impl Msr {
             });
         }
         let mut zero = vec![Joules(0.0); msr.domains.len()];
-        let spans = crate::spanlog::SpanLog::new();
-        msr.read(&ReadCtx { now: Nanos(0), spans: &spans }, &mut zero).map_err(ProbeError::from)?;
+        msr.read(&ReadCtx { now: Nanos(0) }, &mut zero).map_err(ProbeError::from)?;
         Ok(msr)
     }
 
@@ -274,7 +273,7 @@ impl Source for Msr {
         &self.excluded
     }
 
-    fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
+    fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         for (reg, slot) in self.regs.iter_mut().zip(out) {
             let mut total = 0u64;
             for (&cpu, counter) in reg.cpus.iter().zip(&mut reg.counters) {

@@ -222,7 +222,7 @@ impl Source for Nvml {
         MIN_INTERVAL
     }
 
-    fn read(&mut self, ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
+    fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         let mut lost = None;
         for (i, (gpu, slot)) in self.gpus.iter_mut().zip(out.iter_mut()).enumerate() {
             if !gpu.lost {

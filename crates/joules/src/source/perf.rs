@@ -286,7 +286,7 @@ impl Source for Perf {
         &self.excluded
     }
 
-    fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
+    fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         for (c, slot) in self.counters.iter_mut().zip(out) {
             // A perf fd cannot seek (pread gives ESPIPE): each read of 8 bytes at the cursor
             // returns the current count.

@@ -267,7 +267,7 @@ impl Source for Powercap {
         super::set_period(&mut self.domains, index, period);
     }
 
-    fn read(&mut self, _ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
+    fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         for (zone, slot) in self.zones.iter_mut().zip(out) {
             *slot = zone.read_joules()?;
         }

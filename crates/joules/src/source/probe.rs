@@ -13,7 +13,6 @@ use super::{
     Domain, DomainKind, EstimateSource, Excluded, Msr, Perf, Powercap, ProbeError, ReadCtx, Roots, Source,
     SourceKind,
 };
-use crate::spanlog::SpanLog;
 use crate::units::{Joules, Nanos};
 
 /// What became of a probed source.
@@ -177,7 +176,6 @@ fn opened(s: &dyn Source, status: ProbeStatus) -> Outcome {
 /// change fewer than three times keep their nominal period.
 pub fn measure_update_period(source: &mut dyn Source, budget: Duration) {
     let n = source.domains().len();
-    let spans = SpanLog::new();
     let mut last = vec![Joules(f64::NAN); n];
     let mut now = vec![Joules(0.0); n];
     let mut edges: Vec<Vec<Instant>> = vec![Vec::new(); n];
@@ -186,7 +184,7 @@ pub fn measure_update_period(source: &mut dyn Source, budget: Duration) {
     while start.elapsed() < budget && edges.iter().any(|e| e.len() < 8) {
         // A source with a minimum interval is read ten times as often, not in a tight loop.
         std::thread::sleep(pause);
-        let ctx = ReadCtx { now: Nanos::from(start.elapsed()), spans: &spans };
+        let ctx = ReadCtx { now: Nanos::from(start.elapsed()) };
         if source.read(&ctx, &mut now).is_err() {
             return;
         }

@@ -1,16 +1,27 @@
 //! A simulated energy counter with known ground truth.
 //!
-//! The power at any instant follows a script: `idle` watts when no span runs, and each span
-//! name's watts while it is the innermost span of a thread (threads add their power above
-//! idle). The counter behaves like RAPL: it changes only every `update_period`, in steps of
-//! `unit`. The exact energy of every span path is kept as the ground truth, so estimators can
-//! be checked against it.
+//! The machine's power follows a script: `idle` watts when no span runs; a thread inside a
+//! span adds that span's watts above idle (and its thread's extra watts, if scripted), so two
+//! threads running at once draw `idle + (P_a - idle) + (P_b - idle)`. Per update period all
+//! power may be scaled by seeded noise (the machine's background). The counter behaves like
+//! RAPL: it publishes the energy only at its steps, on a lattice of `update_period` with
+//! seeded jitter, quantised to `unit`.
+//!
+//! The ground truth is integrated from the scripted power as spans enter and leave, not from
+//! any reading: each thread's innermost span path gets its own power above idle plus an equal
+//! share of idle with the other running threads, and idle while no span runs is
+//! unattributed. So the truth follows the same rule as the regression estimator (see
+//! [`crate::attribute`]) and differs from time-share's equal split of all power.
+//!
+//! The simulator learns which span runs from a tap on span edges ([`crate::span`]), set
+//! when it is first read, or, offline, from a [`SpanLog`] built in advance
+//! ([`Sim::replaying`]). It is read through the same sampler as hardware.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Domain, DomainKind, ReadCtx, ReadError, Source, SourceKind};
-use crate::spanlog::{EventKind, SiteId};
+use crate::spanlog::{EventKind, SpanLog};
 use crate::units::{Joules, Nanos, Watts};
 
 /// The power script and counter shape of a [`Sim`].
@@ -18,10 +29,13 @@ use crate::units::{Joules, Nanos, Watts};
 pub struct SimScript {
     idle: Watts,
     spans: BTreeMap<String, Watts>,
+    threads: BTreeMap<u32, Watts>,
     update_period: Nanos,
+    jitter: Nanos,
     unit: Joules,
     /// Relative standard deviation of the power in each update period, and the seed.
     noise: (f64, u64),
+    seed: u64,
 }
 
 impl SimScript {
@@ -30,9 +44,12 @@ impl SimScript {
         SimScript {
             idle,
             spans: BTreeMap::new(),
+            threads: BTreeMap::new(),
             update_period: Nanos(1_000_000),
+            jitter: Nanos(0),
             unit: Joules(1.0 / 65536.0),
             noise: (0.0, 0),
+            seed: 0x5EED,
         }
     }
 
@@ -44,23 +61,16 @@ impl SimScript {
         self
     }
 
-    /// The noise factor of update period `k`.
-    fn factor(&self, k: u64) -> f64 {
-        let (sd, seed) = self.noise;
-        if sd == 0.0 {
-            return 1.0;
-        }
-        let u = |i: u64| {
-            (splitmix64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        // Box-Muller on two uniforms in (0, 1].
-        let z = (-2.0 * (1.0 - u(1)).ln()).sqrt() * (std::f64::consts::TAU * u(2)).cos();
-        (1.0 + sd * z).max(0.0)
-    }
-
     /// Spans named `name` draw `watts` while innermost.
     pub fn span(mut self, name: &str, watts: Watts) -> Self {
         self.spans.insert(name.to_owned(), watts);
+        self
+    }
+
+    /// Thread `index` (in the order threads first entered a span) draws `extra` watts more
+    /// while inside any span.
+    pub fn thread(mut self, index: u32, extra: Watts) -> Self {
+        self.threads.insert(index, extra);
         self
     }
 
@@ -70,15 +80,53 @@ impl SimScript {
         self
     }
 
-    /// The counter's step (default 2^-16 J, RAPL's usual unit).
+    /// Each step comes up to `jitter` early or late (uniform, seeded; default 0). At most
+    /// 45% of the period, so steps stay in order.
+    pub fn jitter(mut self, jitter: Nanos) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The counter's step (default 2^-16 J; Intel's usual RAPL unit is 2^-16 J for DRAM and
+    /// 15.3 uJ, 2^-16 J, for packages).
     pub fn unit(mut self, unit: Joules) -> Self {
         self.unit = unit;
+        self
+    }
+
+    /// Seeds the step jitter (default fixed).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
         self
     }
 
     fn power_of(&self, name: &str) -> Watts {
         self.spans.get(name).copied().unwrap_or(self.idle)
     }
+
+    /// The noise factor of update period `k`.
+    fn factor(&self, k: u64) -> f64 {
+        let (sd, seed) = self.noise;
+        if sd == 0.0 {
+            return 1.0;
+        }
+        let u = |i: u64| unit_interval(splitmix64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i));
+        // Box-Muller on two uniforms in (0, 1].
+        let z = (-2.0 * (1.0 - u(1)).ln()).sqrt() * (std::f64::consts::TAU * u(2)).cos();
+        (1.0 + sd * z).max(0.0)
+    }
+
+    /// When step `k` (k >= 1) is published.
+    pub fn step_time(&self, k: u64) -> Nanos {
+        let period = self.update_period.0;
+        let j = self.jitter.0.min(period * 45 / 100) as f64;
+        let u = unit_interval(splitmix64(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)));
+        Nanos(((k * period) as f64 + (2.0 * u - 1.0) * j).max(0.0) as u64)
+    }
+}
+
+fn unit_interval(x: u64) -> f64 {
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The exact energy the simulated machine used, by span path (names joined by `/`).
@@ -90,6 +138,8 @@ pub struct SimTruth {
     pub unattributed: Joules,
     /// Everything.
     pub total: Joules,
+    /// When the counter stepped, in order.
+    pub steps: Vec<Nanos>,
 }
 
 impl SimTruth {
@@ -103,32 +153,164 @@ impl SimTruth {
     }
 }
 
-/// Replay state of the thread at the same position in `SpanLog::threads`.
-struct ThreadState {
-    next: usize,
-    /// The open spans, outermost first: (site, path string).
-    stack: Vec<(SiteId, String)>,
+/// One thread of the simulated machine: its open spans, outermost first.
+#[derive(Default)]
+struct SimThread {
+    stack: Vec<(u32, String)>,
+    /// Its innermost path's power above idle.
+    extra: f64,
+}
+
+/// The simulated machine: integrates power between span edges and publishes steps.
+struct Machine {
+    script: SimScript,
+    threads: BTreeMap<u32, SimThread>,
+    settled: Nanos,
+    energy: f64,
+    next_step: u64,
+    published: f64,
+}
+
+impl Machine {
+    fn new(script: SimScript) -> Self {
+        Machine {
+            script,
+            threads: BTreeMap::new(),
+            settled: Nanos(0),
+            energy: 0.0,
+            next_step: 1,
+            published: 0.0,
+        }
+    }
+
+    /// Integrates up to `t`, publishing every step on the way.
+    fn advance(&mut self, t: Nanos, truth: &mut SimTruth) {
+        loop {
+            let step = self.script.step_time(self.next_step);
+            if step > t {
+                break;
+            }
+            self.integrate(step, truth);
+            let unit = self.script.unit.0;
+            self.published = (self.energy / unit).floor() * unit;
+            truth.steps.push(step);
+            self.next_step += 1;
+        }
+        self.integrate(t, truth);
+    }
+
+    fn integrate(&mut self, until: Nanos, truth: &mut SimTruth) {
+        // Each update period of the lattice has its own noise factor.
+        let period = self.script.update_period.0;
+        while self.settled < until {
+            let k = self.settled.0 / period;
+            let end = until.min(Nanos((k + 1) * period));
+            let factor = self.script.factor(k);
+            let dt = (end - self.settled).as_secs_f64();
+            let idle = self.script.idle.0 * factor * dt;
+            let running: Vec<(&str, f64)> = self
+                .threads
+                .values()
+                .filter_map(|t| t.stack.last().map(|(_, p)| (p.as_str(), t.extra)))
+                .collect();
+            let mut total = idle;
+            if running.is_empty() {
+                truth.unattributed.0 += idle;
+            } else {
+                let share = idle / running.len() as f64;
+                for (path, extra) in running {
+                    let e = extra * factor * dt;
+                    total += e;
+                    *truth.exclusive.entry(path.to_owned()).or_default() += Joules(share + e);
+                }
+            }
+            truth.total.0 += total;
+            self.energy += total;
+            self.settled = end;
+        }
+    }
+
+    /// Applies a span edge at `t` (or now, if the machine is already past it).
+    fn edge(&mut self, thread: u32, t: Nanos, site: u32, name: &str, kind: EventKind, truth: &mut SimTruth) {
+        self.advance(t.max(self.settled), truth);
+        let idle = self.script.idle.0;
+        let thread_extra = self.script.threads.get(&thread).map_or(0.0, |w| w.0);
+        let power = |name: &str| self.script.power_of(name).0 - idle + thread_extra;
+        let st = self.threads.entry(thread).or_default();
+        match kind {
+            EventKind::Enter => {
+                let path = match st.stack.last() {
+                    Some((_, parent)) => format!("{parent}/{name}"),
+                    None => name.to_owned(),
+                };
+                st.stack.push((site, path));
+                st.extra = power(name);
+            }
+            EventKind::Exit => {
+                if st.stack.last().is_some_and(|(s, _)| *s == site) {
+                    st.stack.pop();
+                }
+                st.extra = match st.stack.last() {
+                    Some((_, path)) => power(path.rsplit('/').next().unwrap_or(path)),
+                    None => 0.0,
+                };
+            }
+        }
+    }
+}
+
+/// Span edges the tap saw and the simulator has not applied yet: (thread, t, site, kind).
+static TAPPED: Mutex<Vec<(u32, Nanos, u32, EventKind)>> = Mutex::new(Vec::new());
+
+fn tapped() -> MutexGuard<'static, Vec<(u32, Nanos, u32, EventKind)>> {
+    TAPPED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn tap(thread: u32, t: Nanos, site: u32, kind: EventKind) {
+    tapped().push((thread, t, site, kind));
+}
+
+enum Feed {
+    /// Live spans, through the edge tap; site names looked up once per site.
+    Tap { names: Vec<Option<&'static str>>, installed: bool, pending: Vec<(u32, Nanos, u32, EventKind)> },
+    /// A log known in advance, merged across threads by time: (t, thread, site, kind).
+    Log { events: Vec<(Nanos, u32, u32, EventKind)>, names: Vec<String>, next: usize },
 }
 
 /// The simulated source.
 pub struct Sim {
-    script: SimScript,
+    machine: Machine,
+    feed: Feed,
     domains: [Domain; 1],
-    settled: Nanos,
-    energy: f64,
-    threads: Vec<ThreadState>,
     truth: Arc<Mutex<SimTruth>>,
 }
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("script", &self.script).finish_non_exhaustive()
+        f.debug_struct("Sim").field("script", &self.machine.script).finish_non_exhaustive()
     }
 }
 
 impl Sim {
-    /// A simulated package following `script`.
+    /// A simulated package following `script`, driven by the spans of the running profile.
     pub fn new(script: SimScript) -> Self {
+        Self::with_feed(script, Feed::Tap { names: Vec::new(), installed: false, pending: Vec::new() })
+    }
+
+    /// A simulated package following `script`, driven by the spans of `log` (offline replays,
+    /// where the log is written before the sampler reads).
+    pub fn replaying(script: SimScript, log: &SpanLog) -> Self {
+        let mut events: Vec<(Nanos, u32, u32, EventKind)> = log
+            .threads
+            .iter()
+            .flat_map(|t| t.events.iter().map(move |e| (e.t, t.index, e.site.0, e.kind)))
+            .collect();
+        events.sort_by_key(|e| e.0);
+        let names = log.sites.iter().map(|s| s.name.clone()).collect();
+        Self::with_feed(script, Feed::Log { events, names, next: 0 })
+    }
+
+    fn with_feed(script: SimScript, feed: Feed) -> Self {
         let domain = Domain {
             id: "sim-package".into(),
             kind: DomainKind::Package,
@@ -137,57 +319,24 @@ impl Sim {
             update_period: script.update_period,
             update_period_measured: false,
         };
-        Sim {
-            script,
-            domains: [domain],
-            settled: Nanos(0),
-            energy: 0.0,
-            threads: Vec::new(),
-            truth: Arc::default(),
-        }
+        Sim { machine: Machine::new(script), feed, domains: [domain], truth: Arc::default() }
     }
 
     /// A handle on the ground truth, readable while and after the profile runs.
     pub fn truth(&self) -> Arc<Mutex<SimTruth>> {
         self.truth.clone()
     }
+}
 
-    /// Integrates the script from `self.settled` to `until`, crediting the truth table.
-    fn advance(&mut self, until: Nanos, truth: &mut SimTruth) {
-        // Each update period has its own noise factor.
-        let period = self.script.update_period.0;
-        while self.settled < until {
-            let k = self.settled.0 / period;
-            let end = until.min(Nanos((k + 1) * period));
-            let factor = self.script.factor(k);
-            self.advance_within(end, factor, truth);
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Feed::Tap { installed: true, .. } = self.feed {
+            crate::span::set_edge_tap(None);
         }
-    }
-
-    fn advance_within(&mut self, until: Nanos, factor: f64, truth: &mut SimTruth) {
-        let dt = until - self.settled;
-        let idle = Watts(self.script.idle.0 * factor) * dt;
-        let active: Vec<&str> =
-            self.threads.iter().filter_map(|t| t.stack.last()).map(|(_, p)| p.as_str()).collect();
-        let mut total = idle;
-        if active.is_empty() {
-            truth.unattributed += idle;
-        } else {
-            let idle_share = Joules(idle.0 / active.len() as f64);
-            for path in active {
-                let leaf = path.rsplit('/').next().unwrap_or(path);
-                let extra = Watts((self.script.power_of(leaf).0 - self.script.idle.0) * factor) * dt;
-                total += extra;
-                *truth.exclusive.entry(path.to_owned()).or_default() += idle_share + extra;
-            }
-        }
-        truth.total += total;
-        self.energy += total.0;
-        self.settled = until;
     }
 }
 
-fn splitmix64(mut x: u64) -> u64 {
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -200,11 +349,14 @@ impl Source for Sim {
     }
 
     fn describe(&self) -> String {
+        let s = &self.machine.script;
         format!(
-            "simulated counter: idle {} W, {} scripted spans, updates every {} us",
-            self.script.idle.0,
-            self.script.spans.len(),
-            self.script.update_period.0 / 1000
+            "simulated counter: idle {} W, {} scripted spans, updates every {} us (+/- {} us), unit {:.3} uJ",
+            s.idle.0,
+            s.spans.len(),
+            s.update_period.0 / 1000,
+            s.jitter.0 / 1000,
+            s.unit.0 * 1e6
         )
     }
 
@@ -216,51 +368,46 @@ impl Source for Sim {
         super::set_period(&mut self.domains, index, period);
     }
 
-    fn read(&mut self, ctx: &ReadCtx<'_>, out: &mut [Joules]) -> Result<(), ReadError> {
-        let period = self.script.update_period.0;
-        let tick = Nanos(ctx.now.0 / period * period);
+    fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         let truth = self.truth.clone();
         let mut truth = truth.lock().unwrap_or_else(|p| p.into_inner());
-        // The log's threads only grow, so position i is the same thread on every read.
-        while self.threads.len() < ctx.spans.threads.len() {
-            self.threads.push(ThreadState { next: 0, stack: Vec::new() });
-        }
-        // Replay span edges up to the counter's last update, in time order across threads.
-        loop {
-            let mut best: Option<(usize, Nanos)> = None;
-            for (i, (state, log)) in self.threads.iter().zip(&ctx.spans.threads).enumerate() {
-                if let Some(ev) = log.events.get(state.next) {
-                    if ev.t <= tick && best.is_none_or(|(_, t)| ev.t < t) {
-                        best = Some((i, ev.t));
-                    }
+        match &mut self.feed {
+            Feed::Tap { names, installed, pending } => {
+                if !*installed {
+                    // The first read comes before spans count (the profiler waits for a
+                    // step), so no edge is missed.
+                    tapped().clear();
+                    crate::span::set_edge_tap(Some(tap));
+                    *installed = true;
                 }
+                pending.append(&mut tapped());
+                // Threads push in their own order; an edge that reaches the simulator after
+                // it integrated past the edge's time takes effect now, and the truth follows
+                // what the machine did.
+                pending.sort_by_key(|e| e.1);
+                for &(thread, t, site, kind) in pending.iter() {
+                    let i = site as usize;
+                    if names.len() <= i {
+                        names.resize(i + 1, None);
+                    }
+                    let name = *names[i].get_or_insert_with(|| crate::span::site_name(site).unwrap_or("?"));
+                    self.machine.edge(thread, t, site, name, kind, &mut truth);
+                }
+                pending.clear();
             }
-            let Some((i, t)) = best else { break };
-            // An edge stamped before the last update but drained after it (its thread was
-            // preempted between reading the clock and pushing) takes effect now.
-            self.advance(t.max(self.settled), &mut truth);
-            let state = &mut self.threads[i];
-            let ev = ctx.spans.threads[i].events[state.next];
-            state.next += 1;
-            match ev.kind {
-                EventKind::Enter => {
-                    let name = &ctx.spans.site(ev.site).name;
-                    let path = match state.stack.last() {
-                        Some((_, parent)) => format!("{parent}/{name}"),
-                        None => name.clone(),
-                    };
-                    state.stack.push((ev.site, path));
-                }
-                EventKind::Exit => {
-                    if state.stack.last().is_some_and(|(s, _)| *s == ev.site) {
-                        state.stack.pop();
+            Feed::Log { events, names, next } => {
+                while let Some(&(t, thread, site, kind)) = events.get(*next) {
+                    if t > ctx.now {
+                        break;
                     }
+                    let name = names.get(site as usize - 1).map_or("?", String::as_str);
+                    self.machine.edge(thread, t, site, name, kind, &mut truth);
+                    *next += 1;
                 }
             }
         }
-        self.advance(tick, &mut truth);
-        let unit = self.script.unit.0;
-        out[0] = Joules((self.energy / unit).floor() * unit);
+        self.machine.advance(ctx.now, &mut truth);
+        out[0] = Joules(self.machine.published);
         Ok(())
     }
 }

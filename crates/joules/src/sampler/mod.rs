@@ -1,0 +1,303 @@
+//! The sampler: reads every source into a [`Timeline`], timing each counter step precisely.
+//!
+//! Each source has its own schedule. A stepped counter (RAPL, NVML's energy counter) is
+//! watched around the steps a [`lock::StepLock`] predicts; a continuous one (the CPU-time
+//! estimate, integrated NVML power) is read at a fixed rate and stamped when read. While no
+//! span is open and none was entered since the last look, nothing needs attributing
+//! precisely, so stepped counters are watched only every [`REST_GAP`] and continuous ones
+//! read as rarely: a sleeping program pays almost nothing for being profiled.
+//!
+//! The same code runs on the real clock (a thread of the profiler) and on a
+//! [`clock::VirtualClock`] (offline replays in the accuracy benchmark).
+
+pub mod clock;
+mod lock;
+
+use crate::source::{ReadCtx, ReadError, Source};
+use crate::spanlog::{EventKind, SpanLog};
+use crate::timeline::{Series, Timeline, TimelineDomain};
+use crate::units::{Joules, Nanos};
+use clock::SamplerClock;
+use lock::{Plan, StepLock};
+
+/// A continuous counter is read this often while spans run.
+const CONTINUOUS_EVERY: Nanos = Nanos(1_000_000);
+/// While nothing runs, watched steps and continuous reads are at least this far apart.
+pub const REST_GAP: Nanos = Nanos(20_000_000);
+/// The sampler looks at the stop flag and the span buffers at least this often.
+const MAX_NAP: Nanos = Nanos(5_000_000);
+/// How long start and stop wait at most for every stepped counter to step.
+const STEP_WAIT: Nanos = Nanos(300_000_000);
+
+/// Where the sampler learns whether spans are running.
+pub(crate) enum Spans {
+    /// Drain the span rings (the real profiler), stamping from this raw start tick.
+    Rings {
+        /// Raw tick of the profile's start.
+        start_raw: u64,
+        /// Per thread position in the log, open spans.
+        depth: Vec<i64>,
+    },
+    /// Spans are known in advance (an offline replay): always attribute precisely.
+    Known,
+}
+
+struct Slot {
+    source: Box<dyn Source>,
+    /// Where its domains start in the timeline.
+    offset: usize,
+    /// Its first stepped domain steers its schedule.
+    lead: Option<usize>,
+    lock: Option<StepLock>,
+    plan: Plan,
+    /// The instant and duration of its previous read.
+    last_read: Option<(Nanos, Nanos)>,
+    failed: bool,
+}
+
+/// Reads `sources` on a virtual clock from 0 to `end`, as a profiler's sampler would while
+/// spans run, and returns what it recorded: an offline replay of a simulated run whose spans
+/// were written in advance (see [`crate::source::Sim::replaying`]).
+pub fn replay(sources: Vec<Box<dyn Source>>, clock: clock::VirtualClock, end: Nanos) -> Timeline {
+    let mut sampler = Sampler::new(sources, clock, Spans::Known);
+    sampler.settle(Nanos(0));
+    sampler.run_until(|now| now >= end);
+    sampler.settle(end);
+    sampler.finish().0
+}
+
+/// Reads sources into a timeline on a clock.
+pub(crate) struct Sampler<C: SamplerClock> {
+    clock: C,
+    slots: Vec<Slot>,
+    pub(crate) timeline: Timeline,
+    pub(crate) spans: SpanLog,
+    span_source: Spans,
+    row: Vec<Joules>,
+    last: Vec<Option<Joules>>,
+    active: bool,
+}
+
+impl<C: SamplerClock> Sampler<C> {
+    pub(crate) fn new(sources: Vec<Box<dyn Source>>, clock: C, span_source: Spans) -> Self {
+        let mut timeline = Timeline::default();
+        let mut slots = Vec::new();
+        for source in sources {
+            let offset = timeline.domains.len();
+            let mut lead = None;
+            for (i, d) in source.domains().iter().enumerate() {
+                let mut td = TimelineDomain::new(d.clone(), source.kind());
+                // About a minute of steps at 1 kHz before the vectors grow.
+                td.series.reserve(60_000);
+                timeline.domains.push(td);
+                if d.update_period.0 > 0 && lead.is_none() {
+                    lead = Some(i);
+                }
+            }
+            let lock = lead.map(|i| {
+                let period = source.domains()[i].update_period;
+                StepLock::new(period, source.min_interval(), Series::precise_limit(period))
+            });
+            slots.push(Slot {
+                source,
+                offset,
+                lead,
+                lock,
+                plan: Plan::ReadAt(Nanos(0)),
+                last_read: None,
+                failed: false,
+            });
+        }
+        let n = timeline.domains.len();
+        Sampler {
+            clock,
+            slots,
+            timeline,
+            spans: SpanLog::new(),
+            span_source,
+            row: vec![Joules(0.0); n],
+            last: vec![None; n],
+            active: true,
+        }
+    }
+
+    pub(crate) fn now(&mut self) -> Nanos {
+        self.clock.now()
+    }
+
+    /// Reads until every stepped counter has stepped after `t` (or [`STEP_WAIT`] passed):
+    /// energy before a counter's first step, or after its last, cannot be placed in time.
+    pub(crate) fn settle(&mut self, t: Nanos) {
+        let give_up = Nanos(self.now().0 + STEP_WAIT.0);
+        while !self.stepped_since(t) && self.now() < give_up {
+            self.step(give_up);
+        }
+    }
+
+    fn stepped_since(&self, t: Nanos) -> bool {
+        self.timeline
+            .domains
+            .iter()
+            .filter(|d| d.domain.update_period.0 > 0 && d.ended.is_none())
+            .all(|d| d.series.times.last().is_some_and(|&s| s > t))
+    }
+
+    /// Runs until `stop` says so (checked at least every [`MAX_NAP`]).
+    pub(crate) fn run_until(&mut self, mut stop: impl FnMut(Nanos) -> bool) {
+        loop {
+            let now = self.now();
+            if stop(now) {
+                break;
+            }
+            self.step(Nanos(now.0 + MAX_NAP.0));
+        }
+    }
+
+    /// Sleeps until the next due source (or `limit`), then serves it.
+    fn step(&mut self, limit: Nanos) {
+        let due = self.slots.iter().enumerate().filter(|(_, s)| !s.failed).min_by_key(|(_, s)| s.plan.wake());
+        let Some((i, wake)) = due.map(|(i, s)| (i, s.plan.wake())) else {
+            self.clock.sleep_until(limit);
+            return;
+        };
+        if wake > limit {
+            self.clock.sleep_until(limit);
+            self.look_at_spans();
+            return;
+        }
+        self.clock.sleep_until(wake);
+        let woke = self.now();
+        self.look_at_spans();
+        let gap = if self.active { Nanos(0) } else { REST_GAP };
+        match self.slots[i].plan {
+            Plan::ReadAt(_) => {
+                self.read(i);
+                let now = self.now();
+                let slot = &mut self.slots[i];
+                slot.plan = match &mut slot.lock {
+                    Some(lock) => lock.plan(now, gap),
+                    None => {
+                        let every = CONTINUOUS_EVERY.max(slot.source.min_interval()).max(gap);
+                        Plan::ReadAt(Nanos(now.0 + every.0))
+                    }
+                };
+            }
+            Plan::Watch { wake, until } => {
+                if let Some(lock) = &mut self.slots[i].lock {
+                    lock.woke(wake, woke);
+                }
+                loop {
+                    let stepped = self.read(i);
+                    if stepped || self.slots[i].failed || self.now() > until {
+                        if !stepped {
+                            if let Some(lock) = &mut self.slots[i].lock {
+                                lock.missed();
+                            }
+                        }
+                        break;
+                    }
+                }
+                let now = self.now();
+                let slot = &mut self.slots[i];
+                if let Some(lock) = &mut slot.lock {
+                    slot.plan = lock.plan(now, gap);
+                }
+            }
+        }
+    }
+
+    /// Drains new span events (real profiles) and notes whether any span is running.
+    pub(crate) fn look_at_spans(&mut self) {
+        if let Spans::Rings { start_raw, depth } = &mut self.span_source {
+            let before: Vec<usize> = self.spans.threads.iter().map(|t| t.events.len()).collect();
+            crate::span::drain_into(&mut self.spans, *start_raw);
+            let mut fresh = false;
+            depth.resize(self.spans.threads.len(), 0);
+            for (i, thread) in self.spans.threads.iter().enumerate() {
+                let from = before.get(i).copied().unwrap_or(0);
+                for ev in &thread.events[from..] {
+                    fresh = true;
+                    depth[i] += if ev.kind == EventKind::Enter { 1 } else { -1 };
+                }
+            }
+            let was = self.active;
+            self.active = fresh || depth.iter().any(|&d| d > 0);
+            if self.active && !was {
+                // Spans resumed: watch the next steps, not those planned for the rest.
+                let now = self.clock.now();
+                for slot in &mut self.slots {
+                    slot.plan = match &mut slot.lock {
+                        Some(lock) => lock.plan(now, Nanos(0)),
+                        None => Plan::ReadAt(now),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Reads slot `i` once; true if its lead domain stepped.
+    fn read(&mut self, i: usize) -> bool {
+        let before = self.clock.now();
+        let slot = &mut self.slots[i];
+        let range = slot.offset..slot.offset + slot.source.domains().len();
+        let latch = self.clock.latch(before);
+        let result = slot.source.read(&ReadCtx { now: latch }, &mut self.row[range.clone()]);
+        self.clock.read_done();
+        let after = self.clock.now();
+        // The counter was latched somewhere in the read.
+        let at = Nanos(before.0 + (after.0 - before.0) / 2);
+        let half_read = Nanos((after.0 - before.0).div_ceil(2));
+        let slot = &mut self.slots[i];
+        let prev = slot.last_read.replace((at, half_read));
+        let lost = match result {
+            Ok(()) => None,
+            // One domain ended; the source wrote the others.
+            Err(ReadError::Lost { domain, reason }) => Some((range.start + domain, reason)),
+            Err(e) => {
+                // The other sources go on; this one's domains end here, with the reason.
+                slot.failed = true;
+                for d in &mut self.timeline.domains[range] {
+                    d.ended = Some((at, e.to_string()));
+                }
+                return false;
+            }
+        };
+        if let Some((d, reason)) = lost {
+            self.timeline.domains[d].ended = Some((at, reason));
+        }
+        let mut lead_step = None;
+        for d in range.clone() {
+            let td = &mut self.timeline.domains[d];
+            if td.ended.is_some() {
+                continue;
+            }
+            let value = self.row[d];
+            if td.domain.update_period.0 > 0 {
+                // A stepped counter: a new value appeared between the previous read and this.
+                if let (Some((p, p_half)), Some(before)) = (prev, self.last[d]) {
+                    if value != before {
+                        let mid = Nanos(p.0 + (at.0 - p.0) / 2);
+                        let unc = Nanos((at.0 - p.0).div_ceil(2) + p_half.0.max(half_read.0));
+                        td.series.push_within(mid, value, unc);
+                        if Some(d - range.start) == slot.lead {
+                            lead_step = Some((mid, unc));
+                        }
+                    }
+                }
+            } else {
+                td.series.push_within(at, value, half_read);
+            }
+            self.last[d] = Some(value);
+        }
+        if let (Some((t, unc)), Some(lock)) = (lead_step, &mut slot.lock) {
+            lock.stepped(t, unc);
+        }
+        self.timeline.polled(at);
+        lead_step.is_some()
+    }
+
+    /// Every source, ready for a report.
+    pub(crate) fn finish(self) -> (Timeline, SpanLog) {
+        (self.timeline, self.spans)
+    }
+}
