@@ -1,6 +1,7 @@
 //! The regression gate end to end: the real `cargo-joules` builds and runs the simulated
 //! fixture (tests/fixtures/simbench), saves a baseline, stays quiet on unchanged reruns, and
-//! fails with the regression code, naming the layer, when one layer costs 10% more.
+//! fails with the regression code, naming the layer, when one 200 us layer (shorter than the
+//! counter's 1 ms step) draws 10% more power.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -70,13 +71,17 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("0 regressed"), "{}", text(&out));
     }
 
-    let worse = bench(&["--baseline", "main"], Some("mlp:1.10"));
+    let worse = bench(&["--baseline", "main"], Some("attention:1.10"));
     assert_eq!(worse.status.code(), Some(i32::from(ExitCodes::REGRESSION)), "{}", text(&worse));
     let lines = regressed_lines(&worse);
-    assert!(lines.iter().any(|l| l.contains("encoder/mlp")), "mlp must be named:\n{}", text(&worse));
     assert!(
-        lines.iter().all(|l| l.contains("encoder/mlp") || l.contains("(total)")),
-        "only mlp (and the total) regressed:\n{}",
+        lines.iter().any(|l| l.contains("encoder/attention")),
+        "attention must be named:\n{}",
+        text(&worse)
+    );
+    assert!(
+        lines.iter().all(|l| l.contains("encoder/attention") || l.contains("(total)")),
+        "only attention (and the total) regressed:\n{}",
         text(&worse)
     );
 

@@ -205,6 +205,9 @@ pub struct DomainShare {
     pub edge: Vec<Joules>,
     /// The regression, where one was solved.
     pub fit: Option<FitInfo>,
+    /// The regression over every window found one power for every path and for the time
+    /// between spans, so time-share, whose one assumption that is, attributed them.
+    pub flat: bool,
     /// How much of the window this domain's readings cover (less if it ended early).
     pub covered: Nanos,
 }

@@ -203,6 +203,31 @@ impl Fit {
         self.cov[j * self.power.len() + j].max(0.0).sqrt()
     }
 
+    /// The p-value of "the seen, solved, separate columns all draw the same power" (a Wald
+    /// test on their differences with this fit's covariance); 1 with fewer than two.
+    pub fn equal_power_p_value(&self) -> f64 {
+        let p = self.power.len();
+        let cols: Vec<usize> =
+            (0..p).filter(|&j| !self.unseen[j] && self.group[j] == j && !self.clamped[j]).collect();
+        let k = cols.len();
+        if k < 2 {
+            return 1.0;
+        }
+        // Differences from the first: d = C P, Var(d) = C Σ Cᵀ.
+        let d: Vec<f64> = cols[1..].iter().map(|&j| self.power[j] - self.power[cols[0]]).collect();
+        let c0 = cols[0];
+        let var: Vec<f64> = (0..(k - 1) * (k - 1))
+            .map(|ab| {
+                let (a, b) = (cols[1 + ab / (k - 1)], cols[1 + ab % (k - 1)]);
+                self.cov[a * p + b] - self.cov[a * p + c0] - self.cov[c0 * p + b] + self.cov[c0 * p + c0]
+            })
+            .collect();
+        let Some(inv) = inverse(&var, k - 1) else { return 0.0 };
+        let w: f64 = (0..k - 1).map(|a| d[a] * dot(&inv[a * (k - 1)..(a + 1) * (k - 1)], &d)).sum();
+        use statrs::distribution::{ChiSquared, ContinuousCDF};
+        ChiSquared::new((k - 1) as f64).map_or(0.0, |chi| 1.0 - chi.cdf(w.max(0.0)))
+    }
+
     /// True if column `j` shares its power with other columns (a merged group).
     pub fn merged(&self, j: usize) -> bool {
         self.group.iter().enumerate().any(|(i, &g)| i != j && g == self.group[j])

@@ -27,6 +27,8 @@ pub(crate) const MAX_REGRESSION_PATHS: usize = 400;
 /// A regression interval with spans in it may run over at most this many update periods
 /// (imprecise steps in between are skipped); longer ones are left out of the fit.
 const MAX_MERGED_STEPS: u64 = 4;
+/// Above this p-value the regression's powers are taken as equal (power flat across paths).
+const FLAT_P: f64 = 0.05;
 
 struct Thread {
     next: usize,
@@ -273,6 +275,23 @@ pub(crate) fn attribute(
         flush_edges(st, &mut per, usize::MAX);
     }
 
+    // Per domain, over every window: does the regression find the same power for every
+    // path (and the time between spans)? Then time-share's one assumption holds, and it
+    // attributes without the regression's variance.
+    let flat: Vec<bool> = (0..nd)
+        .map(|d| {
+            if choice != Choice::Auto || !regress {
+                return false;
+            }
+            let mut pooled = Design::new(n_paths + 1);
+            for wds in &per {
+                if let Some(design) = wds.get(d).and_then(|wd| wd.design.as_ref()) {
+                    pooled.absorb(design);
+                }
+            }
+            regression::solve(&pooled).is_some_and(|f| f.equal_power_p_value() >= FLAT_P)
+        })
+        .collect();
     for (w, att) in out.iter_mut().enumerate() {
         if att.window.is_none() {
             continue;
@@ -291,7 +310,7 @@ pub(crate) fn attribute(
         att.domains = wd
             .into_iter()
             .enumerate()
-            .map(|(d, wd)| finish_domain(wd, tl, d, tree, &att.time, choice))
+            .map(|(d, wd)| finish_domain(wd, tl, d, tree, &att.time, choice, flat[d]))
             .collect();
     }
     out
@@ -411,6 +430,7 @@ fn finish_domain(
     tree: &SpanTree,
     time: &[PathTime],
     choice: Choice,
+    flat: bool,
 ) -> DomainShare {
     let n = tree.paths.len();
     let mut share = std::mem::take(&mut wd.share);
@@ -418,6 +438,7 @@ fn finish_domain(
     share.exclusive_se = vec![0.0; n];
     share.inclusive_se = vec![0.0; n];
     share.merged_with = vec![None; n];
+    share.flat = flat && choice == Choice::Auto;
     let fit: Option<Fit> = wd.design.as_ref().filter(|d| d.intervals() > 0).and_then(regression::solve);
     let period = reading_period(tl, d);
     // Per path, its joules as a combination of the fitted powers (for covariances).
@@ -436,6 +457,7 @@ fn finish_domain(
             }
             let use_regression = match choice {
                 Choice::Only(m) => m == Method::Regression,
+                Choice::Auto if flat => false,
                 Choice::Auto => {
                     // Time-share only where it is exact enough: stretches long against the
                     // readings, so that under 1% of the path's energy is placed by its

@@ -1,6 +1,14 @@
 //! The fallback when no energy counter can be read: process CPU time times a power model.
 //!
 //! Energy = (CPU time of the process, less the sampler thread's own) x watts per busy core.
+//!
+//! The CPU time is summed over the process's threads from their own CPU-time clocks, not
+//! read from the process clock: Linux adds a thread's running time to the process clock
+//! only at scheduler ticks and context switches, so a busy thread's time reaches it in
+//! steps of 1-4 ms at instants the sampler cannot see, while reading a thread's clock brings
+//! its running time up to date. The thread list is refreshed every [`REFRESH`] from
+//! `/proc/self/task`; a thread's time counts from when it is first seen, and the time since
+//! the last read of a thread that exits is lost.
 //! The default, 10 W per busy core, sits in the middle of what current desktop and server
 //! cores draw at full load (roughly 5 to 15 W: package TDP over core count); it ignores idle,
 //! uncore, memory and frequency. Every figure from this source is labelled "estimated".
@@ -13,13 +21,22 @@ pub const WATTS_ENV: &str = "JOULES_ESTIMATE_WATTS_PER_CORE";
 /// The default power of one busy core.
 pub const DEFAULT_WATTS_PER_CORE: Watts = Watts(10.0);
 
+/// How often the list of threads is read again.
+pub const REFRESH: Nanos = Nanos(50_000_000);
+
 /// The estimate source.
 #[derive(Debug)]
 pub struct Estimate {
     watts_per_core: Watts,
     from_env: bool,
     domains: [Domain; 1],
-    origin: Option<Nanos>,
+    /// CPU time of the threads counted so far.
+    busy: Nanos,
+    /// Per thread: its id, CPU-time clock and last reading.
+    threads: Vec<(i32, libc::clockid_t, Nanos)>,
+    refreshed: Option<Nanos>,
+    /// The reading thread (the sampler), left out.
+    reader: Option<i32>,
 }
 
 impl Estimate {
@@ -55,7 +72,15 @@ impl Estimate {
             update_period: Nanos(0),
             update_period_measured: false,
         };
-        Estimate { watts_per_core, from_env, domains: [domain], origin: None }
+        Estimate {
+            watts_per_core,
+            from_env,
+            domains: [domain],
+            busy: Nanos(0),
+            threads: Vec::new(),
+            refreshed: None,
+            reader: None,
+        }
     }
 
     /// The power of one busy core in this model.
@@ -64,14 +89,39 @@ impl Estimate {
     }
 }
 
-fn cpu_time(clock: libc::clockid_t) -> Nanos {
+/// A clock's reading, or None if it is gone (a thread that exited).
+fn cpu_time(clock: libc::clockid_t) -> Option<Nanos> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; the clock ids used here always exist on Linux.
+    // SAFETY: `ts` is a valid, writable timespec; an invalid clock id only returns an error.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return Nanos(0);
+    (rc == 0).then(|| Nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64))
+}
+
+/// The CPU-time clock of thread `tid` of this process (the kernel's MAKE_THREAD_CPUCLOCK
+/// with CPUCLOCK_SCHED).
+fn thread_clock(tid: i32) -> libc::clockid_t {
+    (!(tid as libc::clockid_t) << 3) | 6
+}
+
+impl Estimate {
+    /// Reads `/proc/self/task` again: new threads start counting now, gone ones are dropped.
+    fn refresh(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return };
+        let mut seen: Vec<i32> = dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&tid| Some(tid) != self.reader)
+            .collect();
+        seen.sort_unstable();
+        self.threads.retain(|t| seen.binary_search(&t.0).is_ok());
+        for tid in seen {
+            if !self.threads.iter().any(|t| t.0 == tid) {
+                let clock = thread_clock(tid);
+                if let Some(now) = cpu_time(clock) {
+                    self.threads.push((tid, clock, now));
+                }
+            }
+        }
     }
-    Nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 impl Source for Estimate {
@@ -92,12 +142,26 @@ impl Source for Estimate {
         super::set_period(&mut self.domains, index, period);
     }
 
-    fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
+    fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         // Runs on the sampler thread: its own CPU time is the profiler's cost, not the
-        // program's, so it is taken out.
-        let busy = cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID) - cpu_time(libc::CLOCK_THREAD_CPUTIME_ID);
-        let origin = *self.origin.get_or_insert(busy);
-        out[0] = self.watts_per_core * (busy - origin);
+        // program's, so it is left out.
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        if self.reader != Some(me) {
+            self.reader = Some(me);
+            self.threads.retain(|t| t.0 != me);
+        }
+        if self.refreshed.is_none_or(|t| ctx.now - t >= REFRESH) {
+            self.refresh();
+            self.refreshed = Some(ctx.now);
+        }
+        for t in &mut self.threads {
+            if let Some(now) = cpu_time(t.1) {
+                self.busy.0 += now.0.saturating_sub(t.2.0);
+                t.2 = now;
+            }
+        }
+        out[0] = self.watts_per_core * self.busy;
         Ok(())
     }
 }
