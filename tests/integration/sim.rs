@@ -72,3 +72,40 @@ fn nested_layers_match_ground_truth() {
     assert_eq!(d.provenance, "simulated");
     assert!((d.total_j.point - truth.total.0).abs() / truth.total.0 < 0.01);
 }
+
+/// On the real clock, the sampler stamps the simulator's jittered steps (1 ms +/-50 us)
+/// within +/-10 us of when they happened wherever it calls a stamp precise, and calls some
+/// precise even on a busy 2-core VM (an idle machine gets nearly all; see the sampler_cost
+/// bench for the share).
+#[test]
+fn precise_step_stamps_are_within_ten_microseconds() {
+    let _lock = joules_tests::profiler_lock();
+    let sim = Sim::new(
+        SimScript::new(Watts(10.0))
+            .span("busy", Watts(30.0))
+            .jitter(joules::Nanos(50_000))
+            .unit(joules::Joules(15.3e-6)),
+    );
+    let truth = sim.truth();
+    let profiler = Profiler::builder().source(sim).start().unwrap();
+    let until = std::time::Instant::now() + Duration::from_millis(600);
+    while std::time::Instant::now() < until {
+        let _span = joules::span!("busy");
+        pause(1);
+    }
+    let rec = profiler.stop();
+    let steps = truth.lock().unwrap().steps.clone();
+    let d = &rec.timeline.domains[0];
+    let limit = joules::timeline::Series::precise_limit(d.domain.update_period);
+    let mut precise = 0;
+    for (t, u) in d.series.times.iter().zip(&d.series.uncertainty) {
+        if u64::from(*u) > limit.0 {
+            continue;
+        }
+        precise += 1;
+        let off = steps.iter().map(|s| s.0.abs_diff(t.0)).min().unwrap();
+        assert!(off <= 10_000, "a stamp called precise is {off} ns from the nearest step");
+    }
+    eprintln!("{precise} of {} stamps precise", d.series.len());
+    assert!(precise >= 20, "only {precise} of {} stamps precise", d.series.len());
+}

@@ -4,8 +4,9 @@
 //! watched around the steps a [`lock::StepLock`] predicts; a continuous one (the CPU-time
 //! estimate, integrated NVML power) is read at a fixed rate and stamped when read. While no
 //! span is open and none was entered since the last look, nothing needs attributing
-//! precisely, so stepped counters are watched only every [`REST_GAP`] and continuous ones
-//! read as rarely: a sleeping program pays almost nothing for being profiled.
+//! precisely, so every counter is read only every [`REST_GAP`], without watching for its
+//! steps: a sleeping program pays almost nothing for being profiled. When spans resume, the
+//! locks pick up where they left off (or learn again if the counter drifted meanwhile).
 //!
 //! The same code runs on the real clock (a thread of the profiler) and on a
 //! [`clock::VirtualClock`] (offline replays in the accuracy benchmark).
@@ -23,9 +24,11 @@ use lock::{Plan, StepLock};
 /// A continuous counter is read this often while spans run.
 const CONTINUOUS_EVERY: Nanos = Nanos(1_000_000);
 /// While nothing runs, watched steps and continuous reads are at least this far apart.
-pub const REST_GAP: Nanos = Nanos(20_000_000);
-/// The sampler looks at the stop flag and the span buffers at least this often.
+pub const REST_GAP: Nanos = Nanos(50_000_000);
+/// The sampler looks at the stop flag and the span buffers at least this often while spans
+/// run, and while they rest (when this bounds how late it notices them resume).
 const MAX_NAP: Nanos = Nanos(5_000_000);
+const REST_NAP: Nanos = Nanos(20_000_000);
 /// How long start and stop wait at most for every stepped counter to step.
 const STEP_WAIT: Nanos = Nanos(300_000_000);
 
@@ -149,7 +152,8 @@ impl<C: SamplerClock> Sampler<C> {
             if stop(now) {
                 break;
             }
-            self.step(Nanos(now.0 + MAX_NAP.0));
+            let nap = if self.active { MAX_NAP } else { REST_NAP };
+            self.step(Nanos(now.0 + nap.0));
         }
     }
 
@@ -168,17 +172,25 @@ impl<C: SamplerClock> Sampler<C> {
         self.clock.sleep_until(wake);
         let woke = self.now();
         self.look_at_spans();
-        let gap = if self.active { Nanos(0) } else { REST_GAP };
         match self.slots[i].plan {
             Plan::ReadAt(_) => {
-                self.read(i);
+                // Resting, a stepped counter is read without steering its lock: nothing
+                // needs its steps placed precisely, and a plain read costs almost nothing.
+                let step = self.read(i);
                 let now = self.now();
+                let active = self.active;
                 let slot = &mut self.slots[i];
                 slot.plan = match &mut slot.lock {
-                    Some(lock) => lock.plan(now, gap),
+                    Some(lock) if active => {
+                        if let Some((t, unc)) = step {
+                            lock.stepped(t, unc);
+                        }
+                        lock.plan(now)
+                    }
+                    Some(_) => Plan::ReadAt(Nanos(now.0 + REST_GAP.0)),
                     None => {
-                        let every = CONTINUOUS_EVERY.max(slot.source.min_interval()).max(gap);
-                        Plan::ReadAt(Nanos(now.0 + every.0))
+                        let every = if active { CONTINUOUS_EVERY } else { REST_GAP };
+                        Plan::ReadAt(Nanos(now.0 + every.max(slot.source.min_interval()).0))
                     }
                 };
             }
@@ -186,21 +198,37 @@ impl<C: SamplerClock> Sampler<C> {
                 if let Some(lock) = &mut self.slots[i].lock {
                     lock.woke(wake, woke);
                 }
+                let spacing = self.slots[i].source.min_interval();
+                let mut first = true;
                 loop {
-                    let stepped = self.read(i);
-                    if stepped || self.slots[i].failed || self.now() > until {
-                        if !stepped {
-                            if let Some(lock) = &mut self.slots[i].lock {
-                                lock.missed();
-                            }
+                    if spacing.0 > 0 {
+                        // A slow source (NVML) is watched at its own pace.
+                        if let Some((last, _)) = self.slots[i].last_read {
+                            self.clock.sleep_until(Nanos(last.0 + spacing.0));
                         }
-                        break;
                     }
+                    let step = self.read(i);
+                    let failed = self.slots[i].failed;
+                    let late = self.clock.now() > until;
+                    // The first read sets the value the watched step will change: a change
+                    // there is an earlier step (skipped, not yet seen, or the watched one
+                    // if the wake-up came late, which the window's end then counts).
+                    let baseline_read = std::mem::replace(&mut first, false);
+                    if let Some(lock) = &mut self.slots[i].lock {
+                        match step {
+                            Some(_) if baseline_read && !late && !failed => continue,
+                            Some((t, unc)) => lock.stepped(t, unc),
+                            None if failed || late => lock.missed(),
+                            None => continue,
+                        }
+                    }
+                    break;
                 }
                 let now = self.now();
+                let active = self.active;
                 let slot = &mut self.slots[i];
                 if let Some(lock) = &mut slot.lock {
-                    slot.plan = lock.plan(now, gap);
+                    slot.plan = if active { lock.plan(now) } else { Plan::ReadAt(Nanos(now.0 + REST_GAP.0)) };
                 }
             }
         }
@@ -227,7 +255,7 @@ impl<C: SamplerClock> Sampler<C> {
                 let now = self.clock.now();
                 for slot in &mut self.slots {
                     slot.plan = match &mut slot.lock {
-                        Some(lock) => lock.plan(now, Nanos(0)),
+                        Some(lock) => lock.plan(now),
                         None => Plan::ReadAt(now),
                     };
                 }
@@ -235,8 +263,8 @@ impl<C: SamplerClock> Sampler<C> {
         }
     }
 
-    /// Reads slot `i` once; true if its lead domain stepped.
-    fn read(&mut self, i: usize) -> bool {
+    /// Reads slot `i` once; where its lead domain stepped, the step's stamp and uncertainty.
+    fn read(&mut self, i: usize) -> Option<(Nanos, Nanos)> {
         let before = self.clock.now();
         let slot = &mut self.slots[i];
         let range = slot.offset..slot.offset + slot.source.domains().len();
@@ -259,7 +287,7 @@ impl<C: SamplerClock> Sampler<C> {
                 for d in &mut self.timeline.domains[range] {
                     d.ended = Some((at, e.to_string()));
                 }
-                return false;
+                return None;
             }
         };
         if let Some((d, reason)) = lost {
@@ -289,11 +317,8 @@ impl<C: SamplerClock> Sampler<C> {
             }
             self.last[d] = Some(value);
         }
-        if let (Some((t, unc)), Some(lock)) = (lead_step, &mut slot.lock) {
-            lock.stepped(t, unc);
-        }
         self.timeline.polled(at);
-        lead_step.is_some()
+        lead_step
     }
 
     /// Every source, ready for a report.
