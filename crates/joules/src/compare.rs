@@ -3,14 +3,16 @@
 //! The rule is criterion's: a change counts only when it is statistically significant
 //! (Welch's t-test, p below the significance level) AND its whole 95% interval lies beyond the
 //! noise threshold: above `+noise` a regression, below `-noise` an improvement. Anything else
-//! is no change. An estimate's systematic uncertainty (see [`Estimate::systematic`]) widens
+//! is no change. Figures from the regression estimator carry its standard error, which their
+//! samples (all scaled from one fit) do not show; they are tested against both sides'
+//! standard errors instead of by Welch's test on the samples. An estimate's systematic uncertainty (see [`Estimate::systematic`]) widens
 //! the interval on both sides. [`verdict`] is the one place that rule lives; tables, Markdown and exit codes
 //! all call it. Reports from different machines or sources are refused unless allowed.
 
 use serde::{Deserialize, Serialize};
 
 use crate::report::{BenchReport, Report};
-use crate::stats::{Estimate, RelativeChange, welch};
+use crate::stats::{Estimate, RelativeChange, welch, z_change};
 
 /// Thresholds of a comparison.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +191,7 @@ fn change(
     cfg: &CompareConfig,
 ) -> Change {
     let rel = match (old, new) {
+        (Some(o), Some(n)) if o.model_stderr.is_some() || n.model_stderr.is_some() => z_change(o, n),
         (Some(o), Some(n)) => welch(&o.samples, &n.samples).map(|mut r| {
             // A systematic error can differ between the two runs: widen by both.
             let sys = (o.systematic.unwrap_or(0.0) + n.systematic.unwrap_or(0.0))

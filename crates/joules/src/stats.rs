@@ -28,6 +28,11 @@ pub struct Estimate {
     /// intervals by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systematic: Option<f64>,
+    /// The part of `stderr` that comes from a model (the regression's standard error, the
+    /// same in every sample), not from the spread of the samples. Comparisons of such
+    /// figures test the difference against both sides' `stderr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_stderr: Option<f64>,
 }
 
 impl Estimate {
@@ -45,7 +50,26 @@ impl Estimate {
         } else {
             (None, None, None)
         };
-        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples, systematic: None }
+        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples, systematic: None, model_stderr: None }
+    }
+
+    /// Samples of a figure whose every sample also carries a model error `model_se` (the
+    /// same in each, so it does not average out): the standard error combines the spread of
+    /// the samples with the model's, and the interval uses Student's t over the samples.
+    pub fn from_samples_and_model(samples: Vec<f64>, model_se: f64) -> Self {
+        let n = samples.len();
+        let mut e = Estimate::from_samples(samples);
+        let spread = e.stderr.unwrap_or(0.0);
+        let se = (spread * spread + model_se * model_se).sqrt();
+        let t = StudentsT::new(0.0, 1.0, (n.max(2) - 1) as f64)
+            .map(|d| d.inverse_cdf(0.5 + CONFIDENCE / 2.0))
+            .unwrap_or(f64::INFINITY);
+        let t = if n >= 2 { t } else { 1.96 };
+        e.lo = Some(e.point - t * se);
+        e.hi = Some(e.point + t * se);
+        e.stderr = Some(se);
+        e.model_stderr = Some(model_se);
+        e
     }
 
     /// One sample whose standard error comes from a model (the regression), with `dof` degrees
@@ -62,6 +86,7 @@ impl Estimate {
             level: CONFIDENCE,
             samples: vec![point],
             systematic: None,
+            model_stderr: Some(stderr),
         }
     }
 
@@ -91,6 +116,27 @@ pub struct RelativeChange {
     pub hi: f64,
     /// Two-sided p-value of "the means are equal".
     pub p_value: f64,
+}
+
+/// The change from `old` to `new` tested against their standard errors (a z-test), for
+/// figures with a model error ([`Estimate::model_stderr`]), whose samples alone understate
+/// their uncertainty. Needs both standard errors and a nonzero old mean.
+pub fn z_change(old: &Estimate, new: &Estimate) -> Option<RelativeChange> {
+    let (so, sn) = (old.stderr?, new.stderr?);
+    if old.point == 0.0 {
+        return None;
+    }
+    let diff = new.point - old.point;
+    let se = (so * so + sn * sn).sqrt();
+    let m1 = old.point;
+    if se == 0.0 {
+        let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
+        return Some(RelativeChange { point: diff / m1, lo: diff / m1, hi: diff / m1, p_value });
+    }
+    let normal = statrs::distribution::Normal::new(0.0, 1.0).ok()?;
+    let p_value = 2.0 * (1.0 - normal.cdf((diff / se).abs()));
+    let half = normal.inverse_cdf(0.5 + CONFIDENCE / 2.0) * se;
+    Some(RelativeChange { point: diff / m1, lo: (diff - half) / m1, hi: (diff + half) / m1, p_value })
 }
 
 /// Welch's t-test of `new` against `old` (each needs two samples or more, and a nonzero old

@@ -37,12 +37,18 @@ pub fn summarize(
     let per_iter = |f: &dyn Fn(usize) -> f64| -> Estimate {
         Estimate::from_samples((0..samples.len()).map(|i| f(i) / iters(i)).collect())
     };
-    // A figure with a model error: over samples when there are several, else the model's.
+    // A figure with a model error (the regression's): the samples' spread (how the time per
+    // iteration varied) and the model's standard error, the same in every sample since one
+    // fit serves them all.
     let modelled = |f: &dyn Fn(usize) -> f64, se: &dyn Fn(usize) -> f64, dof: &dyn Fn(usize) -> f64| {
-        if samples.len() == 1 && se(0) > 0.0 {
-            Estimate::from_model(f(0) / iters(0), se(0) / iters(0), dof(0))
-        } else {
+        let model_se =
+            (0..samples.len()).map(|i| se(i) / iters(i)).sum::<f64>() / samples.len().max(1) as f64;
+        if model_se <= 0.0 {
             per_iter(f)
+        } else if samples.len() == 1 {
+            Estimate::from_model(f(0) / iters(0), model_se, dof(0))
+        } else {
+            Estimate::from_samples_and_model((0..samples.len()).map(|i| f(i) / iters(i)).collect(), model_se)
         }
     };
     let domains: Vec<DomainReport> = tl

@@ -275,13 +275,15 @@ pub(crate) fn attribute(
         flush_edges(st, &mut per, usize::MAX);
     }
 
-    // Per domain, over every window: does the regression find the same power for every
-    // path (and the time between spans)? Then time-share's one assumption holds, and it
-    // attributes without the regression's variance.
-    let flat: Vec<bool> = (0..nd)
+    // Per domain, one regression over every window's intervals: a window's own intervals
+    // (a few hundred) give a noisier fit, and one whose steps were poorly timed (a sampler
+    // preempted for a while) can throw it off; pooled, they are a small part of the data.
+    // Each window's joules are then the pooled powers times its own times, with standard
+    // errors from the pooled covariance.
+    let pooled: Vec<Option<Fit>> = (0..nd)
         .map(|d| {
-            if choice != Choice::Auto || !regress {
-                return false;
+            if !regress {
+                return None;
             }
             let mut pooled = Design::new(n_paths + 1);
             for wds in &per {
@@ -289,8 +291,15 @@ pub(crate) fn attribute(
                     pooled.absorb(design);
                 }
             }
-            regression::solve(&pooled).is_some_and(|f| f.equal_power_p_value() >= FLAT_P)
+            (pooled.intervals() > 0).then(|| regression::solve(&pooled)).flatten()
         })
+        .collect();
+    // Where the regression finds the same power for every path (and the time between
+    // spans), time-share's one assumption holds, and it attributes without the
+    // regression's variance.
+    let flat: Vec<bool> = pooled
+        .iter()
+        .map(|f| choice == Choice::Auto && f.as_ref().is_some_and(|f| f.equal_power_p_value() >= FLAT_P))
         .collect();
     for (w, att) in out.iter_mut().enumerate() {
         if att.window.is_none() {
@@ -310,7 +319,7 @@ pub(crate) fn attribute(
         att.domains = wd
             .into_iter()
             .enumerate()
-            .map(|(d, wd)| finish_domain(wd, tl, d, tree, &att.time, choice, flat[d]))
+            .map(|(d, wd)| finish_domain(wd, tl, d, tree, &att.time, choice, pooled[d].as_ref(), flat[d]))
             .collect();
     }
     out
@@ -430,6 +439,7 @@ fn finish_domain(
     tree: &SpanTree,
     time: &[PathTime],
     choice: Choice,
+    fit: Option<&Fit>,
     flat: bool,
 ) -> DomainShare {
     let n = tree.paths.len();
@@ -439,11 +449,10 @@ fn finish_domain(
     share.inclusive_se = vec![0.0; n];
     share.merged_with = vec![None; n];
     share.flat = flat && choice == Choice::Auto;
-    let fit: Option<Fit> = wd.design.as_ref().filter(|d| d.intervals() > 0).and_then(regression::solve);
     let period = reading_period(tl, d);
     // Per path, its joules as a combination of the fitted powers (for covariances).
     let mut coef: Vec<Option<Vec<f64>>> = vec![None; n];
-    if let Some(fit) = &fit {
+    if let Some(fit) = fit {
         share.fit = Some(FitInfo {
             intervals: fit.intervals,
             dof: fit.dof,
@@ -502,7 +511,7 @@ fn finish_domain(
             }
         }
     }
-    if let Some(fit) = &fit {
+    if let Some(fit) = fit {
         for (se, c) in share.inclusive_se.iter_mut().zip(&inc_coef) {
             if let Some(c) = c {
                 *se = fit.variance(c).max(0.0).sqrt();

@@ -259,20 +259,53 @@ impl Machine {
     }
 }
 
-/// Span edges the tap saw and the simulator has not applied yet: (thread, t, site, kind).
-static TAPPED: Mutex<Vec<(u32, Nanos, u32, EventKind)>> = Mutex::new(Vec::new());
+/// A span edge the tap saw: (thread, t, site, kind).
+type Tapped = (u32, Nanos, u32, EventKind);
 
-fn tapped() -> MutexGuard<'static, Vec<(u32, Nanos, u32, EventKind)>> {
-    TAPPED.lock().unwrap_or_else(|p| p.into_inner())
+thread_local! {
+    /// This thread's ring of tapped edges.
+    static TAP_RING: std::cell::RefCell<Option<rtrb::Producer<Tapped>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Every thread's ring, drained by the simulator. A lock only to register a thread and to
+/// drain: the tap itself is wait-free, as the span path is. (A mutex around one shared
+/// queue, hammered by the sampler reading back to back around each step, held span edges
+/// back by tens of microseconds, after the machine had integrated past them.)
+static TAP_RINGS: Mutex<Vec<rtrb::Consumer<Tapped>>> = Mutex::new(Vec::new());
+
+fn rings() -> MutexGuard<'static, Vec<rtrb::Consumer<Tapped>>> {
+    TAP_RINGS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn tap(thread: u32, t: Nanos, site: u32, kind: EventKind) {
-    tapped().push((thread, t, site, kind));
+    let _ = TAP_RING.try_with(|cell| {
+        let mut ring = cell.borrow_mut();
+        let producer = ring.get_or_insert_with(|| {
+            let (producer, consumer) = rtrb::RingBuffer::new(1 << 16);
+            rings().push(consumer);
+            producer
+        });
+        // A full ring (the simulator not read for a long while) loses the edge; the
+        // machine then keeps that thread's previous power, and its truth says so.
+        let _ = producer.push((thread, t, site, kind));
+    });
+}
+
+/// Moves every tapped edge into `out`, forgetting rings whose thread has exited.
+fn drain_taps(out: &mut Vec<Tapped>) {
+    let mut rings = rings();
+    for consumer in rings.iter_mut() {
+        while let Ok(e) = consumer.pop() {
+            out.push(e);
+        }
+    }
+    rings.retain(|c| !(c.is_abandoned() && c.is_empty()));
 }
 
 enum Feed {
     /// Live spans, through the edge tap; site names looked up once per site.
-    Tap { names: Vec<Option<&'static str>>, installed: bool, pending: Vec<(u32, Nanos, u32, EventKind)> },
+    Tap { names: Vec<Option<&'static str>>, installed: bool, pending: Vec<Tapped> },
     /// A log known in advance, merged across threads by time: (t, thread, site, kind).
     Log { events: Vec<(Nanos, u32, u32, EventKind)>, names: Vec<String>, next: usize },
 }
@@ -376,11 +409,12 @@ impl Source for Sim {
                 if !*installed {
                     // The first read comes before spans count (the profiler waits for a
                     // step), so no edge is missed.
-                    tapped().clear();
+                    drain_taps(pending);
+                    pending.clear();
                     crate::span::set_edge_tap(Some(tap));
                     *installed = true;
                 }
-                pending.append(&mut tapped());
+                drain_taps(pending);
                 // Threads push in their own order; an edge that reaches the simulator after
                 // it integrated past the edge's time takes effect now, and the truth follows
                 // what the machine did.
