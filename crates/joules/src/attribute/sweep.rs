@@ -319,7 +319,10 @@ pub(crate) fn attribute(
         att.domains = wd
             .into_iter()
             .enumerate()
-            .map(|(d, wd)| finish_domain(wd, tl, d, tree, &att.time, choice, pooled[d].as_ref(), flat[d]))
+            .map(|(d, wd)| {
+                let how = How { choice, fit: pooled[d].as_ref(), flat: flat[d] };
+                finish_domain(wd, tl, d, tree, &att.time, how)
+            })
             .collect();
     }
     out
@@ -431,17 +434,25 @@ fn reading_period(tl: &Timeline, d: usize) -> Nanos {
     Nanos(*gaps.select_nth_unstable(mid).1)
 }
 
-/// Solves the window's regression and settles each path's method, energy and error.
+/// How a domain's paths are attributed: the choice asked for, the domain's pooled fit, and
+/// whether that fit found power flat across paths.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    choice: Choice,
+    fit: Option<&'a Fit>,
+    flat: bool,
+}
+
+/// Settles each path's method, energy and error in one window.
 fn finish_domain(
     mut wd: WinDomain,
     tl: &Timeline,
     d: usize,
     tree: &SpanTree,
     time: &[PathTime],
-    choice: Choice,
-    fit: Option<&Fit>,
-    flat: bool,
+    how: How<'_>,
 ) -> DomainShare {
+    let How { choice, fit, flat } = how;
     let n = tree.paths.len();
     let mut share = std::mem::take(&mut wd.share);
     share.method = vec![Method::TimeShare; n];
