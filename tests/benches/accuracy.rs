@@ -9,6 +9,7 @@
 //! wake-ups come 3-30 us late) and the real attribution; errors are medians over seeds.
 
 use joules::Nanos;
+use joules::stats::Estimate;
 use joules_tests::trace::{Layer, Outcome, Trace};
 
 fn layers(prefix: &str) -> Vec<Layer> {
@@ -86,29 +87,21 @@ fn table(seeds: u64) {
     }
 }
 
+/// Over seeded trials of the acceptance trace, how often the 95% interval a report would
+/// give (the chosen method's, as `summary` builds it for one sample) holds the truth.
 fn coverage(trials: u64) {
     let trace = Trace::acceptance();
     let runs: Vec<Outcome> = (1..=trials).map(|s| trace.run(s)).collect();
-    println!("| layer | regression error (median, worst) | 95% interval holds truth |");
+    println!("| layer | error (median, worst) | 95% interval holds the truth |");
     println!("|---|---|---|");
     for i in 0..runs[0].layers.len() {
         let mut errs = Vec::new();
         let mut inside = 0;
         for r in &runs {
             let l = &r.layers[i];
-            errs.push(l.err(l.regression).abs());
-            if l.err(l.regression).abs() > 0.05 && std::env::var_os("ACCURACY_DEBUG").is_some() {
-                eprintln!(
-                    "seed {}: {}: {:+.2}% se {:.2}% steps {:?}",
-                    seed_of(r, &runs),
-                    l.name,
-                    100.0 * l.err(l.regression),
-                    100.0 * l.regression_se / l.truth,
-                    r.step_error
-                );
-            }
-            let t = statrs_t(l.dof);
-            if (l.regression - l.truth).abs() <= t * l.regression_se {
+            errs.push(l.err(l.chosen).abs());
+            let e = Estimate::from_model(l.chosen, l.chosen_se, l.dof);
+            if e.lo.is_some_and(|lo| lo <= l.truth) && e.hi.is_some_and(|hi| l.truth <= hi) {
                 inside += 1;
             }
         }
@@ -123,15 +116,6 @@ fn coverage(trials: u64) {
             100.0 * inside as f64 / runs.len() as f64
         );
     }
-}
-
-fn seed_of(r: &Outcome, runs: &[Outcome]) -> usize {
-    runs.iter().position(|x| std::ptr::eq(x, r)).unwrap() + 1
-}
-
-/// The 97.5% Student-t quantile (large dof: 1.96).
-fn statrs_t(dof: f64) -> f64 {
-    if dof > 200.0 { 1.96 } else { 1.96 + 2.4 / dof.max(1.0) }
 }
 
 fn main() {

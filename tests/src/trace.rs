@@ -80,8 +80,11 @@ pub struct LayerResult {
     pub regression_se: f64,
     /// Residual degrees of freedom of the fit.
     pub dof: f64,
-    /// What a report shows: the method joules chooses.
+    /// What a report shows: the method joules chooses, and its standard error (0 for
+    /// time-share, whose error is systematic).
     pub chosen: f64,
+    /// The chosen figure's standard error.
+    pub chosen_se: f64,
     /// The method it chose.
     pub method: Method,
 }
@@ -233,6 +236,7 @@ impl Trace {
                     regression_se: rg.domains[0].exclusive_se[p],
                     dof: rg.domains[0].fit.as_ref().map_or(0.0, |f| f.dof),
                     chosen: auto.domains[0].exclusive[p].0,
+                    chosen_se: auto.domains[0].exclusive_se[p],
                     method: auto.domains[0].method[p],
                 }
             })

@@ -26,6 +26,11 @@ pub struct WrappingCounter {
 }
 
 impl WrappingCounter {
+    /// Where the raw value wraps (saturated to `u64::MAX` for a 64-bit counter).
+    pub fn modulus(&self) -> u64 {
+        u64::try_from(self.modulus).unwrap_or(u64::MAX)
+    }
+
     /// A counter whose raw value runs in `0..modulus` (powercap: `max_energy_range_uj`).
     pub fn new(modulus: u64) -> Self {
         assert!(modulus > 0, "a counter's modulus must be positive");

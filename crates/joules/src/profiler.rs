@@ -136,7 +136,7 @@ impl ProfilerBuilder {
                 // Likewise every stepped counter steps once more, so the last spans are covered.
                 let end = sampler.now();
                 sampler.settle(end);
-                sampler.look_at_spans();
+                let _ = sampler.look_at_spans();
                 sampler.finish()
             })
             .expect("spawning the joules sampler thread");

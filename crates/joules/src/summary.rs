@@ -236,7 +236,10 @@ fn methods_used(parts: &[Attribution], d: usize) -> String {
     let plural = |n: usize| if n == 1 { "path" } else { "paths" };
     let flat = parts.iter().any(|a| a.domains.get(d).is_some_and(|s| s.flat));
     match count {
-        [0, _] if flat => "time-share (the regression finds one power for every path)".to_owned(),
+        [0, _] if flat => {
+            "time-share (one power for every path: by the source's model, or as the regression finds)"
+                .to_owned()
+        }
         [0, _] => "time-share".to_owned(),
         [r, 0] => format!("regression ({r} {})", plural(r)),
         [r, t] => format!("regression ({r} {}), time-share ({t} {})", plural(r), plural(t)),

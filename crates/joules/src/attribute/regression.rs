@@ -4,7 +4,9 @@
 //! span path get their own power, read from how the energy of the counter's intervals varies
 //! with the time each column was active in them: `dE_k = Σ_j P_j·x_kj + noise`, `P_j ≥ 0`.
 //!
-//! Only the normal equations are kept, so a profile of a million intervals costs `p²` numbers.
+//! The normal equations are summed as intervals come, and each interval is kept in compact
+//! form (its energy and nonzero entries) for the covariance, which is estimated from the
+//! residuals.
 //! Columns the data cannot tell apart are merged into one group that shares a power, rather
 //! than split with false confidence, and the estimates keep their covariance so that sums of
 //! paths (inclusive energy, totals) get honest intervals.
@@ -20,6 +22,9 @@
 /// at random sit above 0.1 (0.17 to 0.77 in the tests' simulation). The bound also caps the
 /// conditioning of the scaled Gram, which keeps the Cholesky solves accurate.
 const COLLINEAR: f64 = 1e-3;
+
+/// Adjacent intervals per cluster of the covariance estimate (see `solve`).
+const CLUSTER: usize = 8;
 
 /// Normal equations of one fit, accumulated interval by interval.
 #[derive(Clone, Debug)]
@@ -188,13 +193,18 @@ impl Fit {
         assert_eq!(c.len(), p, "one coefficient per column");
         let mut v = 0.0;
         // Zero coefficients are skipped, not multiplied: an undetermined group's infinite
-        // variance must not turn a sum that leaves it out into NaN.
+        // variance must not turn a sum that leaves it out into NaN; one it enters is
+        // undetermined too.
         for (i, &ci) in c.iter().enumerate().filter(|&(_, &ci)| ci != 0.0) {
+            if self.cov[i * p + i].is_infinite() {
+                return f64::INFINITY;
+            }
             for (j, &cj) in c.iter().enumerate().filter(|&(_, &cj)| cj != 0.0) {
                 v += ci * cj * self.cov[i * p + j];
             }
         }
-        // The covariance is positive semi-definite; only rounding can take a sum below 0.
+        // The covariance is positive semi-definite (see `solve`); only rounding can take a
+        // sum below 0.
         v.max(0.0)
     }
 
@@ -226,6 +236,19 @@ impl Fit {
         let w: f64 = (0..k - 1).map(|a| d[a] * dot(&inv[a * (k - 1)..(a + 1) * (k - 1)], &d)).sum();
         use statrs::distribution::{ChiSquared, ContinuousCDF};
         ChiSquared::new((k - 1) as f64).map_or(0.0, |chi| 1.0 - chi.cdf(w.max(0.0)))
+    }
+
+    /// True if every seen, solved, separate column's power is known to within `rel` of
+    /// their mean power (half its 95% interval, on a normal approximation).
+    pub fn powers_known_within(&self, rel: f64) -> bool {
+        let p = self.power.len();
+        let cols: Vec<usize> =
+            (0..p).filter(|&j| !self.unseen[j] && self.group[j] == j && !self.clamped[j]).collect();
+        if cols.is_empty() {
+            return false;
+        }
+        let mean = cols.iter().map(|&j| self.power[j]).sum::<f64>() / cols.len() as f64;
+        mean > 0.0 && cols.iter().all(|&j| 1.96 * self.std_error(j) <= rel * mean)
     }
 
     /// True if column `j` shares its power with other columns (a merged group).
@@ -288,10 +311,26 @@ pub fn solve(d: &Design) -> Option<Fit> {
             }
         }
     }
+    // Adjacent intervals are summed in clusters of up to CLUSTER (a run of intervals each
+    // starting where the last ended) before their outer product enters the meat: a
+    // cluster-robust estimate, positive semi-definite by construction, that keeps the lag-1
+    // covariance inside each cluster ((CLUSTER-1)/CLUSTER of it) and each interval's own.
     let mut meat = vec![0.0; nf * nf];
-    let mut prev: Vec<(usize, f64)> = Vec::new();
     let mut z: Vec<(usize, f64)> = Vec::new();
-    let mut prev_e = 0.0;
+    let mut cluster = vec![0.0; nf];
+    let mut touched: Vec<usize> = Vec::new();
+    let mut size = 0;
+    let flush = |cluster: &mut [f64], touched: &mut Vec<usize>, meat: &mut [f64]| {
+        for &a in touched.iter() {
+            for &b in touched.iter() {
+                meat[a * nf + b] += cluster[a] * cluster[b];
+            }
+        }
+        for &a in touched.iter() {
+            cluster[a] = 0.0;
+        }
+        touched.clear();
+    };
     for r in 0..d.n {
         z.clear();
         let mut fitted = 0.0;
@@ -313,24 +352,19 @@ pub fn solve(d: &Design) -> Option<Fit> {
         let h: f64 =
             z.iter().map(|&(a, za)| z.iter().map(|&(b, zb)| za * inv[a * nf + b] * zb).sum::<f64>()).sum();
         let e = (d.rows_y[r] - fitted) / (1.0 - h.min(0.99)).sqrt();
+        if !d.follows[r] || size == CLUSTER {
+            flush(&mut cluster, &mut touched, &mut meat);
+            size = 0;
+        }
         for &(a, za) in &z {
-            for &(b, zb) in &z {
-                meat[a * nf + b] += e * e * za * zb;
+            if cluster[a] == 0.0 && !touched.contains(&a) {
+                touched.push(a);
             }
+            cluster[a] += e * za;
         }
-        if d.follows[r] {
-            for &(a, za) in &z {
-                for &(b, zb) in &prev {
-                    let w = e * prev_e * za * zb;
-                    meat[a * nf + b] += w;
-                    meat[b * nf + a] += w;
-                }
-            }
-        }
-        std::mem::swap(&mut prev, &mut z);
-        prev_e = e;
+        size += 1;
     }
-    let small = 1.0;
+    flush(&mut cluster, &mut touched, &mut meat);
     let mut t = vec![0.0; nf * nf];
     for a in 0..nf {
         for b in 0..nf {
@@ -340,7 +374,7 @@ pub fn solve(d: &Design) -> Option<Fit> {
     let mut sandwich = vec![0.0; nf * nf];
     for a in 0..nf {
         for b in 0..nf {
-            sandwich[a * nf + b] = small * (0..nf).map(|e| t[a * nf + e] * inv[e * nf + b]).sum::<f64>();
+            sandwich[a * nf + b] = (0..nf).map(|e| t[a * nf + e] * inv[e * nf + b]).sum::<f64>();
         }
     }
     for a in 0..nf {
@@ -349,8 +383,8 @@ pub fn solve(d: &Design) -> Option<Fit> {
             (sandwich[a * nf + b], sandwich[b * nf + a]) = (v, v);
         }
     }
-    // The lag terms can, by chance, leave a variance at or below 0; then fall back to the
-    // plain form rather than claim a figure is exact.
+    // A variance of 0 (all residuals 0, or rounding) falls back to the plain form rather than
+    // claim a figure is exact.
     let sane = (0..nf).all(|a| sandwich[a * nf + a] > 0.0 && sandwich[a * nf + a].is_finite());
     for (a, &i) in fi.iter().enumerate() {
         for (b, &j) in fi.iter().enumerate() {

@@ -13,6 +13,7 @@ use super::regression::{self, Design, Fit};
 use super::{
     Attribution, Choice, DomainShare, FitInfo, LONG_SPAN_STEPS, Method, PathId, PathTime, SpanTree, Window,
 };
+use crate::source::SourceKind;
 use crate::spanlog::{EventKind, SpanLog};
 use crate::timeline::{Series, Timeline};
 use crate::units::{Joules, Nanos};
@@ -29,6 +30,8 @@ pub(crate) const MAX_REGRESSION_PATHS: usize = 400;
 const MAX_MERGED_STEPS: u64 = 4;
 /// Above this p-value the regression's powers are taken as equal (power flat across paths).
 const FLAT_P: f64 = 0.05;
+/// ...and their powers known to within this (relative, 95%).
+const FLAT_WITHIN: f64 = 0.05;
 
 struct Thread {
     next: usize,
@@ -222,7 +225,7 @@ pub(crate) fn attribute(
                     // spans in it, would outweigh short ones when columns are compared.
                     let long = |from: usize| {
                         let period = td.domain.update_period.0;
-                        period > 0 && (s.times[r] - s.times[from]).0 > MAX_MERGED_STEPS * period
+                        period > 0 && (s.times[r] - s.times[from]).0 * 2 > (2 * MAX_MERGED_STEPS + 1) * period
                     };
                     let usable = |from: usize| !long(from) || st.busy.is_empty();
                     if let (Some(from), true) = (st.start.filter(|&f| usable(f)), regress) {
@@ -271,8 +274,8 @@ pub(crate) fn attribute(
         piece(t, nb, win_now, &running, tl, &mut ds, &mut per, &mut out);
         t = nb;
     }
-    for st in &mut ds {
-        flush_edges(st, &mut per, usize::MAX);
+    for (d, st) in ds.iter_mut().enumerate() {
+        flush_edges(st, &mut per, d);
     }
 
     // Per domain, one regression over every window's intervals: a window's own intervals
@@ -294,12 +297,22 @@ pub(crate) fn attribute(
             (pooled.intervals() > 0).then(|| regression::solve(&pooled)).flatten()
         })
         .collect();
-    // Where the regression finds the same power for every path (and the time between
-    // spans), time-share's one assumption holds, and it attributes without the
-    // regression's variance.
+    // Where the regression shows the same power for every path (and the time between
+    // spans) — no significant difference, and every power known to within FLAT_WITHIN, so
+    // that "no difference" is evidence and not noise — time-share's one assumption holds,
+    // and it attributes without the regression's variance.
+    // The CPU-time estimate is flat by construction: its model gives every busy thread the
+    // same watts, so a regression on it could only find that again, with noise.
     let flat: Vec<bool> = pooled
         .iter()
-        .map(|f| choice == Choice::Auto && f.as_ref().is_some_and(|f| f.equal_power_p_value() >= FLAT_P))
+        .zip(&tl.domains)
+        .map(|(f, td)| {
+            choice == Choice::Auto
+                && (td.source == SourceKind::Estimate
+                    || f.as_ref().is_some_and(|f| {
+                        f.equal_power_p_value() >= FLAT_P && f.powers_known_within(FLAT_WITHIN)
+                    }))
+        })
         .collect();
     for (w, att) in out.iter_mut().enumerate() {
         if att.window.is_none() {
@@ -496,7 +509,10 @@ fn finish_domain(
             let mut c = vec![0.0; n + 1];
             c[col] = wd.busy[l];
             c[0] = -wd.overlap[l];
-            share.exclusive[l] = Joules(fit.power[col] * wd.busy[l] - fit.power[0] * wd.overlap[l]);
+            // Never below 0: a path held at 0 W that ran beside other threads would otherwise
+            // give back base power it never drew.
+            share.exclusive[l] =
+                Joules((fit.power[col] * wd.busy[l] - fit.power[0] * wd.overlap[l]).max(0.0));
             share.exclusive_se[l] = fit.variance(&c).max(0.0).sqrt();
             share.method[l] = Method::Regression;
             if fit.merged(col) {

@@ -97,9 +97,10 @@ pub struct VirtualClock {
 }
 
 impl VirtualClock {
-    /// At 0, with a read cost and a range of wake-up lateness.
+    /// At 0, with a read cost (at least 1 ns) and a range of wake-up lateness.
     pub fn new(read_cost: Nanos, late: (Nanos, Nanos), seed: u64) -> Self {
-        VirtualClock { t: Nanos(0), read_cost, late, rng: seed | 1 }
+        // A read takes time: with none, a watch for a step would never see time pass.
+        VirtualClock { t: Nanos(0), read_cost: Nanos(read_cost.0.max(1)), late, rng: seed | 1 }
     }
 }
 

@@ -24,11 +24,11 @@ use lock::{Plan, StepLock};
 /// A continuous counter is read this often while spans run.
 const CONTINUOUS_EVERY: Nanos = Nanos(1_000_000);
 /// While nothing runs, watched steps and continuous reads are at least this far apart.
-pub const REST_GAP: Nanos = Nanos(50_000_000);
+pub const REST_GAP: Nanos = Nanos(20_000_000);
 /// The sampler looks at the stop flag and the span buffers at least this often while spans
 /// run, and while they rest (when this bounds how late it notices them resume).
 const MAX_NAP: Nanos = Nanos(5_000_000);
-const REST_NAP: Nanos = Nanos(20_000_000);
+const REST_NAP: Nanos = Nanos(10_000_000);
 /// How long start and stop wait at most for every stepped counter to step.
 const STEP_WAIT: Nanos = Nanos(300_000_000);
 
@@ -79,6 +79,7 @@ pub(crate) struct Sampler<C: SamplerClock> {
     row: Vec<Joules>,
     last: Vec<Option<Joules>>,
     active: bool,
+    settling: bool,
 }
 
 impl<C: SamplerClock> Sampler<C> {
@@ -121,6 +122,7 @@ impl<C: SamplerClock> Sampler<C> {
             row: vec![Joules(0.0); n],
             last: vec![None; n],
             active: true,
+            settling: false,
         }
     }
 
@@ -132,9 +134,14 @@ impl<C: SamplerClock> Sampler<C> {
     /// energy before a counter's first step, or after its last, cannot be placed in time.
     pub(crate) fn settle(&mut self, t: Nanos) {
         let give_up = Nanos(self.now().0 + STEP_WAIT.0);
+        // Settling watches closely, spans or not: it waits for a step, which resting would
+        // see only every REST_GAP.
+        self.settling = true;
+        self.active = true;
         while !self.stepped_since(t) && self.now() < give_up {
             self.step(give_up);
         }
+        self.settling = false;
     }
 
     fn stepped_since(&self, t: Nanos) -> bool {
@@ -166,12 +173,16 @@ impl<C: SamplerClock> Sampler<C> {
         };
         if wake > limit {
             self.clock.sleep_until(limit);
-            self.look_at_spans();
+            let _ = self.look_at_spans();
             return;
         }
         self.clock.sleep_until(wake);
         let woke = self.now();
-        self.look_at_spans();
+        if self.look_at_spans() {
+            // Spans resumed and every plan changed: start over from the new ones, sleeping
+            // until they are due.
+            return;
+        }
         match self.slots[i].plan {
             Plan::ReadAt(_) => {
                 // Resting, a stepped counter is read without steering its lock: nothing
@@ -187,10 +198,11 @@ impl<C: SamplerClock> Sampler<C> {
                         }
                         lock.plan(now)
                     }
-                    Some(_) => Plan::ReadAt(Nanos(now.0 + REST_GAP.0)),
+                    Some(_) => Plan::ReadAt(Nanos(now.0 + REST_GAP.min(slot.source.longest_gap()).0)),
                     None => {
                         let every = if active { CONTINUOUS_EVERY } else { REST_GAP };
-                        Plan::ReadAt(Nanos(now.0 + every.max(slot.source.min_interval()).0))
+                        let every = every.max(slot.source.min_interval()).min(slot.source.longest_gap());
+                        Plan::ReadAt(Nanos(now.0 + every.0))
                     }
                 };
             }
@@ -234,8 +246,9 @@ impl<C: SamplerClock> Sampler<C> {
         }
     }
 
-    /// Drains new span events (real profiles) and notes whether any span is running.
-    pub(crate) fn look_at_spans(&mut self) {
+    /// Drains new span events (real profiles) and notes whether any span is running; true
+    /// if spans just resumed (and the plans were remade).
+    pub(crate) fn look_at_spans(&mut self) -> bool {
         if let Spans::Rings { start_raw, depth } = &mut self.span_source {
             let before: Vec<usize> = self.spans.threads.iter().map(|t| t.events.len()).collect();
             crate::span::drain_into(&mut self.spans, *start_raw);
@@ -249,7 +262,7 @@ impl<C: SamplerClock> Sampler<C> {
                 }
             }
             let was = self.active;
-            self.active = fresh || depth.iter().any(|&d| d > 0);
+            self.active = self.settling || fresh || depth.iter().any(|&d| d > 0);
             if self.active && !was {
                 // Spans resumed: watch the next steps, not those planned for the rest.
                 let now = self.clock.now();
@@ -259,8 +272,10 @@ impl<C: SamplerClock> Sampler<C> {
                         None => Plan::ReadAt(now),
                     };
                 }
+                return true;
             }
         }
+        false
     }
 
     /// Reads slot `i` once; where its lead domain stepped, the step's stamp and uncertainty.
@@ -292,6 +307,20 @@ impl<C: SamplerClock> Sampler<C> {
         };
         if let Some((d, reason)) = lost {
             self.timeline.domains[d].ended = Some((at, reason));
+            if Some(d - range.start) == slot.lead {
+                // The domain that steered this source's lock is gone: steer by the next
+                // stepped one still read, or read on a plain schedule if none is left.
+                let next = range.clone().find(|&e| {
+                    let td = &self.timeline.domains[e];
+                    td.ended.is_none() && td.domain.update_period.0 > 0
+                });
+                slot.lead = next.map(|e| e - range.start);
+                slot.lock = next.map(|e| {
+                    let period = self.timeline.domains[e].domain.update_period;
+                    StepLock::new(period, slot.source.min_interval(), Series::precise_limit(period))
+                });
+                slot.plan = Plan::ReadAt(at);
+            }
         }
         let mut lead_step = None;
         for d in range.clone() {

@@ -7,8 +7,9 @@
 //! only at scheduler ticks and context switches, so a busy thread's time reaches it in
 //! steps of 1-4 ms at instants the sampler cannot see, while reading a thread's clock brings
 //! its running time up to date. The thread list is refreshed every [`REFRESH`] from
-//! `/proc/self/task`; a thread's time counts from when it is first seen, and the time since
-//! the last read of a thread that exits is lost.
+//! `/proc/self/task`; a thread first seen counts all its time if it started since the last
+//! look, else from then; the time since the last read of a thread that exits is lost.
+//! Without `/proc`, the process clock is read instead.
 //! The default, 10 W per busy core, sits in the middle of what current desktop and server
 //! cores draw at full load (roughly 5 to 15 W: package TDP over core count); it ignores idle,
 //! uncore, memory and frequency. Every figure from this source is labelled "estimated".
@@ -37,6 +38,8 @@ pub struct Estimate {
     refreshed: Option<Nanos>,
     /// The reading thread (the sampler), left out.
     reader: Option<i32>,
+    /// Where the process clock stood at the first read, if the thread list cannot be read.
+    process_origin: Option<Nanos>,
 }
 
 impl Estimate {
@@ -80,6 +83,7 @@ impl Estimate {
             threads: Vec::new(),
             refreshed: None,
             reader: None,
+            process_origin: None,
         }
     }
 
@@ -104,9 +108,12 @@ fn thread_clock(tid: i32) -> libc::clockid_t {
 }
 
 impl Estimate {
-    /// Reads `/proc/self/task` again: new threads start counting now, gone ones are dropped.
-    fn refresh(&mut self) {
-        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return };
+    /// Reads `/proc/self/task` again, dropping threads that are gone. A new thread counts
+    /// all its CPU time if it has used no more than has passed since the last look (it
+    /// started since), else from now (it ran before the profile). False if the list cannot
+    /// be read.
+    fn refresh(&mut self, since_last: Nanos) -> bool {
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return false };
         let mut seen: Vec<i32> = dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .filter(|&tid| Some(tid) != self.reader)
@@ -117,10 +124,12 @@ impl Estimate {
             if !self.threads.iter().any(|t| t.0 == tid) {
                 let clock = thread_clock(tid);
                 if let Some(now) = cpu_time(clock) {
-                    self.threads.push((tid, clock, now));
+                    let base = if self.refreshed.is_some() && now <= since_last { Nanos(0) } else { now };
+                    self.threads.push((tid, clock, base));
                 }
             }
         }
+        true
     }
 }
 
@@ -152,7 +161,17 @@ impl Source for Estimate {
             self.threads.retain(|t| t.0 != me);
         }
         if self.refreshed.is_none_or(|t| ctx.now - t >= REFRESH) {
-            self.refresh();
+            let since = self.refreshed.map_or(Nanos(0), |t| ctx.now - t);
+            if !self.refresh(since) {
+                // No thread list (no /proc): the process clock, which lags busy threads by up
+                // to a scheduler tick, less this thread's own time.
+                let own = cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default();
+                let all = cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID).unwrap_or_default();
+                let busy = all - own;
+                let origin = *self.process_origin.get_or_insert(busy);
+                out[0] = self.watts_per_core * (busy - origin);
+                return Ok(());
+            }
             self.refreshed = Some(ctx.now);
         }
         for t in &mut self.threads {

@@ -160,9 +160,22 @@ pub trait Source: Send {
     fn min_interval(&self) -> Nanos {
         Nanos(0)
     }
+    /// The longest the sampler may leave this source unread: its counters must not wrap
+    /// twice in between, which no correction could see (default: never a concern).
+    fn longest_gap(&self) -> Nanos {
+        Nanos(u64::MAX)
+    }
     /// Writes the energy of each domain since this source was opened, in `domains()` order.
     fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError>;
 }
+
+/// Half the time a counter wrapping at `range` joules takes to wrap at [`MAX_PLAUSIBLE`].
+pub(crate) fn wrap_gap(range: Joules) -> Nanos {
+    Nanos((range.0 / MAX_PLAUSIBLE.0 * 0.5 * 1e9) as u64)
+}
+
+/// More than any one RAPL domain draws: the power a wrap-safe read interval allows for.
+const MAX_PLAUSIBLE: crate::units::Watts = crate::units::Watts(1000.0);
 
 fn set_period(domains: &mut [Domain], index: usize, period: Nanos) {
     if let Some(d) = domains.get_mut(index) {

@@ -273,6 +273,12 @@ impl Source for Msr {
         &self.excluded
     }
 
+    fn longest_gap(&self) -> Nanos {
+        // 32-bit energy fields, in each domain's unit.
+        let unit = self.domains().iter().map(|d| d.resolution.0).fold(f64::INFINITY, f64::min);
+        super::wrap_gap(Joules(unit * 4_294_967_296.0))
+    }
+
     fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         for (reg, slot) in self.regs.iter_mut().zip(out) {
             let mut total = 0u64;

@@ -267,6 +267,11 @@ impl Source for Powercap {
         super::set_period(&mut self.domains, index, period);
     }
 
+    fn longest_gap(&self) -> Nanos {
+        let range = self.zones.iter().map(|z| z.counter.modulus()).min().unwrap_or(u64::MAX);
+        super::wrap_gap(Joules(range as f64 * 1e-6))
+    }
+
     fn read(&mut self, _ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         for (zone, slot) in self.zones.iter_mut().zip(out) {
             *slot = zone.read_joules()?;
