@@ -40,10 +40,10 @@ fn cases() -> Vec<(&'static str, Trace)> {
     gpu.idle = joules::Watts(60.0);
     gpu.read_cost = Nanos(20_000);
     vec![
-        ("1 thread, RAPL 1 ms +/-50 us", jittered),
-        ("1 thread, RAPL 1 ms, no jitter", steady),
-        ("2 threads, RAPL 1 ms +/-50 us", two),
-        ("1 thread, GPU-like 50 ms +/-2 ms, 1 mJ", gpu),
+        ("RAPL-like, 1 ms +/-50 us", jittered),
+        ("RAPL-like, 1 ms, no jitter", steady),
+        ("2 threads at once", two),
+        ("GPU-like counter, 50 ms +/-2 ms, 1 mJ", gpu),
     ]
 }
 
@@ -56,26 +56,35 @@ fn pct(x: f64) -> String {
     format!("{:+.1}%", 100.0 * x)
 }
 
+/// One row per layer duration, one column per case: "edge / time-share / joules" errors,
+/// each the median signed error over seeds (so a bias shows with its sign).
 fn table(seeds: u64) {
-    println!("| case | layer | edge reading | time-share | joules | method |");
-    println!("|---|---|---|---|---|---|");
-    for (name, trace) in cases() {
+    let cases = cases();
+    let mut columns: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, trace) in &cases {
         let runs: Vec<Outcome> = (1..=seeds).map(|s| trace.run(s)).collect();
-        let n = runs[0].layers.len();
-        for i in 0..n {
-            let l = &runs[0].layers[i];
-            // The median signed error over seeds, so a bias shows with its sign.
-            let col = |f: &dyn Fn(&joules_tests::trace::LayerResult) -> f64| {
-                median(runs.iter().map(|r| r.layers[i].err(f(&r.layers[i]))).collect())
-            };
-            println!(
-                "| {name} | {} | {} | {} | {} | {} |",
-                l.name,
-                pct(col(&|l| l.edge)),
-                pct(col(&|l| l.time_share)),
-                pct(col(&|l| l.chosen)),
-                l.method.name()
-            );
+        let threads: Vec<String> = runs[0]
+            .layers
+            .iter()
+            .map(|l| l.name[..l.name.len() - duration_len(&l.name)].to_owned())
+            .collect();
+        let mut prefixes = threads.clone();
+        prefixes.dedup();
+        for prefix in prefixes {
+            let mut cells = Vec::new();
+            for i in (0..runs[0].layers.len()).filter(|&i| threads[i] == prefix) {
+                let col = |f: &dyn Fn(&joules_tests::trace::LayerResult) -> f64| {
+                    median(runs.iter().map(|r| r.layers[i].err(f(&r.layers[i]))).collect())
+                };
+                cells.push(format!(
+                    "{} / {} / **{}**",
+                    pct(col(&|l| l.edge)),
+                    pct(col(&|l| l.time_share)),
+                    pct(col(&|l| l.chosen))
+                ));
+            }
+            let label = if prefix.is_empty() { name.to_string() } else { format!("{name}, thread {prefix}") };
+            columns.push((label, cells));
         }
         let worst = runs.iter().map(|r| r.step_error.0.0).max().unwrap_or(0);
         let share = runs.iter().map(|r| r.step_error.1).sum::<f64>() / runs.len() as f64;
@@ -85,10 +94,24 @@ fn table(seeds: u64) {
             worst as f64 / 1000.0
         );
     }
+    println!("| layer | {} |", columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---|".repeat(columns.len()));
+    for (r, d) in ["10 µs", "50 µs", "200 µs", "1 ms", "10 ms", "100 ms"].iter().enumerate() {
+        let cells: Vec<&str> = columns.iter().map(|c| c.1[r].as_str()).collect();
+        println!("| {d} | {} |", cells.join(" | "));
+    }
 }
 
-/// Over seeded trials of the acceptance trace, how often the 95% interval a report would
-/// give (the chosen method's, as `summary` builds it for one sample) holds the truth.
+/// The length of the duration suffix of a layer's name ("10us", "1ms", ...).
+fn duration_len(name: &str) -> usize {
+    ["100ms", "10ms", "1ms", "200us", "50us", "10us"]
+        .iter()
+        .find(|d| name.ends_with(*d))
+        .map_or(0, |d| d.len())
+}
+
+/// Over seeded trials of the acceptance trace, how often the estimator's 95% interval (as
+/// `summary` builds it for one sample: Student's t on its standard error) holds the truth.
 fn coverage(trials: u64) {
     let trace = Trace::acceptance();
     let runs: Vec<Outcome> = (1..=trials).map(|s| trace.run(s)).collect();
@@ -99,8 +122,8 @@ fn coverage(trials: u64) {
         let mut inside = 0;
         for r in &runs {
             let l = &r.layers[i];
-            errs.push(l.err(l.chosen).abs());
-            let e = Estimate::from_model(l.chosen, l.chosen_se, l.dof);
+            errs.push(l.err(l.regression).abs());
+            let e = Estimate::from_model(l.regression, l.regression_se, l.dof);
             if e.lo.is_some_and(|lo| lo <= l.truth) && e.hi.is_some_and(|hi| l.truth <= hi) {
                 inside += 1;
             }

@@ -87,6 +87,8 @@ pub struct LayerResult {
     pub chosen_se: f64,
     /// The method it chose.
     pub method: Method,
+    /// The regression could not tell it from other columns (merged, flagged).
+    pub merged: bool,
 }
 
 impl LayerResult {
@@ -238,6 +240,7 @@ impl Trace {
                     chosen: auto.domains[0].exclusive[p].0,
                     chosen_se: auto.domains[0].exclusive_se[p],
                     method: auto.domains[0].method[p],
+                    merged: auto.domains[0].merged_with[p].is_some(),
                 }
             })
             .collect();

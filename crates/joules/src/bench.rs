@@ -17,6 +17,7 @@ use crate::exit::ExitCodes;
 use crate::profiler::{Profiler, ProfilerBuilder};
 use crate::report::Report;
 use crate::summary::{self, SampleWindow};
+use crate::units::Nanos;
 
 /// Where the harness writes its report (set by `cargo joules bench`).
 pub const OUT_ENV: &str = "JOULES_OUT";
@@ -83,24 +84,62 @@ pub struct Bencher<'a> {
     profiler: &'a Profiler,
     config: &'a BenchConfig,
     samples: Vec<SampleWindow>,
+    warnings: Vec<String>,
+}
+
+/// The longest update period among stepped counters, if the regression found layers it
+/// could not tell apart in `window` (a loop in step with a counter).
+fn phase_locked(profiler: &Profiler, window: Window) -> Option<Nanos> {
+    let (tl, log) = profiler.snapshot()?;
+    let step = tl.domains.iter().map(|d| d.domain.update_period).max().filter(|p| p.0 > 0)?;
+    let tree = SpanTree::build(&log, tl.last_poll);
+    let parts = crate::attribute::attribute(&tl, &tree, &log, &[window]);
+    let merged = parts.iter().flat_map(|a| &a.domains).any(|d| d.merged_with.iter().any(Option::is_some));
+    merged.then_some(step)
 }
 
 impl Bencher<'_> {
     /// Measures `f`, the work of one iteration (e.g. one inference).
     pub fn iter<O>(&mut self, mut f: impl FnMut() -> O) {
         let start = Instant::now();
+        let warm_from = self.profiler.now();
         let mut n: u64 = 0;
         while n == 0 || start.elapsed() < self.config.warm_up {
             black_box(f());
             n += 1;
         }
         let per_iter = (start.elapsed().as_nanos() / u128::from(n)).max(1);
+        // A loop in step with a counter gives every counter interval the same mix of layers,
+        // and the regression cannot tell them apart (it reports them merged). Then each
+        // iteration starts after a random pause of up to one counter step, outside any span.
+        let dither = phase_locked(self.profiler, Window { start: warm_from, end: self.profiler.now() });
+        if let Some(step) = dither {
+            self.warnings.push(format!(
+                "the loop ran in step with the energy counter (layers could not be told apart): \
+                 each iteration started after a random pause of up to {} us, outside any span \
+                 (in the totals, not in any span's figures)",
+                step.0 / 1000
+            ));
+        }
+        let mut rng = 0x9E37_79B9_7F4A_7C15_u64 ^ per_iter as u64;
+        let mut pause = || {
+            if let Some(step) = dither {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let until = Instant::now() + Duration::from_nanos(rng % step.0.max(1));
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+        };
         let iterations =
             u64::try_from(self.config.sample_time.as_nanos() / per_iter).unwrap_or(u64::MAX).max(1);
         let progress = Progress::new(self.name, self.config, iterations);
         for _ in 0..self.config.samples {
             let t0 = self.profiler.now();
             for _ in 0..iterations {
+                pause();
                 black_box(f());
             }
             let t1 = self.profiler.now();
@@ -145,12 +184,13 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     let idle_windows = measure_idle(&profiler, config.idle);
     let mut windows = Vec::new();
     for (name, f) in selected {
-        let mut b = Bencher { name, profiler: &profiler, config: &config, samples: Vec::new() };
+        let mut b =
+            Bencher { name, profiler: &profiler, config: &config, samples: Vec::new(), warnings: Vec::new() };
         f(&mut b);
         if b.samples.is_empty() {
             return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
         }
-        windows.push((*name, b.samples));
+        windows.push((*name, b.samples, b.warnings));
     }
     let rec = profiler.stop();
     let tree = SpanTree::build(&rec.spans, rec.end());
@@ -159,7 +199,7 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         .then(|| summary::idle_power(&rec.timeline, &tree, &rec.spans, &idle_windows));
     let benches = windows
         .iter()
-        .map(|(name, samples)| {
+        .map(|(name, samples, own)| {
             summary::summarize(
                 name,
                 &rec.timeline,
@@ -167,7 +207,7 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
                 &rec.spans,
                 samples,
                 idle.as_deref(),
-                warnings.clone(),
+                warnings.iter().chain(own).cloned().collect(),
             )
         })
         .collect();

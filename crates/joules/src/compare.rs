@@ -5,7 +5,8 @@
 //! noise threshold: above `+noise` a regression, below `-noise` an improvement. Anything else
 //! is no change. Figures from the regression estimator carry its standard error, which their
 //! samples (all scaled from one fit) do not show; they are tested against both sides'
-//! standard errors instead of by Welch's test on the samples. An estimate's systematic uncertainty (see [`Estimate::systematic`]) widens
+//! standard errors instead of by Welch's test on the samples (they carry no systematic
+//! allowance: the regression places no energy by assumption). An estimate's systematic uncertainty (see [`Estimate::systematic`]) widens
 //! the interval on both sides. [`verdict`] is the one place that rule lives; tables, Markdown and exit codes
 //! all call it. Reports from different machines or sources are refused unless allowed.
 

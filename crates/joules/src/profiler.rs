@@ -121,6 +121,8 @@ impl ProfilerBuilder {
         let sources = self.sources;
         let flag = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let (snap_tx, snap_rx) =
+            std::sync::mpsc::channel::<std::sync::mpsc::SyncSender<(Timeline, SpanLog)>>();
         let handle = std::thread::Builder::new()
             .name("joules-sampler".into())
             .spawn(move || {
@@ -132,7 +134,12 @@ impl ProfilerBuilder {
                 let origin = sampler.now();
                 sampler.settle(origin);
                 let _ = ready_tx.send(());
-                sampler.run_until(|_| flag.load(Ordering::Acquire));
+                sampler.run_until(|s, _| {
+                    if let Ok(reply) = snap_rx.try_recv() {
+                        let _ = reply.send(s.snapshot());
+                    }
+                    flag.load(Ordering::Acquire)
+                });
                 // Likewise every stepped counter steps once more, so the last spans are covered.
                 let end = sampler.now();
                 sampler.settle(end);
@@ -149,6 +156,7 @@ impl ProfilerBuilder {
             started_at,
             stop,
             handle: Some(handle),
+            snapshots: snap_tx,
             sources: described,
             unavailable: self.unavailable,
         })
@@ -162,6 +170,8 @@ pub struct Profiler {
     started_at: SystemTime,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<(Timeline, SpanLog)>>,
+    /// Asks the sampler thread for a copy of what it has recorded.
+    snapshots: std::sync::mpsc::Sender<std::sync::mpsc::SyncSender<(Timeline, SpanLog)>>,
     sources: Vec<SourceInfo>,
     unavailable: Vec<Unavailable>,
 }
@@ -208,6 +218,14 @@ impl Profiler {
     /// Nanoseconds since this profiler started, on the clock spans use.
     pub fn now(&self) -> Nanos {
         clock::since(self.start_raw, clock::raw_now())
+    }
+
+    /// A copy of the readings and spans recorded so far, without stopping (the sampler
+    /// makes it between two reads). None if the sampler has stopped.
+    pub fn snapshot(&self) -> Option<(Timeline, SpanLog)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.snapshots.send(tx).ok()?;
+        rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
     }
 
     /// The sources being read.

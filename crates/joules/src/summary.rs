@@ -19,9 +19,11 @@ pub struct SampleWindow {
 
 /// Attributes each sample and estimates every figure per iteration.
 ///
-/// Each sample is attributed on its own (its own regression where that method applies), so
-/// samples are independent and the spread between them is the figures' uncertainty. A
-/// single sample (a plain profile) takes the regression's standard error instead.
+/// Time-share figures are attributed per sample, and the spread between samples is their
+/// uncertainty. Regression figures come from one fit per domain over every sample's
+/// intervals: each sample's joules are those powers times its own times, and the figure's
+/// standard error combines the samples' spread (how the time per iteration varied) with the
+/// fit's.
 pub fn summarize(
     name: &str,
     tl: &Timeline,

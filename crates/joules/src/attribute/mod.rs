@@ -25,7 +25,9 @@
 //! energy adds its descendants'.
 //!
 //! Memory: the sweep keeps per thread its open spans and per domain the interval being
-//! filled, nothing per event, so attributing N events costs no more than the log holds.
+//! filled, nothing per event; the regression keeps one compact row per counter interval
+//! (its energy and nonzero entries, about 40 bytes) for its covariance. One regression per
+//! domain pools the intervals of every window.
 
 pub mod regression;
 mod sweep;

@@ -74,6 +74,21 @@ impl Design {
         }
     }
 
+    /// An empty design with room for `rows` intervals of a few entries each.
+    pub fn with_capacity(columns: usize, rows: usize) -> Self {
+        let mut d = Design::new(columns);
+        d.rows_y.reserve(rows);
+        d.rows_at.reserve(rows);
+        d.follows.reserve(rows);
+        d.entries.reserve(rows * 6);
+        d
+    }
+
+    /// The number of columns.
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
     /// As [`Design::add`], for an interval that starts where the last one added ends.
     pub fn add_following(&mut self, energy: f64, row: &[(usize, f64)]) {
         if self.add_row(energy, row) {

@@ -68,6 +68,38 @@ impl Running {
     }
 }
 
+/// The next span edge of every thread, earliest first. Most profiles have one thread that
+/// runs spans: its edge is kept apart from the heap, which then costs nothing.
+#[derive(Default)]
+struct Edges {
+    one: Option<(Nanos, u32)>,
+    heap: BinaryHeap<Reverse<(Nanos, u32)>>,
+}
+
+impl Edges {
+    fn push(&mut self, e: (Nanos, u32)) {
+        match self.one {
+            None if self.heap.is_empty() => self.one = Some(e),
+            _ => {
+                if let Some(one) = self.one.take() {
+                    self.heap.push(Reverse(one));
+                }
+                self.heap.push(Reverse(e));
+            }
+        }
+    }
+
+    fn peek(&self) -> Option<(Nanos, u32)> {
+        self.one.or_else(|| self.heap.peek().map(|r| r.0))
+    }
+
+    fn pop(&mut self) {
+        if self.one.take().is_none() {
+            self.heap.pop();
+        }
+    }
+}
+
 /// Per domain: the regression interval being filled, and time-share's edge bookkeeping.
 #[derive(Default)]
 struct DomainState {
@@ -84,12 +116,14 @@ struct DomainState {
     sole: u32,
     clean: bool,
     given: Vec<(usize, PathId, f64)>,
+    /// The current reading interval's mean power, W.
+    power: f64,
 }
 
-/// Per window and domain: what the regression needs beyond its design.
+/// Per window and domain: the time-share sums, and the times the regression's powers
+/// turn into joules.
 struct WinDomain {
     share: DomainShare,
-    design: Option<Design>,
     busy: Vec<f64>,
     overlap: Vec<f64>,
 }
@@ -134,7 +168,6 @@ pub(crate) fn attribute(
                         edge: vec![Joules(0.0); n_paths],
                         ..DomainShare::default()
                     },
-                    design: regress.then(|| Design::new(n_paths + 1)),
                     busy: vec![0.0; n_paths],
                     overlap: vec![0.0; n_paths],
                 })
@@ -147,12 +180,22 @@ pub(crate) fn attribute(
         .iter()
         .map(|_| Thread { next: 0, stack: Vec::new(), last_t: Nanos(0), slot: NONE })
         .collect();
-    let mut heap: BinaryHeap<Reverse<(Nanos, u32)>> = BinaryHeap::new();
+    let mut heap = Edges::default();
     for (i, t) in log.threads.iter().enumerate() {
         if let Some(ev) = t.events.first() {
-            heap.push(Reverse((ev.t, i as u32)));
+            heap.push((ev.t, i as u32));
         }
     }
+    // One regression per domain, over the intervals inside any window: a window's own
+    // intervals (a few hundred) give a noisier fit, and one whose steps were poorly timed (a
+    // sampler preempted for a while) can throw it off; pooled, they are a small part of the
+    // data. Each window's joules are then the pooled powers times its own times, with
+    // standard errors from the pooled covariance.
+    let mut designs: Vec<Option<Design>> = tl
+        .domains
+        .iter()
+        .map(|td| regress.then(|| Design::with_capacity(n_paths + 1, td.series.len())))
+        .collect();
     let mut running = Running::default();
     let mut ds: Vec<DomainState> =
         (0..nd).map(|_| DomainState { sole: NONE, clean: true, ..DomainState::default() }).collect();
@@ -174,7 +217,7 @@ pub(crate) fn attribute(
         }
         let win_now = order.get(wi).copied().filter(|&i| wins[i].is_some_and(|w| w.start <= t));
         // Span edges at t.
-        while let Some(&Reverse((et, th))) = heap.peek() {
+        while let Some((et, th)) = heap.peek() {
             if et > t {
                 break;
             }
@@ -185,7 +228,7 @@ pub(crate) fn attribute(
             threads[th].next += 1;
             if let Some(next) = events.get(threads[th].next) {
                 // Per-thread times are monotonic; a clock that stepped back is clamped.
-                heap.push(Reverse((next.t.max(et), th as u32)));
+                heap.push((next.t.max(et), th as u32));
             }
             threads[th].last_t = et;
             match ev.kind {
@@ -233,7 +276,7 @@ pub(crate) fn attribute(
                             row.clear();
                             row.push((0, st.base));
                             row.extend(st.busy.iter().map(|&(p, b)| (p as usize + 1, b)));
-                            if let Some(design) = &mut per[w][d].design {
+                            if let Some(design) = &mut designs[d] {
                                 let y = s.energy[r].0 - s.energy[from].0;
                                 if st.last_row == Some((from, w)) {
                                     design.add_following(y, &row);
@@ -249,6 +292,10 @@ pub(crate) fn attribute(
                     st.base = 0.0;
                 }
                 st.next += 1;
+                if let (Some(&t1), Some(&e1)) = (s.times.get(st.next), s.energy.get(st.next)) {
+                    let span = (t1 - s.times[r]).as_secs_f64();
+                    st.power = if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 };
+                }
             }
         }
         if t >= end_all {
@@ -256,7 +303,7 @@ pub(crate) fn attribute(
         }
         // The next breakpoint.
         let mut nb = end_all;
-        if let Some(&Reverse((et, _))) = heap.peek() {
+        if let Some((et, _)) = heap.peek() {
             nb = nb.min(et);
         }
         for (d, td) in tl.domains.iter().enumerate() {
@@ -278,25 +325,11 @@ pub(crate) fn attribute(
         flush_edges(st, &mut per, d);
     }
 
-    // Per domain, one regression over every window's intervals: a window's own intervals
-    // (a few hundred) give a noisier fit, and one whose steps were poorly timed (a sampler
-    // preempted for a while) can throw it off; pooled, they are a small part of the data.
-    // Each window's joules are then the pooled powers times its own times, with standard
-    // errors from the pooled covariance.
-    let pooled: Vec<Option<Fit>> = (0..nd)
-        .map(|d| {
-            if !regress {
-                return None;
-            }
-            let mut pooled = Design::new(n_paths + 1);
-            for wds in &per {
-                if let Some(design) = wds.get(d).and_then(|wd| wd.design.as_ref()) {
-                    pooled.absorb(design);
-                }
-            }
-            (pooled.intervals() > 0).then(|| regression::solve(&pooled)).flatten()
-        })
+    let pooled: Vec<Option<Fit>> = designs
+        .iter()
+        .map(|d| d.as_ref().filter(|d| d.intervals() > 0).and_then(regression::solve))
         .collect();
+    drop(designs);
     // Where the regression shows the same power for every path (and the time between
     // spans) — no significant difference, and every power known to within FLAT_WITHIN, so
     // that "no difference" is evidence and not noise — time-share's one assumption holds,
@@ -384,9 +417,7 @@ fn piece(
             }
         }
         let Some(w) = win else { continue };
-        let span = (s.times[k] - s.times[k - 1]).as_secs_f64();
-        let power = if span > 0.0 { (s.energy[k].0 - s.energy[k - 1].0) / span } else { 0.0 };
-        let e = power * dt;
+        let e = st.power * dt;
         let wd = &mut per[w][d];
         wd.share.total.0 += e;
         wd.share.covered.0 += dt_ns;

@@ -62,6 +62,12 @@ pub(super) fn report(report: &Report) -> String {
         out.push_str("\n\n");
         for d in &bench.domains {
             let _ = write!(out, "- `{}`: {}, attributed by {}", d.domain, d.provenance, d.method);
+            if let (Some(u), Some(p), true) =
+                (d.step_uncertainty_ns, d.precise_readings, d.update_period_ns > 0)
+            {
+                let _ =
+                    write!(out, "; steps placed to ±{:.1} µs ({:.0}% precise)", u as f64 / 1000.0, 100.0 * p);
+            }
             if let Some(w) = &d.idle_w {
                 let _ = write!(out, "; idle {}", Scale::energy(w.point).format(w.point).replace('J', "W"));
             }

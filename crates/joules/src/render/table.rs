@@ -96,6 +96,10 @@ pub fn bench_table(bench: &BenchReport) -> String {
     let _ = writeln!(out, "{table}");
     for d in &bench.domains {
         let _ = write!(out, "  {}: {}, attributed by {}", d.domain, d.provenance, d.method);
+        if let (Some(u), Some(p), true) = (d.step_uncertainty_ns, d.precise_readings, d.update_period_ns > 0)
+        {
+            let _ = write!(out, "; steps placed to ±{:.1} µs ({:.0}% precise)", u as f64 / 1000.0, 100.0 * p);
+        }
         if let (Some(w), Some(above)) = (&d.idle_w, &d.above_idle_j) {
             let watts = Scale::energy(w.point).format(w.point).replace('J', "W");
             let _ = write!(out, "; idle {watts}, above idle {} per iteration", energy(above));

@@ -64,7 +64,7 @@ struct Slot {
 pub fn replay(sources: Vec<Box<dyn Source>>, clock: clock::VirtualClock, end: Nanos) -> Timeline {
     let mut sampler = Sampler::new(sources, clock, Spans::Known);
     sampler.settle(Nanos(0));
-    sampler.run_until(|now| now >= end);
+    sampler.run_until(|_, now| now >= end);
     sampler.settle(end);
     sampler.finish().0
 }
@@ -153,10 +153,10 @@ impl<C: SamplerClock> Sampler<C> {
     }
 
     /// Runs until `stop` says so (checked at least every [`MAX_NAP`]).
-    pub(crate) fn run_until(&mut self, mut stop: impl FnMut(Nanos) -> bool) {
+    pub(crate) fn run_until(&mut self, mut stop: impl FnMut(&mut Self, Nanos) -> bool) {
         loop {
             let now = self.now();
-            if stop(now) {
+            if stop(self, now) {
                 break;
             }
             let nap = if self.active { MAX_NAP } else { REST_NAP };
@@ -333,8 +333,12 @@ impl<C: SamplerClock> Sampler<C> {
                 // A stepped counter: a new value appeared between the previous read and this.
                 if let (Some((p, p_half)), Some(before)) = (prev, self.last[d]) {
                     if value != before {
-                        let mid = Nanos(p.0 + (at.0 - p.0) / 2);
-                        let unc = Nanos((at.0 - p.0).div_ceil(2) + p_half.0.max(half_read.0));
+                        // The value is the last step's: within the bracket, and within a
+                        // period before this read (reads further apart than a period, as
+                        // while resting, see several steps and keep the last).
+                        let from = Nanos(p.0.max(at.0.saturating_sub(td.domain.update_period.0)));
+                        let mid = Nanos(from.0 + (at.0 - from.0) / 2);
+                        let unc = Nanos((at.0 - from.0).div_ceil(2) + p_half.0.max(half_read.0));
                         td.series.push_within(mid, value, unc);
                         if Some(d - range.start) == slot.lead {
                             lead_step = Some((mid, unc));
@@ -348,6 +352,12 @@ impl<C: SamplerClock> Sampler<C> {
         }
         self.timeline.polled(at);
         lead_step
+    }
+
+    /// A copy of what was recorded so far (span events drained first).
+    pub(crate) fn snapshot(&mut self) -> (Timeline, SpanLog) {
+        let _ = self.look_at_spans();
+        (self.timeline.clone(), self.spans.clone())
     }
 
     /// Every source, ready for a report.
