@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use joules::source::{Sim, SimScript};
+use joules::source::EstimateSource;
 use joules::{Profiler, Watts};
 
 fn spans(c: &mut Criterion) {
@@ -40,8 +40,11 @@ fn spans(c: &mut Criterion) {
 
     {
         // The sampler drains the buffers at 1 kHz as in a real profile; past the span log's
-        // cap, drained events are counted and discarded, so memory stays bounded.
-        let profiler = Profiler::builder().source(Sim::new(SimScript::new(Watts(10.0)))).start().unwrap();
+        // cap, drained events are counted and discarded, so memory stays bounded. A source
+        // without the simulator's edge tap (which adds its own ring push per edge), as
+        // hardware is read.
+        let profiler =
+            Profiler::builder().source(EstimateSource::with_watts_per_core(Watts(10.0))).start().unwrap();
         g.bench_function("joules_running", |b| {
             b.iter(|| {
                 let guard = joules::span!("layer");

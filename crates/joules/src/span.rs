@@ -92,16 +92,24 @@ pub(crate) fn site_name(id: u32) -> Option<&'static str> {
     registry().sites.get(id.checked_sub(1)? as usize).map(|s| s.name)
 }
 
-#[inline]
+/// Hands an edge to the tap, if one is set. Kept out of line: only the simulator sets a tap,
+/// and a real profile's span path should carry no more than this one load and branch.
+#[inline(always)]
 fn run_edge_tap(thread: u32, event: RawEvent) {
     let tap = EDGE_TAP.load(Relaxed);
     if !tap.is_null() {
-        // SAFETY: EDGE_TAP only ever holds null or a pointer made from an `EdgeTap` above.
-        let tap: EdgeTap = unsafe { std::mem::transmute::<*mut (), EdgeTap>(tap) };
-        let kind = if event.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
-        let t = clock::since(TAP_START_RAW.load(Relaxed), event.raw);
-        tap(thread, t, event.site & !EXIT_BIT, kind);
+        call_edge_tap(tap, thread, event);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn call_edge_tap(tap: *mut (), thread: u32, event: RawEvent) {
+    // SAFETY: EDGE_TAP only ever holds null or a pointer made from an `EdgeTap` above.
+    let tap: EdgeTap = unsafe { std::mem::transmute::<*mut (), EdgeTap>(tap) };
+    let kind = if event.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
+    let t = clock::since(TAP_START_RAW.load(Relaxed), event.raw);
+    tap(thread, t, event.site & !EXIT_BIT, kind);
 }
 
 #[inline]
