@@ -87,15 +87,18 @@ pub struct Bencher<'a> {
     warnings: Vec<String>,
 }
 
-/// The longest update period among stepped counters, if the regression found layers it
-/// could not tell apart in `window` (a loop in step with a counter).
+/// The update period of a stepped counter in whose intervals the regression found layers it
+/// could not tell apart during `window` (a loop in step with that counter), if any.
 fn phase_locked(profiler: &Profiler, window: Window) -> Option<Nanos> {
     let (tl, log) = profiler.snapshot()?;
-    let step = tl.domains.iter().map(|d| d.domain.update_period).max().filter(|p| p.0 > 0)?;
     let tree = SpanTree::build(&log, tl.last_poll);
     let parts = crate::attribute::attribute(&tl, &tree, &log, &[window]);
-    let merged = parts.iter().flat_map(|a| &a.domains).any(|d| d.merged_with.iter().any(Option::is_some));
-    merged.then_some(step)
+    parts
+        .iter()
+        .flat_map(|a| a.domains.iter().zip(&tl.domains))
+        .filter(|(share, td)| td.domain.update_period.0 > 0 && share.merged_with.iter().any(Option::is_some))
+        .map(|(_, td)| td.domain.update_period)
+        .min()
 }
 
 impl Bencher<'_> {
@@ -108,11 +111,13 @@ impl Bencher<'_> {
             black_box(f());
             n += 1;
         }
-        let per_iter = (start.elapsed().as_nanos() / u128::from(n)).max(1);
         // A loop in step with a counter gives every counter interval the same mix of layers,
         // and the regression cannot tell them apart (it reports them merged). Then each
-        // iteration starts after a random pause of up to one counter step, outside any span.
+        // iteration starts after a random pause of up to one counter step, outside any span,
+        // and samples are sized with the pauses counted.
         let dither = phase_locked(self.profiler, Window { start: warm_from, end: self.profiler.now() });
+        let pauses = dither.map_or(0, |step| u128::from(step.0 / 2));
+        let per_iter = (start.elapsed().as_nanos() / u128::from(n) + pauses).max(1);
         if let Some(step) = dither {
             self.warnings.push(format!(
                 "the loop ran in step with the energy counter (layers could not be told apart): \

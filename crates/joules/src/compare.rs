@@ -192,15 +192,10 @@ fn change(
     cfg: &CompareConfig,
 ) -> Change {
     let rel = match (old, new) {
-        (Some(o), Some(n)) if o.model_stderr.is_some() || n.model_stderr.is_some() => z_change(o, n),
-        (Some(o), Some(n)) => welch(&o.samples, &n.samples).map(|mut r| {
-            // A systematic error can differ between the two runs: widen by both.
-            let sys = (o.systematic.unwrap_or(0.0) + n.systematic.unwrap_or(0.0))
-                / o.point.abs().max(f64::MIN_POSITIVE);
-            r.lo -= sys;
-            r.hi += sys;
-            r
-        }),
+        (Some(o), Some(n)) if o.model_stderr.is_some() || n.model_stderr.is_some() => {
+            z_change(o, n).map(|r| widen(r, o, n))
+        }
+        (Some(o), Some(n)) => welch(&o.samples, &n.samples).map(|r| widen(r, o, n)),
         _ => None,
     };
     let verdict = match (old, new, &rel) {
@@ -218,6 +213,16 @@ fn change(
         change: rel,
         verdict,
     }
+}
+
+/// Widens a change's interval by both sides' systematic error (time-share's placement of
+/// energy at span edges, which can differ between the two runs).
+fn widen(mut r: RelativeChange, old: &Estimate, new: &Estimate) -> RelativeChange {
+    let sys = (old.systematic.unwrap_or(0.0) + new.systematic.unwrap_or(0.0))
+        / old.point.abs().max(f64::MIN_POSITIVE);
+    r.lo -= sys;
+    r.hi += sys;
+    r
 }
 
 #[cfg(test)]

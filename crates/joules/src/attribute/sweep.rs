@@ -334,17 +334,18 @@ pub(crate) fn attribute(
     // spans) — no significant difference, and every power known to within FLAT_WITHIN, so
     // that "no difference" is evidence and not noise — time-share's one assumption holds,
     // and it attributes without the regression's variance.
-    // The CPU-time estimate is flat by construction: its model gives every busy thread the
-    // same watts, so a regression on it could only find that again, with noise.
+    // The CPU-time estimate's model gives every busy core the same watts, so flat is its
+    // default; the regression overrides that only where it finds a difference (a span that
+    // blocks draws nothing). A path held at 0 W is such a difference, or no evidence at all.
     let flat: Vec<bool> = pooled
         .iter()
         .zip(&tl.domains)
         .map(|(f, td)| {
-            choice == Choice::Auto
-                && (td.source == SourceKind::Estimate
-                    || f.as_ref().is_some_and(|f| {
-                        f.equal_power_p_value() >= FLAT_P && f.powers_known_within(FLAT_WITHIN)
-                    }))
+            let Some(f) = f else { return choice == Choice::Auto && td.source == SourceKind::Estimate };
+            let clamped = f.clamped.iter().zip(&f.unseen).any(|(c, u)| *c && !*u);
+            let same = f.equal_power_p_value() >= FLAT_P && !clamped;
+            let known = td.source == SourceKind::Estimate || f.powers_known_within(FLAT_WITHIN);
+            choice == Choice::Auto && same && known
         })
         .collect();
     for (w, att) in out.iter_mut().enumerate() {

@@ -137,7 +137,10 @@ impl<C: SamplerClock> Sampler<C> {
         // Settling watches closely, spans or not: it waits for a step, which resting would
         // see only every REST_GAP.
         self.settling = true;
-        self.active = true;
+        if !self.active {
+            self.active = true;
+            self.replan();
+        }
         while !self.stepped_since(t) && self.now() < give_up {
             self.step(give_up);
         }
@@ -239,8 +242,9 @@ impl<C: SamplerClock> Sampler<C> {
                 let now = self.now();
                 let active = self.active;
                 let slot = &mut self.slots[i];
+                let rest = REST_GAP.min(slot.source.longest_gap());
                 if let Some(lock) = &mut slot.lock {
-                    slot.plan = if active { lock.plan(now) } else { Plan::ReadAt(Nanos(now.0 + REST_GAP.0)) };
+                    slot.plan = if active { lock.plan(now) } else { Plan::ReadAt(Nanos(now.0 + rest.0)) };
                 }
             }
         }
@@ -265,17 +269,22 @@ impl<C: SamplerClock> Sampler<C> {
             self.active = self.settling || fresh || depth.iter().any(|&d| d > 0);
             if self.active && !was {
                 // Spans resumed: watch the next steps, not those planned for the rest.
-                let now = self.clock.now();
-                for slot in &mut self.slots {
-                    slot.plan = match &mut slot.lock {
-                        Some(lock) => lock.plan(now),
-                        None => Plan::ReadAt(now),
-                    };
-                }
+                self.replan();
                 return true;
             }
         }
         false
+    }
+
+    /// Plans every source afresh from now, as while spans run.
+    fn replan(&mut self) {
+        let now = self.clock.now();
+        for slot in &mut self.slots {
+            slot.plan = match &mut slot.lock {
+                Some(lock) => lock.plan(now),
+                None => Plan::ReadAt(now),
+            };
+        }
     }
 
     /// Reads slot `i` once; where its lead domain stepped, the step's stamp and uncertainty.

@@ -160,19 +160,25 @@ impl Source for Estimate {
             self.reader = Some(me);
             self.threads.retain(|t| t.0 != me);
         }
-        if self.refreshed.is_none_or(|t| ctx.now - t >= REFRESH) {
-            let since = self.refreshed.map_or(Nanos(0), |t| ctx.now - t);
-            if !self.refresh(since) {
-                // No thread list (no /proc): the process clock, which lags busy threads by up
-                // to a scheduler tick, less this thread's own time.
-                let own = cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default();
-                let all = cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID).unwrap_or_default();
-                let busy = all - own;
-                let origin = *self.process_origin.get_or_insert(busy);
-                out[0] = self.watts_per_core * (busy - origin);
-                return Ok(());
+        // No thread list at the first read (no /proc): the process clock for the whole run,
+        // which lags busy threads by up to a scheduler tick, less this thread's own time.
+        if self.process_origin.is_some() || (self.refreshed.is_none() && !self.refresh(Nanos(0))) {
+            let own = cpu_time(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default();
+            let all = cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID).unwrap_or_default();
+            let busy = all - own;
+            let origin = *self.process_origin.get_or_insert(busy);
+            out[0] = self.watts_per_core * (busy - origin);
+            return Ok(());
+        }
+        match self.refreshed {
+            None => self.refreshed = Some(ctx.now),
+            Some(t) if ctx.now - t >= REFRESH => {
+                // A list that cannot be read this time (e.g. out of file descriptors) keeps
+                // the threads already known.
+                let _ = self.refresh(ctx.now - t);
+                self.refreshed = Some(ctx.now);
             }
-            self.refreshed = Some(ctx.now);
+            Some(_) => {}
         }
         for t in &mut self.threads {
             if let Some(now) = cpu_time(t.1) {
