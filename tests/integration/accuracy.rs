@@ -1,6 +1,8 @@
 //! Per-layer accuracy on simulated traces with known truth, replayed through the real sampler
 //! (virtual clock) and attribution. The full tables are the accuracy benchmark's
-//! (`cargo bench -p joules-tests --bench accuracy`); these hold its headline figures.
+//! (`cargo bench -p joules-tests --bench accuracy`); these hold its headline figures. Each
+//! takes the profiler lock although it profiles nothing live: these replays keep a core
+//! busy, and the tests that do profile on the real clock need the sampler woken on time.
 
 use joules::attribute::Method;
 use joules::{Nanos, Watts};
@@ -11,6 +13,7 @@ use joules_tests::trace::{Layer, Trace};
 /// far off.
 #[test]
 fn short_layers_within_bounds_where_edges_and_time_share_are_not() {
+    let _busy = joules_tests::profiler_lock();
     let out = Trace::acceptance().run(1);
     for l in &out.layers {
         let bound = match l.duration.0 {
@@ -47,6 +50,7 @@ fn short_layers_within_bounds_where_edges_and_time_share_are_not() {
 /// split time-share makes is off).
 #[test]
 fn two_threads_of_different_power_each_within_two_percent() {
+    let _busy = joules_tests::profiler_lock();
     let mut trace =
         Trace::rapl(vec![Layer::new("a.light", 300, 20.0, 1), Layer::new("a.heavy", 700, 70.0, 1)], 1500, 50);
     trace.threads.push(vec![Layer::new("b.mid", 450, 40.0, 1), Layer::new("b.small", 120, 25.0, 1)]);
@@ -69,6 +73,7 @@ fn two_threads_of_different_power_each_within_two_percent() {
 /// joules of both.
 #[test]
 fn a_path_on_two_threads_counts_twice() {
+    let _busy = joules_tests::profiler_lock();
     let mut trace =
         Trace::rapl(vec![Layer::new("shared", 400, 45.0, 1), Layer::new("x", 250, 15.0, 1)], 1500, 50);
     trace.threads.push(vec![Layer::new("shared", 400, 45.0, 1), Layer::new("y", 150, 30.0, 1)]);
@@ -85,6 +90,7 @@ fn a_path_on_two_threads_counts_twice() {
 /// names each layer within a few percent where the step is 10x the longest layer.
 #[test]
 fn a_slow_counter_resolves_layers_shorter_than_its_step() {
+    let _busy = joules_tests::profiler_lock();
     let mut trace = Trace::rapl(
         vec![Layer::new("p", 500, 30.0, 1), Layer::new("q", 1500, 60.0, 1), Layer::new("r", 800, 20.0, 1)],
         4000,
@@ -105,6 +111,7 @@ fn a_slow_counter_resolves_layers_shorter_than_its_step() {
 /// each layer comes out right.
 #[test]
 fn a_phase_locked_loop_is_merged_and_dithering_breaks_it() {
+    let _busy = joules_tests::profiler_lock();
     let mut locked = Trace::rapl(vec![Layer::new("p", 399, 20.0, 1), Layer::new("q", 599, 60.0, 1)], 2000, 0);
     locked.wobble = 0.0;
     locked.gap = Nanos(0);

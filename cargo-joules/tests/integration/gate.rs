@@ -55,6 +55,7 @@ fn regressed_lines(out: &Output) -> Vec<String> {
 
 #[test]
 fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
+    let _turn = crate::fixture_lock();
     let saved = bench(&["--save-baseline", "main"], None);
     assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
     assert!(target_dir().join("joules/baselines/main.json").exists());

@@ -9,6 +9,14 @@ use std::process::{Command, Output};
 
 use joules::exit::ExitCodes;
 
+/// Tests that build or run the simulated fixture take this in turn: the gate's reruns time
+/// counter steps on the real clock, and a fixture build beside them (two cores busy with
+/// rustc) leaves the sampler too late, too often, to place steps.
+pub(crate) fn fixture_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn cargo_joules(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cargo-joules")).arg("joules").args(args).output().unwrap()
 }

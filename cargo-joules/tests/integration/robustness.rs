@@ -29,6 +29,7 @@ fn fixture() -> PathBuf {
 }
 
 fn cargo_joules(target: &Path, args: &[&str]) -> Output {
+    let _turn = crate::fixture_lock();
     std::process::Command::new(env!("CARGO_BIN_EXE_cargo-joules"))
         .arg("joules")
         .args(args)

@@ -1,9 +1,10 @@
 //! Span sites, guards and the per-thread event buffers.
 //!
 //! The hot path: entering a span is one relaxed load of [`ACTIVE`] when no profiler runs; when
-//! one runs, a relaxed load of the site's id, one clock read and a push into this thread's
-//! wait-free single-producer ring ([`rtrb`]). No lock, no syscall, no allocation. The sampler
-//! thread drains every ring on each tick. Registration of a site or a thread takes a lock, once.
+//! one runs, relaxed loads of the sync hook, the site's id and the edge tap, one clock read
+//! and a push into this thread's wait-free single-producer ring ([`rtrb`]). No lock, no
+//! syscall, no allocation. The sampler thread drains every ring when it wakes. Registration
+//! of a site or a thread takes a lock, once.
 
 use std::cell::RefCell;
 use std::future::Future;
