@@ -296,9 +296,13 @@ impl<C: SamplerClock> Sampler<C> {
         let result = slot.source.read(&ReadCtx { now: latch }, &mut self.row[range.clone()]);
         self.clock.read_done();
         let after = self.clock.now();
-        // The counter was latched somewhere in the read.
-        let at = Nanos(before.0 + (after.0 - before.0) / 2);
-        let half_read = Nanos((after.0 - before.0).div_ceil(2));
+        // The counter was latched somewhere in the read (or at its start, for a source that
+        // says so).
+        let (at, half_read) = if self.slots[i].source.latches_at_start() {
+            (latch, Nanos(0))
+        } else {
+            (Nanos(before.0 + (after.0 - before.0) / 2), Nanos((after.0 - before.0).div_ceil(2)))
+        };
         let slot = &mut self.slots[i];
         let prev = slot.last_read.replace((at, half_read));
         let lost = match result {

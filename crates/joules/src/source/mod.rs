@@ -160,6 +160,11 @@ pub trait Source: Send {
     fn min_interval(&self) -> Nanos {
         Nanos(0)
     }
+    /// True if a read returns the counter exactly as of [`ReadCtx::now`] (the simulator);
+    /// hardware latches somewhere inside the read, which the sampler takes as its middle.
+    fn latches_at_start(&self) -> bool {
+        false
+    }
     /// The longest the sampler may leave this source unread: its counters must not wrap
     /// twice in between, which no correction could see (default: never a concern).
     fn longest_gap(&self) -> Nanos {
