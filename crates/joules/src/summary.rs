@@ -118,7 +118,7 @@ pub fn summarize(
         if calls.point > 0.0 {
             let call_ns = (exclusive_ns.point / calls.point) as u64;
             for td in &tl.domains {
-                let period = td.domain.update_period.0.max(continuous_period(td));
+                let period = td.reading_period().0;
                 if period > 0 && call_ns < period {
                     flags.push(Flag::BelowResolution {
                         domain: td.domain.id.clone(),
@@ -206,20 +206,6 @@ pub fn summarize(
         spans,
         warnings,
     }
-}
-
-/// A continuous source's reading interval (its resolution in time); 0 for stepped ones.
-fn continuous_period(td: &crate::timeline::TimelineDomain) -> u64 {
-    if td.domain.update_period.0 > 0 {
-        return 0;
-    }
-    let t = &td.series.times;
-    if t.len() < 2 {
-        return 0;
-    }
-    let mut gaps: Vec<u64> = t.windows(2).take(4096).map(|w| w[1].0 - w[0].0).collect();
-    let mid = gaps.len() / 2;
-    *gaps.select_nth_unstable(mid).1
 }
 
 /// "regression (5 paths), time-share (1 path)": the methods used in domain `d`.

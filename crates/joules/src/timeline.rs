@@ -104,6 +104,20 @@ impl TimelineDomain {
     pub fn new(domain: Domain, source: SourceKind) -> Self {
         TimelineDomain { domain, source, ended: None, series: Series::default() }
     }
+
+    /// How far apart its readings are in time: the counter's update period, or for a
+    /// continuous one the median gap between reads (0 with fewer than two).
+    pub fn reading_period(&self) -> Nanos {
+        if self.domain.update_period.0 > 0 {
+            return self.domain.update_period;
+        }
+        let mut gaps: Vec<u64> = self.series.times.windows(2).take(4096).map(|w| w[1].0 - w[0].0).collect();
+        if gaps.is_empty() {
+            return Nanos(0);
+        }
+        let mid = gaps.len() / 2;
+        Nanos(*gaps.select_nth_unstable(mid).1)
+    }
 }
 
 /// Every domain's readings, and when the sampler first and last polled.

@@ -237,7 +237,7 @@ pub enum Choice {
 
 /// Attributes each of `windows` (sorted, not overlapping) by [`Choice::Auto`].
 pub fn attribute(tl: &Timeline, tree: &SpanTree, log: &SpanLog, windows: &[Window]) -> Vec<Attribution> {
-    sweep::attribute(tl, tree, log, windows, Choice::Auto)
+    attribute_with(tl, tree, log, windows, Choice::Auto)
 }
 
 /// Attributes each of `windows` (sorted, not overlapping) with the given choice of method.

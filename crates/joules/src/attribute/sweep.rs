@@ -463,22 +463,6 @@ fn flush_edges(st: &mut DomainState, per: &mut [Vec<WinDomain>], d: usize) {
     st.clean = true;
 }
 
-/// The typical spacing of a domain's readings: its update period, or for a continuous one
-/// the median gap between reads.
-fn reading_period(tl: &Timeline, d: usize) -> Nanos {
-    let td = &tl.domains[d];
-    if td.domain.update_period.0 > 0 {
-        return td.domain.update_period;
-    }
-    let t = &td.series.times;
-    let mut gaps: Vec<u64> = t.windows(2).take(4096).map(|w| w[1].0 - w[0].0).collect();
-    if gaps.is_empty() {
-        return Nanos(0);
-    }
-    let mid = gaps.len() / 2;
-    Nanos(*gaps.select_nth_unstable(mid).1)
-}
-
 /// How a domain's paths are attributed: the choice asked for, the domain's pooled fit, and
 /// whether that fit found power flat across paths.
 #[derive(Clone, Copy)]
@@ -505,7 +489,7 @@ fn finish_domain(
     share.inclusive_se = vec![0.0; n];
     share.merged_with = vec![None; n];
     share.flat = flat && choice == Choice::Auto;
-    let period = reading_period(tl, d);
+    let period = tl.domains[d].reading_period();
     // Per path, its joules as a combination of the fitted powers (for covariances).
     let mut coef: Vec<Option<Vec<f64>>> = vec![None; n];
     if let Some(fit) = fit {
