@@ -26,6 +26,17 @@ const COLLINEAR: f64 = 1e-3;
 /// Adjacent intervals per cluster of the covariance estimate (see `solve`).
 const CLUSTER: usize = 8;
 
+/// Residuals beyond this many robust standard deviations (1.4826 × the median absolute
+/// residual) are down-weighted in proportion (Huber's weights). A counter's errors are
+/// mostly small and even (quantisation, power noise), but now and then one interval is off
+/// by ten or twenty times that: a step stamped within bounds but wrongly, a burst of
+/// background work, an interrupt. Least squares lets such an interval move a short layer's
+/// power by several percent and widens every interval; four deviations leave ordinary
+/// intervals alone (their spread differs with their length and power) and cap the rare ones.
+const HUBER: f64 = 4.0;
+/// Reweighting rounds at most (each a weighted solve over the stored intervals).
+const ROBUST_ROUNDS: usize = 4;
+
 /// Normal equations of one fit, accumulated interval by interval.
 #[derive(Clone, Debug)]
 pub struct Design {
@@ -296,6 +307,28 @@ pub fn solve(d: &Design) -> Option<Fit> {
     let cb: Vec<f64> = (0..m).map(|i| hb[live[i]] / norm[i]).collect();
 
     let (beta, free) = nnls(&c, &cb, m)?;
+    // Per column: its group's live position.
+    let mut col_live = vec![None; p];
+    for (a, members) in groups.iter().enumerate() {
+        if let Some(i) = live.iter().position(|&l| l == a) {
+            for &j in members {
+                col_live[j] = Some(i);
+            }
+        }
+    }
+    let row_z = |r: usize, z: &mut Vec<(usize, f64)>| {
+        z.clear();
+        for &(j, x) in &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize] {
+            if let Some(a) = col_live[j as usize] {
+                let v = f64::from(x) / norm[a];
+                match z.iter_mut().find(|(q, _)| *q == a) {
+                    Some((_, acc)) => *acc += v,
+                    None => z.push((a, v)),
+                }
+            }
+        }
+    };
+    let (c, cb, beta, free, yty, weights) = reweigh(d, m, &row_z, (c, cb, beta, free))?;
     let nfree = free.iter().filter(|&&f| f).count();
     if d.n <= nfree {
         return None;
@@ -303,7 +336,7 @@ pub fn solve(d: &Design) -> Option<Fit> {
     let dof = (d.n - nfree) as f64;
     let fitted: f64 = (0..m).map(|i| beta[i] * dot(&c[i * m..(i + 1) * m], &beta)).sum();
     // yᵀy - 2βᵀb + βᵀGβ cancels heavily when the fit is good; rounding can leave it below 0.
-    let rss = (d.yty - 2.0 * dot(&beta, &cb) + fitted).max(0.0);
+    let rss = (yty - 2.0 * dot(&beta, &cb) + fitted).max(0.0);
     let sigma2 = rss / dof;
 
     let mut cov_s = vec![0.0; m * m];
@@ -315,17 +348,11 @@ pub fn solve(d: &Design) -> Option<Fit> {
     // residual products their cross terms. A plain σ²G⁻¹ assumes equal, independent errors;
     // a counter's are neither (see `Design::rows_y`), and the plain form was measured to
     // under-cover short layers and over-cover long ones.
-    // Per column: its group's live position, and that group's position among the free.
-    let mut col_live = vec![None; p];
-    let mut col_pos = vec![None; p];
-    for (a, members) in groups.iter().enumerate() {
-        if let Some(i) = live.iter().position(|&l| l == a) {
-            for &j in members {
-                col_live[j] = Some(i);
-                col_pos[j] = fi.iter().position(|&f| f == i).map(|fpos| (i, fpos));
-            }
-        }
-    }
+    // Per column: its group's live position and that group's position among the free.
+    let col_pos: Vec<Option<(usize, usize)>> = col_live
+        .iter()
+        .map(|l| l.and_then(|i| fi.iter().position(|&f| f == i).map(|fpos| (i, fpos))))
+        .collect();
     // Adjacent intervals are summed in clusters of up to CLUSTER (a run of intervals each
     // starting where the last ended) before their outer product enters the meat: a
     // cluster-robust estimate, positive semi-definite by construction, that keeps the lag-1
@@ -362,11 +389,15 @@ pub fn solve(d: &Design) -> Option<Fit> {
                 }
             }
         }
-        // HC2: a residual is smaller than its error by its leverage h = zᵀG⁻¹z; dividing by
-        // √(1-h) undoes that (rows where a rare layer shows up have the most).
-        let h: f64 =
-            z.iter().map(|&(a, za)| z.iter().map(|&(b, zb)| za * inv[a * nf + b] * zb).sum::<f64>()).sum();
-        let e = (d.rows_y[r] - fitted) / (1.0 - h.min(0.99)).sqrt();
+        // HC2: a residual is smaller than its error by its leverage h = w·zᵀG⁻¹z; dividing
+        // by √(1-h) undoes that (rows where a rare layer shows up have the most). A
+        // down-weighted interval enters with its weight (Huber's ψ = w·e).
+        let w = weights.as_ref().map_or(1.0, |w| w[r]);
+        let h: f64 = w * z
+            .iter()
+            .map(|&(a, za)| z.iter().map(|&(b, zb)| za * inv[a * nf + b] * zb).sum::<f64>())
+            .sum::<f64>();
+        let e = w * (d.rows_y[r] - fitted) / (1.0 - h.min(0.99)).sqrt();
         if !d.follows[r] || size == CLUSTER {
             flush(&mut cluster, &mut touched, &mut meat);
             size = 0;
@@ -443,6 +474,69 @@ pub fn solve(d: &Design) -> Option<Fit> {
         }
     }
     Some(Fit { power, group, unseen, clamped, cov, sigma2, dof, intervals: d.n })
+}
+
+/// The live groups' scaled normal equations and solution: `(c, cb, β, free)`.
+type Solved = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>);
+
+/// Huber reweighting (see [`HUBER`]) of a least-squares solution: returns the weighted
+/// normal equations, their solution, the weighted `yᵀy`, and the weights (`None` when no
+/// interval needed one). `row_z` gives an interval's regressors in the solve's scaling.
+#[allow(clippy::type_complexity)]
+fn reweigh(
+    d: &Design,
+    m: usize,
+    row_z: &dyn Fn(usize, &mut Vec<(usize, f64)>),
+    first: Solved,
+) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>, f64, Option<Vec<f64>>)> {
+    let (mut c, mut cb, mut beta, mut free) = first;
+    let mut yty = d.yty;
+    let mut weights: Option<Vec<f64>> = None;
+    let mut z = Vec::new();
+    for _ in 0..ROBUST_ROUNDS {
+        let residuals: Vec<f64> = (0..d.n)
+            .map(|r| {
+                row_z(r, &mut z);
+                d.rows_y[r] - z.iter().map(|&(a, za)| beta[a] * za).sum::<f64>()
+            })
+            .collect();
+        let mut magnitudes: Vec<f64> = residuals.iter().map(|e| e.abs()).collect();
+        let mid = magnitudes.len() / 2;
+        let scale = 1.4826 * *magnitudes.select_nth_unstable_by(mid, f64::total_cmp).1;
+        // Residuals at the rounding of the stored rows (seconds kept as f32: an exact fit)
+        // have no outliers worth the name; reweighting from those rows would only round.
+        if !(scale > 1e-6 * (d.yty / d.n as f64).sqrt() && scale.is_finite()) {
+            break;
+        }
+        let cut = HUBER * scale;
+        let w: Vec<f64> =
+            residuals.iter().map(|e| if e.abs() <= cut { 1.0 } else { cut / e.abs() }).collect();
+        let settled = match &weights {
+            None => w.iter().all(|&x| x == 1.0),
+            Some(old) => old.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-3),
+        };
+        if settled {
+            break;
+        }
+        let mut cw = vec![0.0; m * m];
+        let mut cbw = vec![0.0; m];
+        let mut ytyw = 0.0;
+        for (r, &wr) in w.iter().enumerate() {
+            row_z(r, &mut z);
+            let y = d.rows_y[r];
+            ytyw += wr * y * y;
+            for &(a, za) in &z {
+                cbw[a] += wr * za * y;
+                for &(b, zb) in &z {
+                    cw[a * m + b] += wr * za * zb;
+                }
+            }
+        }
+        let (b2, f2) = nnls(&cw, &cbw, m)?;
+        (c, cb, beta, free, yty) = (cw, cbw, b2, f2, ytyw);
+        weights = Some(w);
+    }
+    Some((c, cb, beta, free, yty, weights))
 }
 
 /// Partitions the seen columns into groups whose summed regressors are separable.
@@ -789,6 +883,46 @@ mod tests {
             assert!((got - w).abs() <= 3.0 * se, "column {j}: {got} ± {se} vs {w}");
             assert!((got - w).abs() <= 0.05 * w, "column {j}: {got} vs {w}");
             assert!(se < 0.02 * w && !fit.merged(j) && !fit.clamped[j]);
+        }
+    }
+
+    /// Moves interval `r`'s energy by `delta`, keeping the design's sums consistent.
+    fn corrupt(d: &mut Design, r: usize, delta: f64) {
+        let y = d.rows_y[r];
+        d.yty += (y + delta).powi(2) - y * y;
+        for &(j, x) in &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize] {
+            d.xty[j as usize] += f64::from(x) * delta;
+        }
+        d.rows_y[r] = y + delta;
+    }
+
+    #[test]
+    fn a_few_gross_errors_neither_move_nor_widen_the_fit() {
+        let clean = solve(&simulate(3, 4000, &LAYERS, NOISE)).unwrap();
+        let mut d = simulate(3, 4000, &LAYERS, NOISE);
+        // Ten intervals where the 50 us layer ran are off by 30 times the noise: a step
+        // stamped wrongly, a burst of background work.
+        let hit: Vec<usize> = (0..d.n)
+            .filter(|&r| {
+                d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize].iter().any(|&(j, _)| j == 1)
+            })
+            .step_by(150)
+            .take(10)
+            .collect();
+        assert_eq!(hit.len(), 10);
+        for &r in &hit {
+            corrupt(&mut d, r, 30.0 * NOISE);
+        }
+        let fit = solve(&d).unwrap();
+        for (j, w) in truth(&LAYERS).into_iter().enumerate() {
+            let (got, se) = (fit.power[j], fit.std_error(j));
+            assert!((got - w).abs() <= 3.0 * se, "column {j}: {got} ± {se} vs {w}");
+            assert!(
+                (got - clean.power[j]).abs() <= 0.5 * clean.std_error(j),
+                "column {j} moved: {got} vs {}",
+                clean.power[j]
+            );
+            assert!(se <= 1.25 * clean.std_error(j), "column {j} widened: {se} vs {}", clean.std_error(j));
         }
     }
 
