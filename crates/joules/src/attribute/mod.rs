@@ -175,7 +175,7 @@ pub struct FitInfo {
     pub intervals: usize,
     /// Residual degrees of freedom.
     pub dof: f64,
-    /// Residual standard deviation per interval, joules.
+    /// Residual standard deviation per interval, joules (outlying intervals down-weighted).
     pub sigma: Joules,
     /// The base power `P_0` (while no span ran), watts.
     pub base_w: f64,

@@ -6,7 +6,8 @@
 //!
 //! The normal equations are summed as intervals come, and each interval is kept in compact
 //! form (its energy and nonzero entries) for the covariance, which is estimated from the
-//! residuals.
+//! residuals, and for the reweighting of the rare interval whose residual is far beyond the
+//! rest (Huber; see [`HUBER`]).
 //! Columns the data cannot tell apart are merged into one group that shares a power, rather
 //! than split with false confidence, and the estimates keep their covariance so that sums of
 //! paths (inclusive energy, totals) get honest intervals.
@@ -27,7 +28,7 @@ const COLLINEAR: f64 = 1e-3;
 const CLUSTER: usize = 8;
 
 /// Residuals beyond this many robust standard deviations (1.4826 × the median absolute
-/// residual) are down-weighted in proportion (Huber's weights). A counter's errors are
+/// residual) are down-weighted, by this bound over their size (Huber's weights). A counter's errors are
 /// mostly small and even (quantisation, power noise), but now and then one interval is off
 /// by ten or twenty times that: a step stamped within bounds but wrongly, a burst of
 /// background work, an interrupt. Least squares lets such an interval move a short layer's
@@ -36,6 +37,9 @@ const CLUSTER: usize = 8;
 const HUBER: f64 = 4.0;
 /// Reweighting rounds at most (each a weighted solve over the stored intervals).
 const ROBUST_ROUNDS: usize = 4;
+/// Intervals per live group (at least five groups counted) below which the fit is not
+/// reweighted.
+const MIN_ROWS_PER_GROUP: usize = 10;
 
 /// Normal equations of one fit, accumulated interval by interval.
 #[derive(Clone, Debug)]
@@ -201,12 +205,14 @@ pub struct Fit {
     /// row/column; unseen columns have zeros. A group whose members cancel exactly (possible
     /// only through negative base entries) has no determined power: 0 W, infinite variance.
     pub cov: Vec<f64>,
-    /// Residual variance per interval (J²).
+    /// Residual variance per interval (J²), with the outlier weights (see [`HUBER`]).
     pub sigma2: f64,
     /// Degrees of freedom of the residuals (intervals minus free groups).
     pub dof: f64,
     /// Intervals used.
     pub intervals: usize,
+    /// Intervals the outlier reweighting gave a weight below 1 (see [`HUBER`]).
+    pub downweighted: usize,
 }
 
 impl Fit {
@@ -283,7 +289,8 @@ impl Fit {
     }
 }
 
-/// Solves `d`. None when there is nothing to solve (no interval, or no column ever active),
+/// Solves `d`: non-negative least squares, then reweighted against outlying intervals
+/// (see [`HUBER`]), with a cluster-robust covariance. None when there is nothing to solve (no interval, or no column ever active),
 /// when there are not more intervals than free groups (no residual degrees of freedom), or,
 /// which the merging of collinear columns should rule out, when a system is numerically
 /// singular.
@@ -328,7 +335,7 @@ pub fn solve(d: &Design) -> Option<Fit> {
             }
         }
     };
-    let (c, cb, beta, free, yty, weights) = reweigh(d, m, &row_z, (c, cb, beta, free))?;
+    let (c, cb, beta, free, yty, weights) = reweigh(d, m, &row_z, (c, cb, beta, free));
     let nfree = free.iter().filter(|&&f| f).count();
     if d.n <= nfree {
         return None;
@@ -473,7 +480,8 @@ pub fn solve(d: &Design) -> Option<Fit> {
             };
         }
     }
-    Some(Fit { power, group, unseen, clamped, cov, sigma2, dof, intervals: d.n })
+    let downweighted = weights.as_ref().map_or(0, |w| w.iter().filter(|&&x| x < 1.0).count());
+    Some(Fit { power, group, unseen, clamped, cov, sigma2, dof, intervals: d.n, downweighted })
 }
 
 /// The live groups' scaled normal equations and solution: `(c, cb, β, free)`.
@@ -482,26 +490,35 @@ type Solved = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>);
 /// Huber reweighting (see [`HUBER`]) of a least-squares solution: returns the weighted
 /// normal equations, their solution, the weighted `yᵀy`, and the weights (`None` when no
 /// interval needed one). `row_z` gives an interval's regressors in the solve's scaling.
+///
+/// The weighted sums are the unweighted ones less `(1 − w)` of each down-weighted row, so
+/// a round costs one pass over the residuals plus the few rows it touches. A round whose
+/// solve fails keeps the previous one; a fit with few intervals per group (whose median
+/// residual is itself uncertain) is not reweighted.
 #[allow(clippy::type_complexity)]
 fn reweigh(
     d: &Design,
     m: usize,
     row_z: &dyn Fn(usize, &mut Vec<(usize, f64)>),
     first: Solved,
-) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>, f64, Option<Vec<f64>>)> {
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>, f64, Option<Vec<f64>>) {
+    let (c0, cb0) = (first.0.clone(), first.1.clone());
     let (mut c, mut cb, mut beta, mut free) = first;
     let mut yty = d.yty;
     let mut weights: Option<Vec<f64>> = None;
+    if d.n < MIN_ROWS_PER_GROUP * m.max(5) {
+        return (c, cb, beta, free, yty, weights);
+    }
     let mut z = Vec::new();
+    let mut residuals = vec![0.0; d.n];
+    let mut magnitudes = vec![0.0; d.n];
     for _ in 0..ROBUST_ROUNDS {
-        let residuals: Vec<f64> = (0..d.n)
-            .map(|r| {
-                row_z(r, &mut z);
-                d.rows_y[r] - z.iter().map(|&(a, za)| beta[a] * za).sum::<f64>()
-            })
-            .collect();
-        let mut magnitudes: Vec<f64> = residuals.iter().map(|e| e.abs()).collect();
-        let mid = magnitudes.len() / 2;
+        for r in 0..d.n {
+            row_z(r, &mut z);
+            residuals[r] = d.rows_y[r] - z.iter().map(|&(a, za)| beta[a] * za).sum::<f64>();
+            magnitudes[r] = residuals[r].abs();
+        }
+        let mid = d.n / 2;
         let scale = 1.4826 * *magnitudes.select_nth_unstable_by(mid, f64::total_cmp).1;
         // Residuals at the rounding of the stored rows (seconds kept as f32: an exact fit)
         // have no outliers worth the name; reweighting from those rows would only round.
@@ -518,25 +535,23 @@ fn reweigh(
         if settled {
             break;
         }
-        let mut cw = vec![0.0; m * m];
-        let mut cbw = vec![0.0; m];
-        let mut ytyw = 0.0;
-        for (r, &wr) in w.iter().enumerate() {
+        let (mut cw, mut cbw, mut ytyw) = (c0.clone(), cb0.clone(), d.yty);
+        for (r, &wr) in w.iter().enumerate().filter(|&(_, &wr)| wr < 1.0) {
             row_z(r, &mut z);
-            let y = d.rows_y[r];
-            ytyw += wr * y * y;
+            let (y, off) = (d.rows_y[r], 1.0 - wr);
+            ytyw -= off * y * y;
             for &(a, za) in &z {
-                cbw[a] += wr * za * y;
+                cbw[a] -= off * za * y;
                 for &(b, zb) in &z {
-                    cw[a * m + b] += wr * za * zb;
+                    cw[a * m + b] -= off * za * zb;
                 }
             }
         }
-        let (b2, f2) = nnls(&cw, &cbw, m)?;
+        let Some((b2, f2)) = nnls(&cw, &cbw, m) else { break };
         (c, cb, beta, free, yty) = (cw, cbw, b2, f2, ytyw);
         weights = Some(w);
     }
-    Some((c, cb, beta, free, yty, weights))
+    (c, cb, beta, free, yty, weights)
 }
 
 /// Partitions the seen columns into groups whose summed regressors are separable.
