@@ -40,6 +40,8 @@ const ROBUST_ROUNDS: usize = 4;
 /// Intervals per live group (at least five groups counted) below which the fit is not
 /// reweighted.
 const MIN_ROWS_PER_GROUP: usize = 10;
+/// Residuals the robust scale is taken from, at most (an even subsample).
+const SCALE_SAMPLE: usize = 20_000;
 
 /// Normal equations of one fit, accumulated interval by interval.
 #[derive(Clone, Debug)]
@@ -335,7 +337,8 @@ pub fn solve(d: &Design) -> Option<Fit> {
             }
         }
     };
-    let (c, cb, beta, free, yty, weights) = reweigh(d, m, &row_z, (c, cb, beta, free));
+    let col_watts = |j: usize, beta: &[f64]| col_live[j].map_or(0.0, |a: usize| beta[a] / norm[a]);
+    let (c, cb, beta, free, yty, weights) = reweigh(d, m, &row_z, &col_watts, (c, cb, beta, free));
     let nfree = free.iter().filter(|&&f| f).count();
     if d.n <= nfree {
         return None;
@@ -500,6 +503,7 @@ fn reweigh(
     d: &Design,
     m: usize,
     row_z: &dyn Fn(usize, &mut Vec<(usize, f64)>),
+    col_watts: &dyn Fn(usize, &[f64]) -> f64,
     first: Solved,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>, f64, Option<Vec<f64>>) {
     let (c0, cb0) = (first.0.clone(), first.1.clone());
@@ -511,15 +515,22 @@ fn reweigh(
     }
     let mut z = Vec::new();
     let mut residuals = vec![0.0; d.n];
-    let mut magnitudes = vec![0.0; d.n];
+    // The scale comes from an even subsample: its median is as good a scale, and sorting a
+    // million residuals per round is most of a round's cost.
+    let stride = (d.n / SCALE_SAMPLE).max(1);
+    let mut sample = Vec::with_capacity(d.n / stride + 1);
     for _ in 0..ROBUST_ROUNDS {
-        for r in 0..d.n {
-            row_z(r, &mut z);
-            residuals[r] = d.rows_y[r] - z.iter().map(|&(a, za)| beta[a] * za).sum::<f64>();
-            magnitudes[r] = residuals[r].abs();
+        // Watts per stored column, so that a residual is one pass over a row's entries.
+        let watts: Vec<f64> = (0..d.columns).map(|j| col_watts(j, &beta)).collect();
+        for (r, e) in residuals.iter_mut().enumerate() {
+            let entries = &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize];
+            let fitted: f64 = entries.iter().map(|&(j, x)| watts[j as usize] * f64::from(x)).sum();
+            *e = d.rows_y[r] - fitted;
         }
-        let mid = d.n / 2;
-        let scale = 1.4826 * *magnitudes.select_nth_unstable_by(mid, f64::total_cmp).1;
+        sample.clear();
+        sample.extend(residuals.iter().step_by(stride).map(|e| e.abs()));
+        let mid = sample.len() / 2;
+        let scale = 1.4826 * *sample.select_nth_unstable_by(mid, f64::total_cmp).1;
         // Residuals at the rounding of the stored rows (seconds kept as f32: an exact fit)
         // have no outliers worth the name; reweighting from those rows would only round.
         if !(scale > 1e-6 * (d.yty / d.n as f64).sqrt() && scale.is_finite()) {
