@@ -12,6 +12,7 @@ Exit codes:
     5    reports not comparable (other machine or source)
     6    no energy source could be opened, not even the estimate
     7    doctor: no energy counter can be read (figures would be estimates)
+    8    an energy source failed during the run (nothing gated or saved)
   101    the benchmarks failed to build
   102    cargo metadata failed
   103    a benchmark binary failed or wrote no report";
@@ -151,9 +152,13 @@ pub(crate) struct BenchArgs {
     /// Where to write the report [default: <target-dir>/joules/report.json].
     #[arg(long, value_name = "PATH")]
     pub(crate) output: Option<PathBuf>,
-    /// Save this run as baseline NAME (in <target-dir>/joules/baselines/).
+    /// Save this run as baseline NAME (in <target-dir>/joules/baselines/). A run that fails
+    /// the gate is not saved (a rolling baseline would adopt the regression) unless --force.
     #[arg(long, value_name = "NAME")]
     pub(crate) save_baseline: Option<String>,
+    /// With --save-baseline: save even a run that failed the gate.
+    #[arg(long, requires = "save_baseline")]
+    pub(crate) force: bool,
     /// Compare this run with baseline NAME; exit 4 on a significant regression.
     #[arg(long, value_name = "NAME")]
     pub(crate) baseline: Option<String>,

@@ -49,3 +49,26 @@ fn refuses_damaged_and_foreign_reports() {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "reading never changes the file");
     }
 }
+
+/// A report whose domain stopped being read mid-run is not compared as if whole: its short
+/// figures would read as an improvement.
+#[test]
+fn a_report_with_a_domain_that_stopped_early_is_not_compared() {
+    use joules::compare::{CompareConfig, CompareError, compare};
+    let old = sample_report();
+    let mut broken = old.clone();
+    broken.benches[0].domains[0].ended = Some("at 12 ms: reading panicked: driver bug".into());
+    let cfg = CompareConfig::default();
+    compare(&old, &old, &cfg).expect("whole reports compare");
+    for (a, b) in [(&old, &broken), (&broken, &old)] {
+        match compare(a, b, &cfg) {
+            Err(CompareError::Incomparable(why)) => {
+                assert!(
+                    why.iter().any(|w| w.contains("stopped early") && w.contains("driver bug")),
+                    "{why:?}"
+                )
+            }
+            other => panic!("compared a broken report: {other:?}"),
+        }
+    }
+}

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use joules::source::{Sim, SimScript};
-use joules::{Profiler, Watts, measure_energy};
+use joules::source::{Domain, ReadCtx, ReadError, Sim, SimScript, Source, SourceKind};
+use joules::{Joules, Nanos, Profiler, Watts, measure_energy};
 
 fn pause(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
@@ -83,8 +83,8 @@ fn precise_step_stamps_are_within_ten_microseconds() {
     let sim = Sim::new(
         SimScript::new(Watts(10.0))
             .span("busy", Watts(30.0))
-            .jitter(joules::Nanos(50_000))
-            .unit(joules::Joules(15.3e-6)),
+            .jitter(Nanos(50_000))
+            .unit(Joules(15.3e-6)),
     );
     let truth = sim.truth();
     let profiler = Profiler::builder().source(sim).start().unwrap();
@@ -108,4 +108,58 @@ fn precise_step_stamps_are_within_ten_microseconds() {
     }
     eprintln!("{precise} of {} stamps precise", d.series.len());
     assert!(precise >= 20, "only {precise} of {} stamps precise", d.series.len());
+}
+
+/// A simulated package whose read panics from its `panic_at`-th read on.
+#[derive(Debug)]
+struct Breaking {
+    sim: Sim,
+    reads: u64,
+    panic_at: u64,
+}
+
+impl Source for Breaking {
+    fn kind(&self) -> SourceKind {
+        self.sim.kind()
+    }
+    fn describe(&self) -> String {
+        self.sim.describe()
+    }
+    fn domains(&self) -> &[Domain] {
+        self.sim.domains()
+    }
+    fn set_update_period(&mut self, index: usize, period: Nanos) {
+        self.sim.set_update_period(index, period);
+    }
+    fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
+        self.reads += 1;
+        assert!(self.reads < self.panic_at, "driver bug");
+        self.sim.read(ctx, out)
+    }
+}
+
+/// A panicking read ends that source's domains with the panic's message; the profile goes on
+/// and stops normally, and the next profile can start.
+#[test]
+fn a_panicking_source_ends_its_domains_and_nothing_else() {
+    let _lock = joules_tests::profiler_lock();
+    let breaking = Breaking { sim: Sim::new(SimScript::new(Watts(5.0))), reads: 0, panic_at: 50 };
+    let profiler = Profiler::builder().source(breaking).start().unwrap();
+    for _ in 0..20 {
+        outer_short();
+    }
+    let rec = profiler.stop();
+    assert!(rec.failure.is_none(), "{:?}", rec.failure);
+    let ended = rec.timeline.domains[0].ended.as_ref().expect("the domain ended");
+    assert!(ended.1.contains("reading panicked: driver bug"), "{ended:?}");
+    Profiler::builder()
+        .source(Sim::new(SimScript::new(Watts(5.0))))
+        .start()
+        .expect("a new profile starts")
+        .stop();
+}
+
+#[measure_energy]
+fn outer_short() {
+    pause(2);
 }

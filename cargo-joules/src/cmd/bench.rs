@@ -61,8 +61,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
         }
     };
     if let Some(path) = &save_to {
-        report.write_atomic(path).code(ExitCodes::BENCH_FAILED)?;
-        eprintln!("joules: saved baseline {}", path.display());
+        if code == ExitCodes::REGRESSION && !args.force {
+            eprintln!(
+                "joules: not saving baseline {}: this run failed the gate (pass --force to save it anyway)",
+                path.display()
+            );
+        } else {
+            report.write_atomic(path).code(ExitCodes::BENCH_FAILED)?;
+            eprintln!("joules: saved baseline {}", path.display());
+        }
     }
     Ok(code)
 }
@@ -93,7 +100,9 @@ fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &Path
         cmd.status().with_context(|| format!("starting {}", exe.display())).code(ExitCodes::BENCH_FAILED)?;
     if !status.success() {
         let code = match status.code().and_then(|c| u8::try_from(c).ok()) {
-            Some(c @ (ExitCodes::NO_SOURCE | ExitCodes::USAGE)) => c,
+            // Its own message (one line, on stderr above) says why; no report is gated or
+            // saved from it.
+            Some(c @ (ExitCodes::NO_SOURCE | ExitCodes::USAGE | ExitCodes::SOURCE_FAILED)) => c,
             _ => ExitCodes::BENCH_FAILED,
         };
         return Err(anyhow!("bench `{}` failed ({status})", target.name)).code(code);

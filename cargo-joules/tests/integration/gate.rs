@@ -72,8 +72,10 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("0 regressed"), "{}", text(&out));
     }
 
-    let worse = bench(&["--baseline", "main"], Some("attention:1.10"));
+    // A rolling baseline (compare, then save) must not adopt the regression.
+    let worse = bench(&["--baseline", "main", "--save-baseline", "main"], Some("attention:1.10"));
     assert_eq!(worse.status.code(), Some(i32::from(ExitCodes::REGRESSION)), "{}", text(&worse));
+    assert!(text(&worse).contains("not saving baseline"), "{}", text(&worse));
     let lines = regressed_lines(&worse);
     assert!(
         lines.iter().any(|l| l.contains("encoder/attention")),
@@ -92,6 +94,36 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
     assert_eq!(
         std::fs::read(target_dir().join("joules/baselines/main.json")).unwrap(),
         saved_bytes,
-        "comparing never rewrites the baseline"
+        "comparing never rewrites the baseline, and a failed gate is not saved"
     );
+}
+
+/// A source that breaks mid-run (its read panics): the run fails with its own exit code and
+/// a one-line reason, nothing is gated (a broken run would read as an improvement), and the
+/// baseline is not overwritten.
+#[test]
+fn a_source_that_panics_fails_the_run_loudly_and_gates_nothing() {
+    let _turn = crate::fixture_lock();
+    let saved = bench(&["--save-baseline", "before-panic"], None);
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let path = target_dir().join("joules/baselines/before-panic.json");
+    let saved_bytes = std::fs::read(&path).unwrap();
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-joules"));
+    cmd.args(["joules", "bench", "--manifest-path"])
+        .arg(fixture())
+        .args(["--samples", "10", "--sample-ms", "150", "--warm-up-ms", "200", "--idle-ms", "100"])
+        .args(["--color", "never", "--baseline", "before-panic", "--save-baseline", "before-panic"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("SIMBENCH_PANIC_AFTER", "3000")
+        .env_remove("SIMBENCH_COSTLIER")
+        .env_remove("GITHUB_STEP_SUMMARY");
+    let broken = cmd.output().unwrap();
+    let all = text(&broken);
+    assert_eq!(broken.status.code(), Some(i32::from(ExitCodes::SOURCE_FAILED)), "{all}");
+    let reasons: Vec<&str> = all.lines().filter(|l| l.starts_with("joules: error:")).collect();
+    assert_eq!(reasons.len(), 1, "one line says why:\n{all}");
+    assert!(reasons[0].contains("reading panicked: simulated driver bug"), "{all}");
+    assert!(!all.contains("improved") && !all.contains("regressed "), "nothing was gated:\n{all}");
+    assert_eq!(std::fs::read(&path).unwrap(), saved_bytes, "a broken run is never saved as the baseline");
 }

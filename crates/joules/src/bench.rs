@@ -198,6 +198,31 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         windows.push((*name, b.samples, b.warnings));
     }
     let rec = profiler.stop();
+    if let Some(why) = &rec.failure {
+        return Err((ExitCodes::SOURCE_FAILED, format!("no figures: {why}")));
+    }
+    // A source that failed or a device that was lost leaves its figures short: the run
+    // must not pass a gate or become a baseline (a broken run would read as an
+    // improvement), so it ends here, saying what stopped when and why.
+    let failed: Vec<String> = rec
+        .timeline
+        .domains
+        .iter()
+        .filter_map(|d| {
+            d.ended
+                .as_ref()
+                .map(|(t, why)| format!("{} stopped at {} ms ({why})", d.domain.id, t.0 / 1_000_000))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err((
+            ExitCodes::SOURCE_FAILED,
+            format!(
+                "an energy source failed during the run, so no report was written: {}",
+                failed.join("; ")
+            ),
+        ));
+    }
     let tree = SpanTree::build(&rec.spans, rec.end());
     let warnings = summary::recording_warnings(&rec, &tree);
     let idle = (!idle_windows.is_empty())

@@ -136,6 +136,20 @@ pub fn mismatches(old: &Report, new: &Report) -> Vec<String> {
         d.join(",")
     };
     check("energy domains", domains(old), domains(new));
+    // A domain that stopped being read mid-run has short figures: compared, it would read
+    // as an improvement (or, as the baseline, hide a regression).
+    for (which, r) in [("old", old), ("new", new)] {
+        for b in &r.benches {
+            for d in b.domains.iter().filter(|d| d.ended.is_some()) {
+                out.push(format!(
+                    "{} stopped early in the {which} report ({}: {})",
+                    d.domain,
+                    b.name,
+                    d.ended.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+    }
     out
 }
 

@@ -17,6 +17,10 @@ impl ExitCodes {
     pub const NO_SOURCE: u8 = 6;
     /// `doctor`: no energy counter can be read; figures would be estimates.
     pub const NO_COUNTER: u8 = 7;
+    /// An energy source failed during the run (a read failed or panicked, a device was
+    /// lost, or the sampler stopped): the figures would be incomplete, so no report is
+    /// written, nothing is gated and no baseline saved; one line says what stopped and why.
+    pub const SOURCE_FAILED: u8 = 8;
     /// The benchmarks did not build.
     pub const BUILD_FAILED: u8 = 101;
     /// `cargo metadata` failed.
@@ -25,13 +29,14 @@ impl ExitCodes {
     pub const BENCH_FAILED: u8 = 103;
 
     /// Every code with its name, for docs and tests.
-    pub const ALL: [(&'static str, u8); 9] = [
+    pub const ALL: [(&'static str, u8); 10] = [
         ("OK", Self::OK),
         ("USAGE", Self::USAGE),
         ("REGRESSION", Self::REGRESSION),
         ("INCOMPARABLE", Self::INCOMPARABLE),
         ("NO_SOURCE", Self::NO_SOURCE),
         ("NO_COUNTER", Self::NO_COUNTER),
+        ("SOURCE_FAILED", Self::SOURCE_FAILED),
         ("BUILD_FAILED", Self::BUILD_FAILED),
         ("METADATA_FAILED", Self::METADATA_FAILED),
         ("BENCH_FAILED", Self::BENCH_FAILED),

@@ -27,6 +27,9 @@ pub enum ProfileError {
     /// No source could be opened, not even the estimate.
     #[error("no energy source could be opened: {0}")]
     NoSource(String),
+    /// The sampler thread could not be started.
+    #[error("could not start the joules sampler thread: {0}")]
+    Spawn(String),
 }
 
 /// A source that was probed and could not be used.
@@ -123,30 +126,35 @@ impl ProfilerBuilder {
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (snap_tx, snap_rx) =
             std::sync::mpsc::channel::<std::sync::mpsc::SyncSender<(Timeline, SpanLog)>>();
-        let handle = std::thread::Builder::new()
-            .name("joules-sampler".into())
-            .spawn(move || {
-                // The clock is made on this thread: it sets the thread's timer slack.
-                let clock = RealClock::new(start_raw);
-                let mut sampler = Sampler::new(sources, clock, Spans::Rings { start_raw, depth: Vec::new() });
-                // Spans may start once every stepped counter has stepped: energy before a
-                // counter's first step cannot be placed in time.
-                let origin = sampler.now();
-                sampler.settle(origin);
-                let _ = ready_tx.send(());
-                sampler.run_until(|s, _| {
-                    if let Ok(reply) = snap_rx.try_recv() {
-                        let _ = reply.send(s.snapshot());
-                    }
-                    flag.load(Ordering::Acquire)
-                });
-                // Likewise every stepped counter steps once more, so the last spans are covered.
-                let end = sampler.now();
-                sampler.settle(end);
-                let _ = sampler.look_at_spans();
-                sampler.finish()
-            })
-            .expect("spawning the joules sampler thread");
+        let handle = std::thread::Builder::new().name("joules-sampler".into()).spawn(move || {
+            // The clock is made on this thread: it sets the thread's timer slack.
+            let clock = RealClock::new(start_raw);
+            let mut sampler = Sampler::new(sources, clock, Spans::Rings { start_raw, depth: Vec::new() });
+            // Spans may start once every stepped counter has stepped: energy before a
+            // counter's first step cannot be placed in time.
+            let origin = sampler.now();
+            sampler.settle(origin);
+            let _ = ready_tx.send(());
+            sampler.run_until(|s, _| {
+                if let Ok(reply) = snap_rx.try_recv() {
+                    let _ = reply.send(s.snapshot());
+                }
+                flag.load(Ordering::Acquire)
+            });
+            // Likewise every stepped counter steps once more, so the last spans are covered.
+            let end = sampler.now();
+            sampler.settle(end);
+            let _ = sampler.look_at_spans();
+            sampler.finish()
+        });
+        let handle = match handle {
+            Ok(handle) => handle,
+            Err(e) => {
+                // Nothing started: leave no global state behind, so a later start can work.
+                RUNNING.store(false, Ordering::Release);
+                return Err(ProfileError::Spawn(e.to_string()));
+            }
+        };
         // Spans count only once the first reading exists, so none falls before the timeline.
         let _ = ready_rx.recv();
         span::set_sync_hook(self.sync);
@@ -202,6 +210,9 @@ pub struct Recording {
     pub sources: Vec<SourceInfo>,
     /// The sources that could not be used, and why.
     pub unavailable: Vec<Unavailable>,
+    /// Why the sampler stopped early, if it did (it panicked): the timeline and spans are
+    /// then empty, and no figure can be made.
+    pub failure: Option<String>,
 }
 
 impl Profiler {
@@ -235,24 +246,33 @@ impl Profiler {
 
     /// Stops sampling and returns what was recorded. Spans still open end now.
     pub fn stop(mut self) -> Recording {
-        let (timeline, spans) = self.finish().unwrap_or_default();
+        let (recorded, failure) = match self.finish() {
+            Some(Ok(recorded)) => (recorded, None),
+            Some(Err(why)) => (Default::default(), Some(why)),
+            None => (Default::default(), Some("the profile was already stopped".to_owned())),
+        };
+        let (timeline, spans) = recorded;
         Recording {
             started_at: self.started_at,
             timeline,
             spans,
             sources: std::mem::take(&mut self.sources),
             unavailable: std::mem::take(&mut self.unavailable),
+            failure,
         }
     }
 
-    fn finish(&mut self) -> Option<(Timeline, SpanLog)> {
+    /// Stops the sampler; what it recorded, or why it has nothing (its panic's message).
+    fn finish(&mut self) -> Option<Result<(Timeline, SpanLog), String>> {
         let handle = self.handle.take()?;
         ACTIVE.store(false, Ordering::Release);
         span::set_sync_hook(None);
         self.stop.store(true, Ordering::Release);
-        let out = handle.join().ok();
+        let out = handle.join().map_err(|panic| {
+            format!("the sampler thread panicked: {}", crate::sampler::panic_message(panic.as_ref()))
+        });
         RUNNING.store(false, Ordering::Release);
-        out
+        Some(out)
     }
 }
 

@@ -32,6 +32,15 @@ const REST_NAP: Nanos = Nanos(10_000_000);
 /// How long start and stop wait at most for every stepped counter to step.
 const STEP_WAIT: Nanos = Nanos(300_000_000);
 
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// Where the sampler learns whether spans are running.
 pub(crate) enum Spans {
     /// Drain the span rings (the real profiler), stamping from this raw start tick.
@@ -293,7 +302,14 @@ impl<C: SamplerClock> Sampler<C> {
         let slot = &mut self.slots[i];
         let range = slot.offset..slot.offset + slot.source.domains().len();
         let latch = self.clock.latch(before);
-        let result = slot.source.read(&ReadCtx { now: latch }, &mut self.row[range.clone()]);
+        let row = &mut self.row[range.clone()];
+        let source = &mut slot.source;
+        // A panicking source must not take the sampler (and every other source) with it:
+        // it ends like a failed read, with the panic's message as the reason.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            source.read(&ReadCtx { now: latch }, row)
+        }))
+        .unwrap_or_else(|panic| Err(ReadError::Panicked { reason: panic_message(panic.as_ref()) }));
         self.clock.read_done();
         let after = self.clock.now();
         // The counter was latched somewhere in the read (or at its start, for a source that

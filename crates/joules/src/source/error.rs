@@ -68,6 +68,7 @@ impl From<ReadError> for ProbeError {
             ReadError::Io { path, source } => ProbeError::Io { path, source },
             ReadError::Malformed { path, reason } => ProbeError::Malformed { path, reason },
             ReadError::Lost { reason, .. } => ProbeError::Config(reason),
+            e @ ReadError::Panicked { .. } => ProbeError::Config(e.to_string()),
         }
     }
 }
@@ -92,6 +93,12 @@ pub enum ReadError {
         /// The domain's index in `Source::domains`.
         domain: usize,
         /// Why.
+        reason: String,
+    },
+    /// The source's `read` panicked: the source is not read again.
+    #[error("reading panicked: {reason}")]
+    Panicked {
+        /// The panic's message.
         reason: String,
     },
     /// A counter file held something other than a number.
