@@ -81,10 +81,7 @@ fn nested_layers_match_ground_truth() {
 fn precise_step_stamps_are_within_ten_microseconds() {
     let _lock = joules_tests::profiler_lock();
     let sim = Sim::new(
-        SimScript::new(Watts(10.0))
-            .span("busy", Watts(30.0))
-            .jitter(Nanos(50_000))
-            .unit(Joules(15.3e-6)),
+        SimScript::new(Watts(10.0)).span("busy", Watts(30.0)).jitter(Nanos(50_000)).unit(Joules(15.3e-6)),
     );
     let truth = sim.truth();
     let profiler = Profiler::builder().source(sim).start().unwrap();

@@ -2,6 +2,8 @@
 
 // The regression gate end to end on the simulated fixture.
 mod gate;
+// The stated minimum Rust version against the locked dependencies'.
+mod msrv;
 // Damaged and foreign reports and baselines.
 mod robustness;
 
