@@ -105,10 +105,10 @@ impl Doctor {
             for x in &o.excluded {
                 let _ = writeln!(out, "{}: {} not read: {}", o.kind.name(), x.domain, x.why);
             }
-            if let Some(desc) = &o.description {
-                if o.status == ProbeStatus::InUse {
-                    let _ = writeln!(out, "{}: {desc}", o.kind.name());
-                }
+            if let Some(desc) = &o.description
+                && o.status == ProbeStatus::InUse
+            {
+                let _ = writeln!(out, "{}: {desc}", o.kind.name());
             }
         }
         let _ = writeln!(out, "\n{}", self.summary);

@@ -108,10 +108,10 @@ impl Design {
 
     /// As [`Design::add`], for an interval that starts where the last one added ends.
     pub fn add_following(&mut self, energy: f64, row: &[(usize, f64)]) {
-        if self.add_row(energy, row) {
-            if let Some(f) = self.follows.last_mut() {
-                *f = self.n > 1;
-            }
+        if self.add_row(energy, row)
+            && let Some(f) = self.follows.last_mut()
+        {
+            *f = self.n > 1;
         }
     }
 

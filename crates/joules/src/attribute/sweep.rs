@@ -271,20 +271,20 @@ pub(crate) fn attribute(
                         period > 0 && (s.times[r] - s.times[from]).0 * 2 > (2 * MAX_MERGED_STEPS + 1) * period
                     };
                     let usable = |from: usize| !long(from) || st.busy.is_empty();
-                    if let (Some(from), true) = (st.start.filter(|&f| usable(f)), regress) {
-                        if let Some(w) = window_of(s.times[from], s.times[r]) {
-                            row.clear();
-                            row.push((0, st.base));
-                            row.extend(st.busy.iter().map(|&(p, b)| (p as usize + 1, b)));
-                            if let Some(design) = &mut designs[d] {
-                                let y = s.energy[r].0 - s.energy[from].0;
-                                if st.last_row == Some((from, w)) {
-                                    design.add_following(y, &row);
-                                } else {
-                                    design.add(y, &row);
-                                }
-                                st.last_row = Some((r, w));
+                    if let (Some(from), true) = (st.start.filter(|&f| usable(f)), regress)
+                        && let Some(w) = window_of(s.times[from], s.times[r])
+                    {
+                        row.clear();
+                        row.push((0, st.base));
+                        row.extend(st.busy.iter().map(|&(p, b)| (p as usize + 1, b)));
+                        if let Some(design) = &mut designs[d] {
+                            let y = s.energy[r].0 - s.energy[from].0;
+                            if st.last_row == Some((from, w)) {
+                                design.add_following(y, &row);
+                            } else {
+                                design.add(y, &row);
                             }
+                            st.last_row = Some((r, w));
                         }
                     }
                     st.start = Some(r);

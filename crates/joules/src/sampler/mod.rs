@@ -360,18 +360,18 @@ impl<C: SamplerClock> Sampler<C> {
             let value = self.row[d];
             if td.domain.update_period.0 > 0 {
                 // A stepped counter: a new value appeared between the previous read and this.
-                if let (Some((p, p_half)), Some(before)) = (prev, self.last[d]) {
-                    if value != before {
-                        // The value is the last step's: within the bracket, and within a
-                        // period before this read (reads further apart than a period, as
-                        // while resting, see several steps and keep the last).
-                        let from = Nanos(p.0.max(at.0.saturating_sub(td.domain.update_period.0)));
-                        let mid = Nanos(from.0 + (at.0 - from.0) / 2);
-                        let unc = Nanos((at.0 - from.0).div_ceil(2) + p_half.0.max(half_read.0));
-                        td.series.push_within(mid, value, unc);
-                        if Some(d - range.start) == slot.lead {
-                            lead_step = Some((mid, unc));
-                        }
+                if let (Some((p, p_half)), Some(before)) = (prev, self.last[d])
+                    && value != before
+                {
+                    // The value is the last step's: within the bracket, and within a
+                    // period before this read (reads further apart than a period, as
+                    // while resting, see several steps and keep the last).
+                    let from = Nanos(p.0.max(at.0.saturating_sub(td.domain.update_period.0)));
+                    let mid = Nanos(from.0 + (at.0 - from.0) / 2);
+                    let unc = Nanos((at.0 - from.0).div_ceil(2) + p_half.0.max(half_read.0));
+                    td.series.push_within(mid, value, unc);
+                    if Some(d - range.start) == slot.lead {
+                        lead_step = Some((mid, unc));
                     }
                 }
             } else {

@@ -196,13 +196,13 @@ impl Perf {
                     }
                 })?;
             let unit_path = events_dir.join(format!("{name}.unit"));
-            if let Ok(unit) = std::fs::read_to_string(&unit_path) {
-                if unit.trim() != "Joules" {
-                    return Err(ProbeError::Malformed {
-                        path: unit_path,
-                        reason: format!("unit {:?}, expected Joules", unit.trim()),
-                    });
-                }
+            if let Ok(unit) = std::fs::read_to_string(&unit_path)
+                && unit.trim() != "Joules"
+            {
+                return Err(ProbeError::Malformed {
+                    path: unit_path,
+                    reason: format!("unit {:?}, expected Joules", unit.trim()),
+                });
             }
             let mask: &[u32] = if kind == DomainKind::Psys { &cpus[..1] } else { &cpus };
             for &cpu in mask {
