@@ -32,8 +32,8 @@ pub(crate) fn metadata(manifest_path: Option<&Path>) -> Result<Metadata> {
 /// Bench targets of the workspace's packages that use joules. A package may list the ones to
 /// run in `[package.metadata.joules] benches = [...]` (its other benches, e.g. criterion's,
 /// are then left alone).
-pub(crate) fn bench_targets(meta: &Metadata, packages: &[String], benches: &[String]) -> Vec<BenchTarget> {
-    let mut out = Vec::new();
+pub(crate) fn bench_targets(meta: &Metadata, packages: &[String], benches: &[String]) -> Targets {
+    let mut out = Targets::default();
     for pkg in meta.workspace_packages() {
         if !packages.is_empty() && !packages.iter().any(|p| *p == *pkg.name) {
             continue;
@@ -45,8 +45,15 @@ pub(crate) fn bench_targets(meta: &Metadata, packages: &[String], benches: &[Str
         for target in pkg.targets.iter().filter(|t| t.kind.contains(&TargetKind::Bench)) {
             let wanted_here = listed.as_ref().is_none_or(|l| l.contains(&target.name));
             let wanted_by_flag = benches.is_empty() || benches.contains(&target.name);
+            // A bench with another harness (criterion's) writes no joules report: run only
+            // those that use the joules harness, unless listed or named.
+            let asked = listed.is_some() || !benches.is_empty();
+            if wanted_here && wanted_by_flag && !asked && !uses_harness(target.src_path.as_std_path()) {
+                out.skipped.push(format!("`{}` of {}", target.name, pkg.name));
+                continue;
+            }
             if wanted_here && wanted_by_flag {
-                out.push(BenchTarget {
+                out.run.push(BenchTarget {
                     package: pkg.name.to_string(),
                     name: target.name.clone(),
                     package_dir: pkg
@@ -59,6 +66,19 @@ pub(crate) fn bench_targets(meta: &Metadata, packages: &[String], benches: &[Str
         }
     }
     out
+}
+
+/// Bench targets to run, and those left alone because they use another harness.
+#[derive(Debug, Default)]
+pub(crate) struct Targets {
+    pub(crate) run: Vec<BenchTarget>,
+    pub(crate) skipped: Vec<String>,
+}
+
+/// Whether a bench's source hands `main` to the joules harness (`joules::bench_main!`, or
+/// `joules::bench::run` / `run_with` from a main of its own).
+fn uses_harness(src: &Path) -> bool {
+    std::fs::read_to_string(src).is_ok_and(|s| s.contains("bench_main!") || s.contains("bench::run"))
 }
 
 fn uses_joules(pkg: &Package) -> bool {

@@ -31,7 +31,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
         // A damaged file where the baseline would go is kept for a person to look at.
         load(path, "to overwrite the existing baseline", "")?;
     }
-    let targets = cargo::bench_targets(&meta, &args.package, &args.bench);
+    let cargo::Targets { run: targets, skipped } = cargo::bench_targets(&meta, &args.package, &args.bench);
+    for s in &skipped {
+        eprintln!(
+            "joules: not running bench {s}: it does not use the joules harness (`joules::bench_main!`); \
+             name it with --bench, or list it in `[package.metadata.joules] benches`, to run it anyway"
+        );
+    }
     if targets.is_empty() {
         return Err(anyhow!(
             "no bench target uses joules here: add `joules` as a dependency and a \

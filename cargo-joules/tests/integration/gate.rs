@@ -1,5 +1,6 @@
 //! The regression gate end to end: the real `cargo-joules` builds and runs the simulated
-//! fixture (tests/fixtures/simbench), saves a baseline, stays quiet on unchanged reruns, and
+//! fixture (tests/fixtures/simbench, which also holds a criterion bench that must be left
+//! alone), saves a baseline, stays quiet on unchanged reruns, and
 //! fails with the regression code, naming the layer, when one 200 us layer (shorter than the
 //! counter's 1 ms step) draws 10% more power.
 
@@ -59,6 +60,14 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
     let saved = bench(&["--save-baseline", "main"], None);
     assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
     assert!(target_dir().join("joules/baselines/main.json").exists());
+    // The fixture's criterion bench is left alone, and says so (run, it would write no
+    // joules report and fail the command).
+    assert!(
+        text(&saved)
+            .contains("not running bench `criterion_other` of simbench: it does not use the joules harness"),
+        "{}",
+        text(&saved)
+    );
     let saved_bytes = std::fs::read(target_dir().join("joules/baselines/main.json")).unwrap();
 
     for run in 0..20 {
