@@ -48,6 +48,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
         } else {
             vec![]
         },
+        site: None,
     };
     let mut spans = vec![
         span("forward", 0, 400.0, 4e-6, 1.0),

@@ -22,6 +22,8 @@ mod conservation;
 mod spans;
 // Reports: atomic writes, refusing damaged and foreign files.
 mod report;
+// Span identity: same-named sites under one parent stay apart.
+mod identity;
 // Every output format of bench and compare, against golden files.
 mod formats;
 

@@ -114,6 +114,20 @@ pub struct SpanReport {
     pub energy: Vec<SpanEnergy>,
     /// Cautions about these figures.
     pub flags: Vec<Flag>,
+    /// Where the innermost span is in the code (absent in reports from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SpanSite>,
+}
+
+/// Where a span is in the code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanSite {
+    /// `module_path!()` at the span.
+    pub module: String,
+    /// `file!()` at the span.
+    pub file: String,
+    /// `line!()` at the span.
+    pub line: u32,
 }
 
 /// A span path's energy in one domain, per iteration.

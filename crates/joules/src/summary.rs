@@ -3,7 +3,7 @@
 
 use crate::attribute::{self, Attribution, Choice, Method, PathId, SpanTree, Window};
 use crate::profiler::Recording;
-use crate::report::{BenchReport, DomainReport, Flag, Report, SampleInfo, SpanEnergy, SpanReport};
+use crate::report::{BenchReport, DomainReport, Flag, Report, SampleInfo, SpanEnergy, SpanReport, SpanSite};
 use crate::spanlog::SpanLog;
 use crate::stats::Estimate;
 use crate::timeline::{Series, Timeline};
@@ -148,6 +148,8 @@ pub fn summarize(
                 flags.push(Flag::Merged { domain: td.domain.id.clone(), with });
             }
         }
+        let at = log.site(node.site);
+        let site = Some(SpanSite { module: at.module.clone(), file: at.file.clone(), line: at.line });
         spans.push(SpanReport {
             path: node.name.clone(),
             depth: node.depth,
@@ -194,6 +196,7 @@ pub fn summarize(
                 })
                 .collect(),
             flags,
+            site,
         });
     }
     BenchReport {

@@ -51,7 +51,10 @@ pub struct PathNode {
     pub parent: Option<PathId>,
     /// The innermost site.
     pub site: SiteId,
-    /// Span names from the outermost, joined by `/`.
+    /// Span names from the outermost, joined by `/`. Where two sites under one parent share
+    /// a name (every layer's `forward`), each of them carries its module, and its line if
+    /// the module is shared too: `model/forward (model::attention)`. Names stay bare
+    /// otherwise, so reports stay readable.
     pub name: String,
     /// 0 for a root span.
     pub depth: u32,
@@ -90,7 +93,38 @@ impl SpanTree {
                 }
             }
         }
+        tree.name_paths(log);
         tree
+    }
+
+    /// Names every path (parents come first), telling apart siblings whose sites share a
+    /// name: by module, and by line where the module is shared too.
+    fn name_paths(&mut self, log: &SpanLog) {
+        for p in 0..self.paths.len() {
+            let (parent, site) = (self.paths[p].parent, self.paths[p].site);
+            let siblings = match parent {
+                Some(q) => &self.children[q as usize],
+                None => &self.roots,
+            };
+            let me = log.site(site);
+            let same_name: Vec<&crate::spanlog::SiteInfo> = siblings
+                .iter()
+                .filter(|&&(s, _)| s != site)
+                .map(|&(s, _)| log.site(s))
+                .filter(|o| o.name == me.name)
+                .collect();
+            let label = if same_name.is_empty() {
+                me.name.clone()
+            } else if same_name.iter().all(|o| o.module != me.module) {
+                format!("{} ({})", me.name, me.module)
+            } else {
+                format!("{} ({}:{})", me.name, me.module, me.line)
+            };
+            self.paths[p].name = match parent {
+                Some(q) => format!("{}/{label}", self.paths[q as usize].name),
+                None => label,
+            };
+        }
     }
 
     /// The path of `site` entered inside `parent`, if it was seen.
