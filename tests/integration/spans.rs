@@ -161,3 +161,27 @@ fn sync_hooks_run_at_both_edges_only_while_profiling() {
     uses_block();
     assert_eq!(SYNCS.load(Relaxed), 4, "the hook is cleared when the profiler stops");
 }
+
+/// A guard dropped before the one inside it ends both spans there: later spans nest where
+/// they ran, not under spans that are over, and the inner exit that comes after is counted.
+#[test]
+fn guards_dropped_out_of_order_do_not_mis_nest_later_spans() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    for _ in 0..3 {
+        let outer = span!("outer");
+        let inner = span!("inner");
+        drop(outer);
+        drop(inner);
+        let _later = span!("later");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("out-of-order");
+    assert_eq!(
+        paths(&report),
+        vec![("outer".into(), 3.0), ("outer/inner".into(), 3.0), ("later".into(), 3.0)]
+    );
+    let warnings = &report.benches[0].warnings;
+    assert!(warnings.iter().any(|w| w.starts_with("3 span exits matched no open span")), "{warnings:?}");
+}

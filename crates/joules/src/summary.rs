@@ -286,7 +286,10 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
         ));
     }
     if tree.unmatched_exits > 0 {
-        w.push(format!("{} span exits matched no open span", tree.unmatched_exits));
+        w.push(format!(
+            "{} span exits matched no open span (entered before the profile started, or already ended by an enclosing span's guard dropped first)",
+            tree.unmatched_exits
+        ));
     }
     w
 }

@@ -67,7 +67,8 @@ pub struct SpanTree {
     pub paths: Vec<PathNode>,
     children: Vec<Vec<(SiteId, PathId)>>,
     roots: Vec<(SiteId, PathId)>,
-    /// Exits that matched no open span (entered before the profile started).
+    /// Exits that matched no open span (entered before the profile started, or the exit of
+    /// a span already ended by an enclosing guard dropped before it).
     pub unmatched_exits: u64,
 }
 
@@ -84,11 +85,12 @@ impl SpanTree {
                         let path = tree.intern(log, parent, ev.site);
                         stack.push((ev.site, path));
                     }
-                    EventKind::Exit => match stack.last() {
-                        Some(&(site, _)) if site == ev.site => {
-                            stack.pop();
-                        }
-                        _ => tree.unmatched_exits += 1,
+                    // The span's own exit, or one further out (a guard dropped out of order):
+                    // every span above it ends there too, so that later spans nest where
+                    // they ran. The sweep unwinds the same way.
+                    EventKind::Exit => match stack.iter().rposition(|&(site, _)| site == ev.site) {
+                        Some(at) => stack.truncate(at),
+                        None => tree.unmatched_exits += 1,
                     },
                 }
             }

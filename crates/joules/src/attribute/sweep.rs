@@ -243,11 +243,12 @@ pub(crate) fn attribute(
                     }
                 }
                 EventKind::Exit => {
-                    let top = threads[th].stack.last().copied();
-                    if top.is_none_or(|p| tree.paths[p as usize].site != ev.site) {
+                    // Unwinds to the exiting span, as `SpanTree::build` does.
+                    let stack = &mut threads[th].stack;
+                    let Some(at) = stack.iter().rposition(|&p| tree.paths[p as usize].site == ev.site) else {
                         continue;
-                    }
-                    threads[th].stack.pop();
+                    };
+                    stack.truncate(at);
                     let back = threads[th].stack.last().copied();
                     running.set(&mut threads, th, back);
                     if let (Some(w), Some(q)) = (win_now, back) {

@@ -290,8 +290,9 @@ impl Machine {
                 st.extra = power(name);
             }
             EventKind::Exit => {
-                if st.stack.last().is_some_and(|(s, _)| *s == site) {
-                    st.stack.pop();
+                // Unwinds to the exiting span, as the attribution does.
+                if let Some(at) = st.stack.iter().rposition(|(s, _)| *s == site) {
+                    st.stack.truncate(at);
                 }
                 st.extra = match st.stack.last() {
                     Some((_, path)) => power(path.rsplit('/').next().unwrap_or(path)),
