@@ -185,3 +185,53 @@ fn guards_dropped_out_of_order_do_not_mis_nest_later_spans() {
     let warnings = &report.benches[0].warnings;
     assert!(warnings.iter().any(|w| w.starts_with("3 span exits matched no open span")), "{warnings:?}");
 }
+
+#[measure_energy]
+fn nest_a() {
+    nest_b();
+}
+
+#[measure_energy]
+fn nest_b() {
+    let _c = span!("c");
+    std::hint::black_box(0);
+}
+
+/// With a ring far too small for the spans a thread makes, spans are dropped whole: what is
+/// recorded nests as it ran, every lost edge is counted, and the warning says where.
+#[test]
+fn a_tiny_ring_drops_whole_spans_and_never_mis_nests() {
+    let _lock = joules_tests::profiler_lock();
+    joules::__private::set_span_ring_capacity(16);
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    std::thread::Builder::new()
+        .name("tiny".into())
+        .spawn(|| {
+            for _ in 0..20_000 {
+                nest_a();
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    joules::__private::set_span_ring_capacity(1 << 16);
+    std::thread::sleep(Duration::from_millis(3));
+    let rec = profiler.stop();
+    let thread =
+        rec.spans.threads.iter().find(|t| t.name.as_deref() == Some("tiny")).expect("the thread's log");
+    assert!(thread.dropped > 0, "a 16-edge ring must overflow");
+    assert_eq!(thread.events.len() as u64 + thread.dropped, 6 * 20_000, "every edge recorded or counted");
+    let report = rec.report("tiny ring");
+    assert!(paths(&report).iter().any(|(p, _)| p == "nest_a/nest_b/c"), "some whole spans were recorded");
+    for (path, _) in paths(&report) {
+        assert!(
+            ["nest_a", "nest_a/nest_b", "nest_a/nest_b/c"].contains(&path.as_str()),
+            "mis-nested: {path}"
+        );
+    }
+    let warnings = &report.benches[0].warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("dropped, whole spans at a time") && w.contains("on thread tiny")),
+        "{warnings:?}"
+    );
+}

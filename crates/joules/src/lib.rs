@@ -89,5 +89,5 @@ macro_rules! bench_main {
 /// What the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::span::{Instrumented, Site, enter, enter_synced};
+    pub use crate::span::{Instrumented, Site, enter, enter_synced, set_span_ring_capacity};
 }

@@ -116,6 +116,7 @@ impl ProfilerBuilder {
             return Err(ProfileError::AlreadyRunning);
         }
         span::discard_pending();
+        span::new_generation();
         let start_raw = clock::raw_now();
         span::set_tap_origin(start_raw);
         let started_at = SystemTime::now();

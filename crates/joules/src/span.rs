@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -22,9 +22,27 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Events each thread's ring holds between two drains (16 bytes each). The sampler drains at
 /// about 1 kHz, so a thread would need over 30 million spans a second to overflow; overflow is
-/// counted and reported, never silent.
-const RING_CAPACITY: usize = 1 << 16;
+/// counted and reported, never silent. Settable for tests of overflow
+/// (`__private::set_span_ring_capacity`); a thread keeps the size it registered with.
+static RING_CAPACITY: AtomicUsize = AtomicUsize::new(1 << 16);
 const EXIT_BIT: u32 = 1 << 31;
+/// A guard's site for a span dropped whole: no room was left for it and the exits of the
+/// spans open around it. Its exit, and everything entered inside it, is dropped too (and
+/// counted), so what is recorded always nests as it ran.
+const SKIPPED: u32 = u32::MAX;
+/// Bumped by every profiler start: a thread's ring bookkeeping from an earlier profile
+/// (spans it left open then) starts afresh.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// Sets the ring size of threads that register from now on (at least 4 events).
+pub fn set_span_ring_capacity(events: usize) {
+    RING_CAPACITY.store(events.max(4), Relaxed);
+}
+
+/// A new profile starts: threads' ring bookkeeping resets at their next span edge.
+pub(crate) fn new_generation() {
+    GENERATION.fetch_add(1, Relaxed);
+}
 
 /// One place in the source code that opens a span. Created by `#[measure_energy]` and
 /// [`span!`](crate::span!) as a `static`; its id is interned on first use.
@@ -142,8 +160,8 @@ fn enter_active(site: &'static Site) -> SpanGuard {
     if id == 0 {
         id = intern(site);
     }
-    push(RawEvent { raw: clock::raw_now(), site: id });
-    SpanGuard { site: id, _not_send: PhantomData }
+    let accepted = push(RawEvent { raw: clock::raw_now(), site: id });
+    SpanGuard { site: if accepted { id } else { SKIPPED }, _not_send: PhantomData }
 }
 
 impl Drop for SpanGuard {
@@ -159,6 +177,10 @@ impl SpanGuard {
     #[inline]
     fn exit(&self) {
         run_sync_hook();
+        if self.site == SKIPPED {
+            skipped_exit();
+            return;
+        }
         push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
     }
 }
@@ -221,31 +243,91 @@ struct Local {
     producer: rtrb::Producer<RawEvent>,
     dropped: Arc<AtomicU64>,
     index: u32,
+    /// Spans entered and recorded, not yet left: the ring always keeps room for their exits.
+    open: usize,
+    /// Spans being dropped whole: one that found no room, and those entered inside it.
+    skipping: usize,
+    /// Free slots last seen; refreshed from the ring only when it runs short.
+    free: usize,
+    /// The profile the counts above belong to.
+    generation: u32,
+}
+
+impl Local {
+    /// True if the ring has `n` free slots.
+    #[inline]
+    fn room_for(&mut self, n: usize) -> bool {
+        if self.free < n {
+            self.free = self.producer.slots();
+        }
+        self.free >= n
+    }
 }
 
 thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 }
 
+/// Records `event`; false if an enter was dropped (with what it would enclose).
+///
+/// Drops happen at span granularity: an enter is recorded only if the ring has room for it,
+/// its exit and the exits of every span open around it, so a recorded span's exit is never
+/// lost; an enter that finds no room is dropped with its exit and everything inside it.
 #[inline]
-fn push(event: RawEvent) {
-    // `try_with` fails only while this thread's locals are being destroyed; a span ending then
+fn push(event: RawEvent) -> bool {
+    // `try_with` fails only while this thread's locals are being destroyed; a span edge then
     // has nowhere to go and is dropped.
-    let _ = LOCAL.try_with(|cell| {
-        let mut local = cell.borrow_mut();
-        match local.as_mut() {
-            Some(local) => {
-                if local.producer.push(event).is_err() {
-                    local.dropped.fetch_add(1, Relaxed);
-                }
-                run_edge_tap(local.index, event);
-            }
-            None => {
-                register_thread(&mut local, event);
-                if let Some(local) = local.as_ref() {
+    LOCAL
+        .try_with(|cell| {
+            let mut local = cell.borrow_mut();
+            match local.as_mut() {
+                Some(local) => {
+                    let generation = GENERATION.load(Relaxed);
+                    if local.generation != generation {
+                        (local.open, local.skipping, local.free, local.generation) = (0, 0, 0, generation);
+                    }
+                    let exit = event.site & EXIT_BIT != 0;
+                    if !exit && (local.skipping > 0 || !local.room_for(local.open + 2)) {
+                        local.skipping += 1;
+                        local.dropped.fetch_add(1, Relaxed);
+                        return false;
+                    }
+                    if local.producer.push(event).is_err() {
+                        // Only an exit from an earlier profile's span can find no room.
+                        local.dropped.fetch_add(1, Relaxed);
+                        return !exit;
+                    }
+                    local.free = local.free.saturating_sub(1);
+                    if exit {
+                        local.open = local.open.saturating_sub(1);
+                    } else {
+                        local.open += 1;
+                    }
                     run_edge_tap(local.index, event);
+                    true
+                }
+                None => {
+                    register_thread(&mut local, event);
+                    if let Some(local) = local.as_ref() {
+                        run_edge_tap(local.index, event);
+                    }
+                    true
                 }
             }
+        })
+        .unwrap_or(false)
+}
+
+/// The exit of a span that was dropped whole.
+#[cold]
+#[inline(never)]
+fn skipped_exit() {
+    let _ = LOCAL.try_with(|cell| {
+        if let Some(local) = cell.borrow_mut().as_mut() {
+            if local.generation == GENERATION.load(Relaxed) {
+                local.skipping = local.skipping.saturating_sub(1);
+            }
+            local.dropped.fetch_add(1, Relaxed);
         }
     });
 }
@@ -253,7 +335,7 @@ fn push(event: RawEvent) {
 #[cold]
 #[inline(never)]
 fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
-    let (mut producer, consumer) = rtrb::RingBuffer::new(RING_CAPACITY);
+    let (mut producer, consumer) = rtrb::RingBuffer::new(RING_CAPACITY.load(Relaxed));
     let dropped = Arc::new(AtomicU64::new(0));
     let _ = producer.push(first);
     let mut reg = registry();
@@ -261,7 +343,17 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
     reg.next_thread += 1;
     let name = std::thread::current().name().map(str::to_owned);
     reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone() });
-    *slot = Some(Local { producer, dropped, index });
+    let open = usize::from(first.site & EXIT_BIT == 0);
+    let free = producer.slots();
+    *slot = Some(Local {
+        producer,
+        dropped,
+        index,
+        open,
+        skipping: 0,
+        free,
+        generation: GENERATION.load(Relaxed),
+    });
 }
 
 #[cold]
@@ -319,18 +411,38 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
         if n == 0 && dropped == 0 {
             continue;
         }
-        let keep = n.min(log.room());
+        let room = log.room();
         let thread = log.thread_mut(queue.index, queue.name.as_deref());
-        thread.dropped += dropped + (n - keep) as u64;
+        thread.dropped += dropped;
+        let mut stored = 0;
         if let Ok(chunk) = queue.consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
-            for ev in a.iter().chain(b).take(keep) {
-                let kind = if ev.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
-                thread.push(clock::since(start_raw, ev.raw), ev.site & !EXIT_BIT, kind);
+            for ev in a.iter().chain(b) {
+                // A full log drops at span granularity too: an enter is kept only with room
+                // for the exits of every span it would be open with; a dropped enter takes
+                // its exit and what it encloses along.
+                if ev.site & EXIT_BIT != 0 {
+                    if thread.skipping > 0 {
+                        thread.skipping -= 1;
+                        thread.dropped += 1;
+                        continue;
+                    }
+                    thread.open = thread.open.saturating_sub(1);
+                    thread.push(clock::since(start_raw, ev.raw), ev.site & !EXIT_BIT, EventKind::Exit);
+                } else {
+                    if thread.skipping > 0 || room < stored + thread.open + 2 {
+                        thread.skipping += 1;
+                        thread.dropped += 1;
+                        continue;
+                    }
+                    thread.open += 1;
+                    thread.push(clock::since(start_raw, ev.raw), ev.site, EventKind::Enter);
+                }
+                stored += 1;
             }
             chunk.commit_all();
         }
-        log.note_stored(keep);
+        log.note_stored(stored);
     }
     reg.threads.retain(|q| !(q.consumer.is_abandoned() && q.consumer.is_empty()));
 }

@@ -54,6 +54,10 @@ pub struct ThreadEvents {
     pub events: Vec<Event>,
     /// Events lost because the thread's ring or the log was full.
     pub dropped: u64,
+    /// Recorded spans not yet left (the log keeps room for their exits).
+    pub(crate) open: usize,
+    /// Spans being dropped whole because the log was full.
+    pub(crate) skipping: usize,
 }
 
 /// Every span edge seen while a profiler ran.

@@ -280,9 +280,26 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
     let mut w = Vec::new();
     let dropped = rec.spans.dropped();
     if dropped > 0 {
+        let by_thread: Vec<String> = rec
+            .spans
+            .threads
+            .iter()
+            .filter(|t| t.dropped > 0)
+            .map(|t| {
+                format!(
+                    "{} on thread {}",
+                    t.dropped,
+                    t.name.clone().unwrap_or_else(|| format!("#{}", t.index))
+                )
+            })
+            .collect();
         w.push(format!(
-            "{dropped} span events were dropped (buffers full): spans in very tight loops; \
-             their energy shows as their parent's or unattributed"
+            "{dropped} span edges were dropped, whole spans at a time ({}): the thread's span ring \
+             (65536 edges between two looks of the sampler) or the log (16M edges) was full. A \
+             dropped span's time and energy show in the span around it, or as unattributed at \
+             the top; what was recorded nests as it ran. Fewer, coarser spans in tight loops \
+             (one per layer, not per element) avoid it",
+            by_thread.join(", ")
         ));
     }
     if tree.unmatched_exits > 0 {
