@@ -202,6 +202,14 @@ fn nest_b() {
 #[test]
 fn a_tiny_ring_drops_whole_spans_and_never_mis_nests() {
     let _lock = joules_tests::profiler_lock();
+    /// Puts the ring size back for the threads of later tests, whatever happens here.
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            joules::__private::set_span_ring_capacity(1 << 16);
+        }
+    }
+    let _restore = Restore;
     joules::__private::set_span_ring_capacity(16);
     let profiler = Profiler::builder().source(sim()).start().unwrap();
     std::thread::Builder::new()
@@ -214,7 +222,6 @@ fn a_tiny_ring_drops_whole_spans_and_never_mis_nests() {
         .unwrap()
         .join()
         .unwrap();
-    joules::__private::set_span_ring_capacity(1 << 16);
     std::thread::sleep(Duration::from_millis(3));
     let rec = profiler.stop();
     let thread =
@@ -233,5 +240,31 @@ fn a_tiny_ring_drops_whole_spans_and_never_mis_nests() {
     assert!(
         warnings.iter().any(|w| w.contains("dropped, whole spans at a time") && w.contains("on thread tiny")),
         "{warnings:?}"
+    );
+}
+
+/// A guard entered under one profile and dropped under the next records nothing in the
+/// next, and unbalances nothing there.
+#[test]
+fn a_guard_that_outlives_its_profile_leaves_nothing_in_the_next() {
+    let _lock = joules_tests::profiler_lock();
+    let first = Profiler::builder().source(sim()).start().unwrap();
+    let stale = span!("stale");
+    drop(first.stop());
+    let second = Profiler::builder().source(sim()).start().unwrap();
+    drop(stale);
+    {
+        let _fresh = span!("fresh");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let rec = second.stop();
+    assert_eq!(rec.spans.dropped(), 0);
+    let report = rec.report("after");
+    assert_eq!(paths(&report), vec![("fresh".into(), 1.0)]);
+    assert!(
+        report.benches[0].warnings.iter().all(|w| !w.contains("matched no open span")),
+        "{:?}",
+        report.benches[0].warnings
     );
 }

@@ -201,13 +201,16 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     if let Some(why) = &rec.failure {
         return Err((ExitCodes::SOURCE_FAILED, format!("no figures: {why}")));
     }
-    // A source that failed or a device that was lost leaves its figures short: the run
-    // must not pass a gate or become a baseline (a broken run would read as an
-    // improvement), so it ends here, saying what stopped when and why.
+    // A source that failed or a device that was lost before the last sample ended leaves
+    // figures short: the run must not pass a gate or become a baseline (a broken run would
+    // read as an improvement), so it ends here, saying what stopped when and why. (One that
+    // stops while the profile settles after the last sample lost nothing.)
+    let measured_until = windows.iter().flat_map(|(_, s, _)| s.iter().map(|s| s.window.end)).max();
     let failed: Vec<String> = rec
         .timeline
         .domains
         .iter()
+        .filter(|d| d.ended.as_ref().is_some_and(|(t, _)| measured_until.is_none_or(|end| *t < end)))
         .filter_map(|d| {
             d.ended
                 .as_ref()

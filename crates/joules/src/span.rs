@@ -76,6 +76,9 @@ pub(crate) struct RawEvent {
 pub struct SpanGuard {
     /// 0 when the span was entered with no profiler running.
     site: u32,
+    /// The profile it was entered in: a guard that outlives its profile leaves nothing in
+    /// a later one (its exit would find no room kept for it, and unbalance the count).
+    generation: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -148,7 +151,7 @@ fn run_sync_hook() {
 #[inline(always)]
 pub fn enter(site: &'static Site) -> SpanGuard {
     if !ACTIVE.load(Relaxed) {
-        return SpanGuard { site: 0, _not_send: PhantomData };
+        return SpanGuard { site: 0, generation: 0, _not_send: PhantomData };
     }
     enter_active(site)
 }
@@ -161,7 +164,8 @@ fn enter_active(site: &'static Site) -> SpanGuard {
         id = intern(site);
     }
     let accepted = push(RawEvent { raw: clock::raw_now(), site: id });
-    SpanGuard { site: if accepted { id } else { SKIPPED }, _not_send: PhantomData }
+    let generation = GENERATION.load(Relaxed);
+    SpanGuard { site: if accepted { id } else { SKIPPED }, generation, _not_send: PhantomData }
 }
 
 impl Drop for SpanGuard {
@@ -177,6 +181,10 @@ impl SpanGuard {
     #[inline]
     fn exit(&self) {
         run_sync_hook();
+        if self.generation != GENERATION.load(Relaxed) {
+            // Entered under an earlier profile: not this one's to record or count.
+            return;
+        }
         if self.site == SKIPPED {
             skipped_exit();
             return;
@@ -293,7 +301,8 @@ fn push(event: RawEvent) -> bool {
                         return false;
                     }
                     if local.producer.push(event).is_err() {
-                        // Only an exit from an earlier profile's span can find no room.
+                        // Never for an exit (room is kept for every open span's), nor for
+                        // an enter (checked above); counted all the same.
                         local.dropped.fetch_add(1, Relaxed);
                         return !exit;
                     }
@@ -324,9 +333,7 @@ fn push(event: RawEvent) -> bool {
 fn skipped_exit() {
     let _ = LOCAL.try_with(|cell| {
         if let Some(local) = cell.borrow_mut().as_mut() {
-            if local.generation == GENERATION.load(Relaxed) {
-                local.skipping = local.skipping.saturating_sub(1);
-            }
+            local.skipping = local.skipping.saturating_sub(1);
             local.dropped.fetch_add(1, Relaxed);
         }
     });

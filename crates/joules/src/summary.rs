@@ -295,7 +295,8 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
             .collect();
         w.push(format!(
             "{dropped} span edges were dropped, whole spans at a time ({}): the thread's span ring \
-             (65536 edges between two looks of the sampler) or the log (16M edges) was full. A \
+             (65536 edges by default, between two looks of the sampler) or the log (16M edges) \
+             was full. A \
              dropped span's time and energy show in the span around it, or as unattributed at \
              the top; what was recorded nests as it ran. Fewer, coarser spans in tight loops \
              (one per layer, not per element) avoid it",

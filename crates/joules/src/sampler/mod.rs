@@ -271,7 +271,9 @@ impl<C: SamplerClock> Sampler<C> {
                 let from = before.get(i).copied().unwrap_or(0);
                 for ev in &thread.events[from..] {
                     fresh = true;
-                    depth[i] += if ev.kind == EventKind::Enter { 1 } else { -1 };
+                    // An orphaned exit (a span ended earlier by an enclosing guard dropped
+                    // first) must not make a running span look like rest.
+                    depth[i] = (depth[i] + if ev.kind == EventKind::Enter { 1 } else { -1 }).max(0);
                 }
             }
             let was = self.active;
