@@ -302,9 +302,13 @@ fn push(event: RawEvent) -> bool {
                     }
                     if local.producer.push(event).is_err() {
                         // Never for an exit (room is kept for every open span's), nor for
-                        // an enter (checked above); counted all the same.
+                        // an enter (checked above, and the ring only frees room meanwhile);
+                        // counted all the same, an enter as a span dropped whole.
                         local.dropped.fetch_add(1, Relaxed);
-                        return !exit;
+                        if !exit {
+                            local.skipping += 1;
+                        }
+                        return false;
                     }
                     local.free = local.free.saturating_sub(1);
                     if exit {
