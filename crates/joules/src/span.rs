@@ -163,8 +163,8 @@ fn enter_active(site: &'static Site) -> SpanGuard {
     if id == 0 {
         id = intern(site);
     }
-    let accepted = push(RawEvent { raw: clock::raw_now(), site: id });
     let generation = GENERATION.load(Relaxed);
+    let accepted = push(RawEvent { raw: clock::raw_now(), site: id }, generation);
     SpanGuard { site: if accepted { id } else { SKIPPED }, generation, _not_send: PhantomData }
 }
 
@@ -181,7 +181,8 @@ impl SpanGuard {
     #[inline]
     fn exit(&self) {
         run_sync_hook();
-        if self.generation != GENERATION.load(Relaxed) {
+        let generation = GENERATION.load(Relaxed);
+        if self.generation != generation {
             // Entered under an earlier profile: not this one's to record or count.
             return;
         }
@@ -189,7 +190,7 @@ impl SpanGuard {
             skipped_exit();
             return;
         }
-        push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT });
+        push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT }, generation);
     }
 }
 
@@ -282,7 +283,7 @@ thread_local! {
 /// its exit and the exits of every span open around it, so a recorded span's exit is never
 /// lost; an enter that finds no room is dropped with its exit and everything inside it.
 #[inline]
-fn push(event: RawEvent) -> bool {
+fn push(event: RawEvent, generation: u32) -> bool {
     // `try_with` fails only while this thread's locals are being destroyed; a span edge then
     // has nowhere to go and is dropped.
     LOCAL
@@ -290,7 +291,6 @@ fn push(event: RawEvent) -> bool {
             let mut local = cell.borrow_mut();
             match local.as_mut() {
                 Some(local) => {
-                    let generation = GENERATION.load(Relaxed);
                     if local.generation != generation {
                         (local.open, local.skipping, local.free, local.generation) = (0, 0, 0, generation);
                     }
