@@ -101,6 +101,12 @@ impl Design {
         d
     }
 
+    /// `XᵀX`, `Xᵀy` and the number of rows, for tests that compare two ways of filling one.
+    #[cfg(test)]
+    pub(crate) fn sums(&self) -> (&[f64], &[f64], usize) {
+        (&self.gram, &self.xty, self.n)
+    }
+
     /// The number of columns.
     pub fn columns(&self) -> usize {
         self.columns

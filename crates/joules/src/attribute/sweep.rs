@@ -15,13 +15,15 @@ use super::{
 };
 use crate::source::SourceKind;
 use crate::spanlog::{EventKind, SpanLog};
+
+#[cfg(test)]
+mod reference;
 use crate::timeline::{Series, Timeline};
 use crate::units::{Joules, Nanos};
 
 const NONE: u32 = u32::MAX;
-/// Time-share's marks for who had a reading interval: nobody in a span, or several threads.
+/// Time-share's mark for who had a reading interval: nobody in a span.
 const REST: u32 = u32::MAX - 1;
-const MANY: u32 = u32::MAX - 2;
 /// Beyond this many paths the regression is not attempted (its normal equations grow with
 /// the square): time-share attributes every path, and the report says so by its method.
 pub(crate) const MAX_REGRESSION_PATHS: usize = 400;
@@ -128,6 +130,109 @@ struct WinDomain {
     overlap: Vec<f64>,
 }
 
+/// What a sweep sums, before each domain's paths are settled.
+pub(super) struct Sums {
+    out: Vec<Attribution>,
+    per: Vec<Vec<WinDomain>>,
+    designs: Vec<Option<Design>>,
+}
+
+/// The windows clipped to the readings, and what every sweep starts from.
+pub(super) struct Setup {
+    /// Per window, clipped; those left empty are None and get nothing.
+    wins: Vec<Option<Window>>,
+    /// The windows that are not empty, by start.
+    order: Vec<usize>,
+    /// The end of the last window: the sweep stops there.
+    end_all: Nanos,
+    /// Per domain, the stamp uncertainty a reading may have to close a regression interval.
+    limits: Vec<u64>,
+}
+
+impl Setup {
+    /// None when no window overlaps the readings; `sums` is then the answer as it is.
+    fn new(tl: &Timeline, tree: &SpanTree, windows: &[Window], regress: bool) -> (Sums, Option<Setup>) {
+        let n_paths = tree.paths.len();
+        let nd = tl.domains.len();
+        let mut sums = Sums {
+            out: windows
+                .iter()
+                .map(|_| Attribution {
+                    window: None,
+                    time: vec![PathTime::default(); n_paths],
+                    domains: Vec::new(),
+                })
+                .collect(),
+            per: Vec::new(),
+            designs: Vec::new(),
+        };
+        let Some(first) = tl.first_poll else { return (sums, None) };
+        let wins: Vec<Option<Window>> = windows
+            .iter()
+            .map(|w| {
+                let (s, e) = (w.start.max(first), w.end.min(tl.last_poll));
+                (e > s).then_some(Window { start: s, end: e })
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..windows.len()).filter(|&i| wins[i].is_some()).collect();
+        order.sort_by_key(|&i| wins[i].map(|w| w.start));
+        let Some(end_all) = order.iter().filter_map(|&i| wins[i].map(|w| w.end)).max() else {
+            return (sums, None);
+        };
+        for &i in &order {
+            sums.out[i].window = wins[i];
+        }
+        sums.per = windows
+            .iter()
+            .map(|_| {
+                (0..nd)
+                    .map(|_| WinDomain {
+                        share: DomainShare {
+                            exclusive: vec![Joules(0.0); n_paths],
+                            edge: vec![Joules(0.0); n_paths],
+                            ..DomainShare::default()
+                        },
+                        busy: vec![0.0; n_paths],
+                        overlap: vec![0.0; n_paths],
+                    })
+                    .collect()
+            })
+            .collect();
+        // One regression per domain, over the intervals inside any window: a window's own
+        // intervals (a few hundred) give a noisier fit, and one whose steps were poorly timed
+        // (a sampler preempted for a while) can throw it off; pooled, they are a small part
+        // of the data. Each window's joules are then the pooled powers times its own times,
+        // with standard errors from the pooled covariance.
+        sums.designs = tl
+            .domains
+            .iter()
+            .map(|td| regress.then(|| Design::with_capacity(n_paths + 1, td.series.len())))
+            .collect();
+        let limits = tl.domains.iter().map(|d| Series::precise_limit(d.domain.update_period).0).collect();
+        (sums, Some(Setup { wins, order, end_all, limits }))
+    }
+
+    /// The window holding `[t, until]`.
+    fn window_of(&self, t: Nanos, until: Nanos) -> Option<usize> {
+        let pos = self.order.partition_point(|&i| self.wins[i].is_some_and(|w| w.start <= t));
+        let i = *self.order.get(pos.checked_sub(1)?)?;
+        self.wins[i].filter(|w| until <= w.end).map(|_| i)
+    }
+
+    /// The window in force at `t`, advancing `wi` (a position in `order`) past ended ones.
+    fn window_at(&self, wi: &mut usize, t: Nanos) -> Option<usize> {
+        while *wi < self.order.len() && self.wins[self.order[*wi]].is_some_and(|w| w.end <= t) {
+            *wi += 1;
+        }
+        self.order.get(*wi).copied().filter(|&i| self.wins[i].is_some_and(|w| w.start <= t))
+    }
+
+    /// The next window edge after `t`.
+    fn next_edge(&self, wi: usize, t: Nanos) -> Option<Nanos> {
+        self.order.get(wi).and_then(|&i| self.wins[i]).map(|w| if t < w.start { w.start } else { w.end })
+    }
+}
+
 /// Attributes each window; see [`super::attribute`].
 pub(crate) fn attribute(
     tl: &Timeline,
@@ -136,45 +241,182 @@ pub(crate) fn attribute(
     windows: &[Window],
     choice: Choice,
 ) -> Vec<Attribution> {
+    let regress = choice != Choice::Only(Method::TimeShare) && tree.paths.len() <= MAX_REGRESSION_PATHS;
+    let (sums, setup) = Setup::new(tl, tree, windows, regress);
+    match setup {
+        Some(setup) => finish(sweep(tl, tree, log, &setup, sums), tl, tree, choice),
+        None => sums.out,
+    }
+}
+
+/// Per path, the time it ran as some thread's innermost span, brought up to date only when
+/// the number of threads running it changes or a meter reads it: an edge then costs the two
+/// paths it switches between, not every running path and domain.
+#[derive(Clone, Copy, Default)]
+struct PathClock {
+    /// Threads running it now.
+    threads: u32,
+    /// When `busy` and `share` were last brought up to date, and the share clock then.
+    at: u64,
+    at_share: f64,
+    /// Thread-time as the innermost span, ns.
+    busy: u64,
+    /// Its share of the wall time: each instant with `m` threads in spans counts `1/m` per
+    /// thread running it, ns.
+    share: f64,
+}
+
+/// The sweep's clocks: per path, and for the machine (time with no span, with several).
+#[derive(Default)]
+struct Clocks {
+    now: u64,
+    /// Wall time divided among the running threads: `1/m` per instant with `m` >= 1.
+    share: f64,
+    /// Time no thread was in a span.
+    rest: u64,
+    /// Thread-time in spans, and the wall time with at least one and at least two threads in.
+    thread_busy: u64,
+    active: u64,
+    many: u64,
+    paths: Vec<PathClock>,
+}
+
+/// The machine's clocks at an instant.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    now: u64,
+    rest: u64,
+    thread_busy: u64,
+    active: u64,
+    many: u64,
+}
+
+impl Clocks {
+    /// Moves to `to`, with `m` threads in spans throughout.
+    fn advance(&mut self, to: Nanos, m: usize) {
+        let dt = to.0 - self.now;
+        self.now = to.0;
+        match m {
+            0 => self.rest += dt,
+            // One thread, the usual case: no division on the way.
+            1 => {
+                self.share += dt as f64;
+                self.thread_busy += dt;
+                self.active += dt;
+            }
+            _ => {
+                self.share += dt as f64 / m as f64;
+                self.thread_busy += m as u64 * dt;
+                self.active += dt;
+                self.many += dt;
+            }
+        }
+    }
+
+    /// Path `p`'s busy and share time so far.
+    fn read(&self, p: PathId) -> (u64, f64) {
+        let c = &self.paths[p as usize];
+        let k = u64::from(c.threads);
+        (c.busy + k * (self.now - c.at), c.share + k as f64 * (self.share - c.at_share))
+    }
+
+    /// One thread more (or fewer) runs `p`; true if it now runs where it did not.
+    fn change(&mut self, p: PathId, up: bool) -> bool {
+        let (busy, share) = self.read(p);
+        let (now, clock) = (self.now, self.share);
+        let c = &mut self.paths[p as usize];
+        *c = PathClock { at: now, at_share: clock, busy, share, ..*c };
+        if up {
+            c.threads += 1;
+            c.threads == 1
+        } else {
+            c.threads -= 1;
+            false
+        }
+    }
+
+    fn marks(&self) -> Marks {
+        Marks {
+            now: self.now,
+            rest: self.rest,
+            thread_busy: self.thread_busy,
+            active: self.active,
+            many: self.many,
+        }
+    }
+}
+
+/// What ran since a mark: the paths that did, with their clocks then, and the machine's.
+struct Meter {
+    epoch: u32,
+    /// Per path, the epoch it was last listed in.
+    seen: Vec<u32>,
+    list: Vec<(PathId, u64, f64)>,
+    from: Marks,
+}
+
+/// What a meter read: per path that ran, its busy and share time (ns); the machine's.
+struct Stretch {
+    len: u64,
+    rest: u64,
+    thread_busy: u64,
+    active: u64,
+    many: u64,
+}
+
+impl Meter {
+    fn new(n_paths: usize) -> Self {
+        Meter { epoch: 1, seen: vec![0; n_paths], list: Vec::new(), from: Marks::default() }
+    }
+
+    /// Lists `p`, if it is not yet, with its clocks now.
+    fn touch(&mut self, p: PathId, clocks: &Clocks) {
+        let seen = &mut self.seen[p as usize];
+        if *seen != self.epoch {
+            *seen = self.epoch;
+            let (busy, share) = clocks.read(p);
+            self.list.push((p, busy, share));
+        }
+    }
+
+    /// Starts over from now, with the running paths listed.
+    fn restart(&mut self, clocks: &Clocks, running: &Running) {
+        if self.epoch == u32::MAX {
+            self.seen.fill(0);
+            self.epoch = 0;
+        }
+        self.epoch += 1;
+        self.list.clear();
+        self.from = clocks.marks();
+        for &(_, p) in &running.list {
+            self.touch(p, clocks);
+        }
+    }
+
+    /// The machine's time since the mark, and per path that ran, its busy and share time.
+    fn read<'a>(&'a self, clocks: &'a Clocks) -> (Stretch, impl Iterator<Item = (PathId, u64, f64)> + 'a) {
+        let (m, f) = (clocks.marks(), self.from);
+        let reading = Stretch {
+            len: m.now - f.now,
+            rest: m.rest - f.rest,
+            thread_busy: m.thread_busy - f.thread_busy,
+            active: m.active - f.active,
+            many: m.many - f.many,
+        };
+        let paths = self.list.iter().filter_map(|&(p, b0, s0)| {
+            let (b, s) = clocks.read(p);
+            (b > b0).then_some((p, b - b0, s - s0))
+        });
+        (reading, paths)
+    }
+}
+
+/// The sweep: span edges, readings and window edges in time order. Between two of them
+/// nothing changes; the clocks advance over each stretch in O(1), and each domain's meter is
+/// read, for both estimators, at its readings and at window edges.
+fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums: Sums) -> Sums {
     let n_paths = tree.paths.len();
     let nd = tl.domains.len();
-    let regress = choice != Choice::Only(Method::TimeShare) && n_paths <= MAX_REGRESSION_PATHS;
-    let mut out: Vec<Attribution> = windows
-        .iter()
-        .map(|_| Attribution { window: None, time: vec![PathTime::default(); n_paths], domains: Vec::new() })
-        .collect();
-    let Some(first) = tl.first_poll else { return out };
-    // Windows clipped to the readings; those left empty get nothing.
-    let wins: Vec<Option<Window>> = windows
-        .iter()
-        .map(|w| {
-            let (s, e) = (w.start.max(first), w.end.min(tl.last_poll));
-            (e > s).then_some(Window { start: s, end: e })
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..windows.len()).filter(|&i| wins[i].is_some()).collect();
-    order.sort_by_key(|&i| wins[i].map(|w| w.start));
-    let Some(end_all) = order.iter().filter_map(|&i| wins[i].map(|w| w.end)).max() else { return out };
-    for &i in &order {
-        out[i].window = wins[i];
-    }
-    let mut per: Vec<Vec<WinDomain>> = windows
-        .iter()
-        .map(|_| {
-            (0..nd)
-                .map(|_| WinDomain {
-                    share: DomainShare {
-                        exclusive: vec![Joules(0.0); n_paths],
-                        edge: vec![Joules(0.0); n_paths],
-                        ..DomainShare::default()
-                    },
-                    busy: vec![0.0; n_paths],
-                    overlap: vec![0.0; n_paths],
-                })
-                .collect()
-        })
-        .collect();
-
     let mut threads: Vec<Thread> = log
         .threads
         .iter()
@@ -186,36 +428,33 @@ pub(crate) fn attribute(
             heap.push((ev.t, i as u32));
         }
     }
-    // One regression per domain, over the intervals inside any window: a window's own
-    // intervals (a few hundred) give a noisier fit, and one whose steps were poorly timed (a
-    // sampler preempted for a while) can throw it off; pooled, they are a small part of the
-    // data. Each window's joules are then the pooled powers times its own times, with
-    // standard errors from the pooled covariance.
-    let mut designs: Vec<Option<Design>> = tl
-        .domains
-        .iter()
-        .map(|td| regress.then(|| Design::with_capacity(n_paths + 1, td.series.len())))
-        .collect();
     let mut running = Running::default();
     let mut ds: Vec<DomainState> =
         (0..nd).map(|_| DomainState { sole: NONE, clean: true, ..DomainState::default() }).collect();
-    let limits: Vec<u64> =
-        tl.domains.iter().map(|d| Series::precise_limit(d.domain.update_period).0).collect();
+    let mut clocks = Clocks { paths: vec![PathClock::default(); n_paths], ..Clocks::default() };
+    // One meter per domain (from its last reading or window edge), one for the window's
+    // time per path (from its last edge).
+    let mut meters: Vec<Meter> = (0..=nd).map(|_| Meter::new(n_paths)).collect();
     let mut row: Vec<(usize, f64)> = Vec::with_capacity(16);
-    let window_of = |t: Nanos, until: Nanos| -> Option<usize> {
-        // The window holding [t, until]; `order` is sorted by start.
-        let pos = order.partition_point(|&i| wins[i].is_some_and(|w| w.start <= t));
-        let i = *order.get(pos.checked_sub(1)?)?;
-        wins[i].filter(|w| until <= w.end).map(|_| i)
-    };
-
-    let mut wi = 0; // position in `order`
+    let mut win: Option<usize> = None;
+    let mut wi = 0;
     let mut t = Nanos(0);
     loop {
-        while wi < order.len() && wins[order[wi]].is_some_and(|w| w.end <= t) {
-            wi += 1;
+        let win_now = setup.window_at(&mut wi, t);
+        if win_now != win {
+            for d in 0..nd {
+                close_stretch(d, tl, &meters[d], &clocks, &mut ds[d], win, &mut sums.per);
+                meters[d].restart(&clocks, &running);
+            }
+            if let Some(w) = win {
+                let (_, paths) = meters[nd].read(&clocks);
+                for (p, busy, _) in paths {
+                    sums.out[w].time[p as usize].exclusive.0 += busy;
+                }
+            }
+            meters[nd].restart(&clocks, &running);
+            win = win_now;
         }
-        let win_now = order.get(wi).copied().filter(|&i| wins[i].is_some_and(|w| w.start <= t));
         // Span edges at t.
         while let Some((et, th)) = heap.peek() {
             if et > t {
@@ -231,16 +470,16 @@ pub(crate) fn attribute(
                 heap.push((next.t.max(et), th as u32));
             }
             threads[th].last_t = et;
-            match ev.kind {
+            let was = threads[th].stack.last().copied();
+            let now = match ev.kind {
                 EventKind::Enter => {
-                    let parent = threads[th].stack.last().copied();
-                    let Some(path) = tree.child(parent, ev.site) else { continue };
+                    let Some(path) = tree.child(was, ev.site) else { continue };
                     threads[th].stack.push(path);
-                    running.set(&mut threads, th, Some(path));
-                    if let Some(w) = win_now {
-                        out[w].time[path as usize].calls += 1;
-                        out[w].time[path as usize].stretches += 1;
+                    if let Some(w) = win {
+                        sums.out[w].time[path as usize].calls += 1;
+                        sums.out[w].time[path as usize].stretches += 1;
                     }
+                    Some(path)
                 }
                 EventKind::Exit => {
                     // Unwinds to the exiting span, as `SpanTree::build` does.
@@ -249,61 +488,39 @@ pub(crate) fn attribute(
                         continue;
                     };
                     stack.truncate(at);
-                    let back = threads[th].stack.last().copied();
-                    running.set(&mut threads, th, back);
-                    if let (Some(w), Some(q)) = (win_now, back) {
-                        out[w].time[q as usize].stretches += 1;
+                    let back = stack.last().copied();
+                    if let (Some(w), Some(q)) = (win, back) {
+                        sums.out[w].time[q as usize].stretches += 1;
                     }
+                    back
+                }
+            };
+            running.set(&mut threads, th, now);
+            if let Some(q) = was {
+                clocks.change(q, false);
+            }
+            if let Some(p) = now
+                && clocks.change(p, true)
+            {
+                for meter in &mut meters {
+                    meter.touch(p, &clocks);
                 }
             }
         }
         // Readings at t.
         for (d, td) in tl.domains.iter().enumerate() {
             let s = &td.series;
-            let st = &mut ds[d];
-            while st.next < s.len() && s.times[st.next] <= t {
-                let r = st.next;
-                flush_edges(st, &mut per, d);
-                if u64::from(s.uncertainty[r]) <= limits[d] {
-                    // An interval stretched over many skipped steps says little and, with
-                    // spans in it, would outweigh short ones when columns are compared.
-                    let long = |from: usize| {
-                        let period = td.domain.update_period.0;
-                        period > 0 && (s.times[r] - s.times[from]).0 * 2 > (2 * MAX_MERGED_STEPS + 1) * period
-                    };
-                    let usable = |from: usize| !long(from) || st.busy.is_empty();
-                    if let (Some(from), true) = (st.start.filter(|&f| usable(f)), regress)
-                        && let Some(w) = window_of(s.times[from], s.times[r])
-                    {
-                        row.clear();
-                        row.push((0, st.base));
-                        row.extend(st.busy.iter().map(|&(p, b)| (p as usize + 1, b)));
-                        if let Some(design) = &mut designs[d] {
-                            let y = s.energy[r].0 - s.energy[from].0;
-                            if st.last_row == Some((from, w)) {
-                                design.add_following(y, &row);
-                            } else {
-                                design.add(y, &row);
-                            }
-                            st.last_row = Some((r, w));
-                        }
-                    }
-                    st.start = Some(r);
-                    st.busy.clear();
-                    st.base = 0.0;
-                }
-                st.next += 1;
-                if let (Some(&t1), Some(&e1)) = (s.times.get(st.next), s.energy.get(st.next)) {
-                    let span = (t1 - s.times[r]).as_secs_f64();
-                    st.power = if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 };
-                }
+            while ds[d].next < s.len() && s.times[ds[d].next] <= t {
+                close_stretch(d, tl, &meters[d], &clocks, &mut ds[d], win, &mut sums.per);
+                meters[d].restart(&clocks, &running);
+                close_reading(d, tl, setup, &mut ds[d], &mut sums, &mut row);
             }
         }
-        if t >= end_all {
+        if t >= setup.end_all {
             break;
         }
         // The next breakpoint.
-        let mut nb = end_all;
+        let mut nb = setup.end_all;
         if let Some((et, _)) = heap.peek() {
             nb = nb.min(et);
         }
@@ -312,25 +529,160 @@ pub(crate) fn attribute(
                 nb = nb.min(rt);
             }
         }
-        if let Some(w) = order.get(wi).and_then(|&i| wins[i]) {
-            nb = nb.min(if t < w.start { w.start } else { w.end });
+        if let Some(edge) = setup.next_edge(wi, t) {
+            nb = nb.min(edge);
         }
         if nb <= t {
             // Only an event clamped to t can do this; it was applied above.
             nb = Nanos(t.0 + 1);
         }
-        piece(t, nb, win_now, &running, tl, &mut ds, &mut per, &mut out);
+        clocks.advance(nb, running.list.len());
         t = nb;
     }
     for (d, st) in ds.iter_mut().enumerate() {
-        flush_edges(st, &mut per, d);
+        close_stretch(d, tl, &meters[d], &clocks, st, win, &mut sums.per);
+        flush_edges(st, &mut sums.per, d);
     }
+    if let Some(w) = win {
+        let (_, paths) = meters[nd].read(&clocks);
+        for (p, busy, _) in paths {
+            sums.out[w].time[p as usize].exclusive.0 += busy;
+        }
+    }
+    sums
+}
 
-    let pooled: Vec<Option<Fit>> = designs
+/// Adds what domain `d`'s meter read since its last reading or window edge to the
+/// regression interval being filled and, inside a window, to time-share's sums.
+fn close_stretch(
+    d: usize,
+    tl: &Timeline,
+    meter: &Meter,
+    clocks: &Clocks,
+    st: &mut DomainState,
+    win: Option<usize>,
+    per: &mut [Vec<WinDomain>],
+) {
+    let s = &tl.domains[d].series;
+    let k = st.next;
+    if k == 0 || k >= s.len() {
+        return;
+    }
+    let (r, paths) = meter.read(clocks);
+    if r.len == 0 {
+        return;
+    }
+    const S: f64 = 1e-9;
+    let regress = st.start.is_some();
+    if regress {
+        // Time between spans, less the thread-time beyond one while several ran.
+        st.base += (r.rest as f64 - (r.thread_busy - r.active) as f64) * S;
+    }
+    let wd = win.map(|w| (w, &mut per[w][d]));
+    let Some((w, wd)) = wd else {
+        if regress {
+            for (p, busy, _) in paths {
+                add_busy(&mut st.busy, p, busy as f64 * S);
+            }
+        }
+        return;
+    };
+    wd.share.total.0 += st.power * r.len as f64 * S;
+    wd.share.covered.0 += r.len;
+    // Who had this stretch: rest, one path, or several threads (never clean).
+    if r.many > 0 {
+        st.clean = false;
+    }
+    if r.rest > 0 {
+        had(st, REST);
+    }
+    for (p, busy, share) in paths {
+        had(st, p);
+        let (busy, share) = (busy as f64 * S, share * S);
+        let each = st.power * share;
+        wd.share.exclusive[p as usize].0 += each;
+        wd.busy[p as usize] += busy;
+        wd.overlap[p as usize] += busy - share;
+        st.given.push((w, p, each));
+        if regress {
+            add_busy(&mut st.busy, p, busy);
+        }
+    }
+}
+
+/// Who had part of time-share's reading interval: it stays clean while that is one path alone
+/// (or nobody) throughout.
+fn had(st: &mut DomainState, who: u32) {
+    if st.sole == NONE {
+        st.sole = who;
+    }
+    st.clean &= st.sole == who;
+}
+
+fn add_busy(busy: &mut Vec<(PathId, f64)>, p: PathId, secs: f64) {
+    match busy.iter_mut().find(|(q, _)| *q == p) {
+        Some((_, b)) => *b += secs,
+        None => busy.push((p, secs)),
+    }
+}
+
+/// Reading `ds.next` of domain `d`, its stretch closed: ends time-share's reading interval
+/// and, where it is precisely stamped, the regression interval, which becomes a row.
+fn close_reading(
+    d: usize,
+    tl: &Timeline,
+    setup: &Setup,
+    st: &mut DomainState,
+    sums: &mut Sums,
+    row: &mut Vec<(usize, f64)>,
+) {
+    let td = &tl.domains[d];
+    let s = &td.series;
+    let r = st.next;
+    flush_edges(st, &mut sums.per, d);
+    if u64::from(s.uncertainty[r]) <= setup.limits[d] {
+        // An interval stretched over many skipped steps says little and, with spans in it,
+        // would outweigh short ones when columns are compared.
+        let long = |from: usize| {
+            let period = td.domain.update_period.0;
+            period > 0 && (s.times[r] - s.times[from]).0 * 2 > (2 * MAX_MERGED_STEPS + 1) * period
+        };
+        let usable = |from: usize| !long(from) || st.busy.is_empty();
+        if let Some(from) = st.start.filter(|&f| usable(f))
+            && let Some(design) = &mut sums.designs[d]
+            && let Some(w) = setup.window_of(s.times[from], s.times[r])
+        {
+            row.clear();
+            row.push((0, st.base));
+            row.extend(st.busy.iter().map(|&(p, b)| (p as usize + 1, b)));
+            let y = s.energy[r].0 - s.energy[from].0;
+            if st.last_row == Some((from, w)) {
+                design.add_following(y, row);
+            } else {
+                design.add(y, row);
+            }
+            st.last_row = Some((r, w));
+        }
+        st.start = Some(r);
+        st.busy.clear();
+        st.base = 0.0;
+    }
+    st.next += 1;
+    if let (Some(&t1), Some(&e1)) = (s.times.get(st.next), s.energy.get(st.next)) {
+        let span = (t1 - s.times[r]).as_secs_f64();
+        st.power = if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 };
+    }
+}
+
+/// Settles every window's paths from the sums.
+fn finish(mut sums: Sums, tl: &Timeline, tree: &SpanTree, choice: Choice) -> Vec<Attribution> {
+    let n_paths = tree.paths.len();
+    let pooled: Vec<Option<Fit>> = sums
+        .designs
         .iter()
         .map(|d| d.as_ref().filter(|d| d.intervals() > 0).and_then(regression::solve))
         .collect();
-    drop(designs);
+    drop(std::mem::take(&mut sums.designs));
     // Where the regression shows the same power for every path (and the time between
     // spans) — no significant difference, and every power known to within FLAT_WITHIN, so
     // that "no difference" is evidence and not noise — time-share's one assumption holds,
@@ -349,6 +701,7 @@ pub(crate) fn attribute(
             choice == Choice::Auto && same && known
         })
         .collect();
+    let mut out = sums.out;
     for (w, att) in out.iter_mut().enumerate() {
         if att.window.is_none() {
             continue;
@@ -363,7 +716,7 @@ pub(crate) fn attribute(
                 att.time[parent as usize].inclusive.0 += add;
             }
         }
-        let wd = std::mem::take(&mut per[w]);
+        let wd = std::mem::take(&mut sums.per[w]);
         att.domains = wd
             .into_iter()
             .enumerate()
@@ -374,80 +727,6 @@ pub(crate) fn attribute(
             .collect();
     }
     out
-}
-
-/// Adds piece `[a, b)` to every sum.
-#[allow(clippy::too_many_arguments)]
-fn piece(
-    a: Nanos,
-    b: Nanos,
-    win: Option<usize>,
-    running: &Running,
-    tl: &Timeline,
-    ds: &mut [DomainState],
-    per: &mut [Vec<WinDomain>],
-    out: &mut [Attribution],
-) {
-    let dt_ns = b.0 - a.0;
-    let dt = dt_ns as f64 * 1e-9;
-    let m = running.list.len();
-    if let Some(w) = win {
-        for &(_, p) in &running.list {
-            out[w].time[p as usize].exclusive.0 += dt_ns;
-        }
-    }
-    for (d, td) in tl.domains.iter().enumerate() {
-        let s = &td.series;
-        let st = &mut ds[d];
-        let k = st.next;
-        if k == 0 || k >= s.len() {
-            continue;
-        }
-        // The regression interval being filled (across windows; it is kept only if one
-        // window holds it whole).
-        if st.start.is_some() {
-            if m == 0 {
-                st.base += dt;
-            } else {
-                st.base -= (m - 1) as f64 * dt;
-                for &(_, p) in &running.list {
-                    match st.busy.iter_mut().find(|(q, _)| *q == p) {
-                        Some((_, b)) => *b += dt,
-                        None => st.busy.push((p, dt)),
-                    }
-                }
-            }
-        }
-        let Some(w) = win else { continue };
-        let e = st.power * dt;
-        let wd = &mut per[w][d];
-        wd.share.total.0 += e;
-        wd.share.covered.0 += dt_ns;
-        // Who had this piece: rest, one path, or several threads (never clean).
-        let who = match m {
-            0 => REST,
-            1 => running.list[0].1,
-            _ => MANY,
-        };
-        if st.sole == NONE {
-            st.sole = who;
-        }
-        st.clean &= st.sole == who && who != MANY;
-        if m == 0 {
-            continue;
-        }
-        let each = e / m as f64;
-        let ovl = dt * (m - 1) as f64 / m as f64;
-        for &(_, p) in &running.list {
-            wd.share.exclusive[p as usize].0 += each;
-            wd.busy[p as usize] += dt;
-            wd.overlap[p as usize] += ovl;
-            match st.given.iter_mut().find(|(gw, q, _)| *gw == w && *q == p) {
-                Some((_, _, g)) => *g += each,
-                None => st.given.push((w, p, each)),
-            }
-        }
-    }
 }
 
 /// Ends a reading interval: energy given in it is edge energy unless one path filled it alone.
