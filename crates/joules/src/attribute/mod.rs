@@ -24,10 +24,10 @@
 //! energies plus the unattributed energy add up to the counter's total. A path's *inclusive*
 //! energy adds its descendants'.
 //!
-//! Memory: the sweep keeps per thread its open spans and per domain the interval being
-//! filled, nothing per event; the regression keeps one compact row per counter interval
-//! (its energy and nonzero entries, about 40 bytes) for its covariance. One regression per
-//! domain pools the intervals of every window.
+//! Memory: the sweep keeps per thread its open spans, per path its clocks, and per domain
+//! the interval being filled and the paths run in it, nothing per event; the regression
+//! keeps one compact row per counter interval (its energy and nonzero entries, about 40
+//! bytes) for its covariance. One regression per domain pools the intervals of every window.
 
 pub mod regression;
 mod sweep;

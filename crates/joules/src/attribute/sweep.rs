@@ -1,10 +1,14 @@
 //! The one pass over span edges and readings, in time order, that feeds both estimators.
 //!
 //! Breakpoints are span edges (merged across threads with a heap), readings of every domain
-//! and window bounds; between two of them nothing changes, so each piece adds its length to
-//! the running paths' time, its time-share energy per domain, and its busy time to the
-//! regression interval each domain is filling. An interval closes at a precisely stamped
-//! reading; readings stamped less precisely are skipped, merging their two intervals.
+//! and window bounds; between two of them nothing changes. Each path keeps clocks (its busy
+//! thread-time, its share of the wall time) that move only when a thread starts or stops
+//! running it; each domain has a meter that lists the paths run since its last reading or
+//! window edge and reads their clocks there, adding their time-share energy and their busy
+//! time to the regression interval the domain is filling. So an edge costs its two paths,
+//! not every running path times every domain (`reference`, the piece-by-piece form, is the
+//! tests' oracle). An interval closes at a precisely stamped reading; readings stamped less
+//! precisely are skipped, merging their two intervals.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
