@@ -149,6 +149,11 @@ pub(crate) struct BenchArgs {
     /// Time at rest before the benchmarks, to measure idle power, in milliseconds (0: skip).
     #[arg(long, value_name = "MS")]
     pub(crate) idle_ms: Option<u64>,
+    /// Run every benchmark in this many fresh processes, and test changes against the
+    /// variation between them (thermal state, turbo, neighbours: on real hardware most
+    /// variation is between runs, which one run cannot show).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) runs: u32,
     /// Where to write the report [default: <target-dir>/joules/report.json].
     #[arg(long, value_name = "PATH")]
     pub(crate) output: Option<PathBuf>,

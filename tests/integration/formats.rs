@@ -66,6 +66,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
         schema: SCHEMA,
         tool: "joules 0.1.0".into(),
         created_unix_s: 1_795_600_000,
+        runs: 1,
         host: Host {
             cpu_model: "Intel(R) Xeon(R) Gold 6330 CPU @ 2.00GHz".into(),
             logical_cpus: 56,

@@ -93,6 +93,7 @@ fn two_forwards_under_one_parent_are_two_paths_and_the_gate_names_the_costlier()
             .unwrap_or_else(|| panic!("{path} compared"))
     };
     assert_eq!(verdict(&att), Verdict::Regressed, "{cmp:#?}");
-    assert_eq!(verdict(&mlp), Verdict::NoChange, "{cmp:#?}");
+    // Within one run a small shift of mlp's may be significant, but never beyond the noise.
+    assert!(matches!(verdict(&mlp), Verdict::NoChange | Verdict::WithinNoise), "{cmp:#?}");
     assert_eq!(cmp.changes.iter().filter(|c| c.path == att).count(), 1, "each path is paired once");
 }

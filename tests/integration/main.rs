@@ -26,6 +26,10 @@ mod report;
 mod identity;
 // Every output format of bench and compare, against golden files.
 mod formats;
+// Process runs merged, and compared by the variation between them.
+mod runs;
+// Idle power subtracted once per unit of wall time, over the time each domain was read.
+mod idle;
 
 /// Average power of domain `id` over its readings.
 pub(crate) fn watts(rec: &joules::Recording, id: &str) -> f64 {

@@ -83,7 +83,11 @@ fn amd_layout_sums_per_core_registers() {
     );
     let msr = Msr::probe_with(&machine.roots()).expect("fake AMD MSRs probe");
     assert!(msr.describe().contains("not a measurement"), "AMD's RAPL is modelled: {}", msr.describe());
+    assert!(msr.modelled());
     let rec = measure(msr);
+    // Every figure from it says so, in the sources and in each domain's timeline.
+    assert_eq!(rec.sources[0].provenance, "modelled by the CPU (AMD RAPL MSR)");
+    assert!(rec.timeline.domains.iter().all(|d| d.modelled));
     assert!(fake.wraps(0, amd::PKG) >= 3 && fake.wraps(4, amd::CORE) >= 3);
     check(
         &rec,

@@ -107,6 +107,35 @@ fn a_lost_gpu_ends_its_domain_and_the_run_goes_on() {
     assert!((watts(&rec, "gpu:1") - 100.0).abs() < 2.0);
 }
 
+/// Two GPUs lost in the same read: each ends on its own, with its reason, and neither reads
+/// on at 0 W; the third goes on.
+#[test]
+fn two_gpus_lost_in_one_read_each_end() {
+    if !in_child() {
+        return in_child_with(
+            "nvml::two_gpus_lost_in_one_read_each_end",
+            &[
+                ("FAKE_NVML_GPUS", "3"),
+                ("FAKE_NVML_WATTS", "250,200,100"),
+                ("FAKE_NVML_LOST_AFTER_MS", "800"),
+                ("FAKE_NVML_LOST_GPUS", "2"),
+            ],
+        );
+    }
+    let rec = profile(probe_fake(), Duration::from_millis(1400));
+    let domain = |id: &str| rec.timeline.domains.iter().find(|d| d.domain.id == id).unwrap();
+    for (id, truth) in [("gpu:0", 250.0), ("gpu:1", 200.0)] {
+        let d = domain(id);
+        let (at, why) = d.ended.as_ref().unwrap_or_else(|| panic!("{id} did not end"));
+        assert!(why.contains("GPU_IS_LOST"), "{id}: {why}");
+        assert!(d.series.times.iter().all(|t| t <= at), "{id} read on after it was lost");
+        let w = watts(&rec, id);
+        assert!((w - truth).abs() / truth < 0.03, "{id} before the loss: {w} W, truth {truth} W");
+    }
+    assert!(domain("gpu:2").ended.is_none());
+    assert!((watts(&rec, "gpu:2") - 100.0).abs() < 2.0);
+}
+
 #[test]
 fn two_gpus_are_two_domains_in_reports_and_doctor() {
     if !in_child() {

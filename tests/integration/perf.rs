@@ -78,3 +78,18 @@ fn no_pmu_is_not_present() {
     let err = Perf::probe_with(&machine.roots(), &failing_opener(libc::ENOENT)).unwrap_err();
     assert!(matches!(err, ProbeError::NotPresent { .. }), "{err:?}");
 }
+
+#[test]
+fn amd_power_events_are_modelled_not_measured() {
+    for (cpu, modelled) in [(Cpu::Amd(25), true), (Cpu::Intel(0x55), false)] {
+        let machine = FakeMachine::new(cpu, &[(0, 0), (0, 1)]);
+        let fake =
+            FakePerf::start(&machine.roots().sysfs, "0", &events()[..1], "2.3283064365386962890625e-10");
+        let perf = Perf::probe_with(&machine.roots(), &fake.opener()).expect("fake PMU probes");
+        assert_eq!(perf.modelled(), modelled, "{cpu:?}");
+        let label = perf.kind().label(perf.modelled());
+        let want =
+            if modelled { "modelled by the CPU (AMD RAPL perf_event)" } else { "measured (RAPL perf_event)" };
+        assert_eq!(label, want);
+    }
+}

@@ -84,3 +84,20 @@ fn with_no_counter_the_estimate_is_used_and_every_reason_kept() {
         assert!(matches!(o.status, ProbeStatus::Unavailable { .. }), "{kind:?}: {:?}", o.status);
     }
 }
+
+/// AMD's RAPL is a model of power, whichever way it is read: powercap (the kernel's
+/// `intel-rapl` zones serve AMD too) says so in every report, as MSR and perf do.
+#[test]
+fn amd_powercap_is_modelled_by_the_cpu() {
+    for (cpu, want) in [
+        (Cpu::Amd(25), "modelled by the CPU (AMD RAPL powercap)"),
+        (Cpu::Intel(0x9E), "measured (RAPL powercap)"),
+    ] {
+        let machine = FakeMachine::new(cpu, &[(0, 0), (0, 1)]);
+        let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
+        let probe = Probe::run(&machine.roots(), &failing_opener(libc::ENOENT));
+        let source = &probe.sources[0];
+        assert_eq!(source.kind(), SourceKind::Powercap);
+        assert_eq!(source.kind().label(source.modelled()), want, "{cpu:?}");
+    }
+}

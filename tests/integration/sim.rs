@@ -107,12 +107,14 @@ fn precise_step_stamps_are_within_ten_microseconds() {
     assert!(precise >= 20, "only {precise} of {} stamps precise", d.series.len());
 }
 
-/// A simulated package whose read panics from its `panic_at`-th read on.
+/// A simulated package whose read panics from its `panic_at`-th read on, and returns NaN
+/// from `nan_at` (ns into the profile) on.
 #[derive(Debug)]
 struct Breaking {
     sim: Sim,
     reads: u64,
     panic_at: u64,
+    nan_at: u64,
 }
 
 impl Source for Breaking {
@@ -131,7 +133,11 @@ impl Source for Breaking {
     fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
         self.reads += 1;
         assert!(self.reads < self.panic_at, "driver bug");
-        self.sim.read(ctx, out)
+        self.sim.read(ctx, out)?;
+        if ctx.now.0 >= self.nan_at {
+            out[0] = Joules(f64::NAN);
+        }
+        Ok(())
     }
 }
 
@@ -140,7 +146,8 @@ impl Source for Breaking {
 #[test]
 fn a_panicking_source_ends_its_domains_and_nothing_else() {
     let _lock = joules_tests::profiler_lock();
-    let breaking = Breaking { sim: Sim::new(SimScript::new(Watts(5.0))), reads: 0, panic_at: 50 };
+    let breaking =
+        Breaking { sim: Sim::new(SimScript::new(Watts(5.0))), reads: 0, panic_at: 50, nan_at: u64::MAX };
     let profiler = Profiler::builder().source(breaking).start().unwrap();
     for _ in 0..20 {
         outer_short();
@@ -154,6 +161,31 @@ fn a_panicking_source_ends_its_domains_and_nothing_else() {
         .start()
         .expect("a new profile starts")
         .stop();
+}
+
+/// A reading of NaN (or infinity) never reaches the timeline: the domain ends there, saying
+/// why, as for any broken read.
+#[test]
+fn a_non_finite_reading_ends_its_domain_and_never_reaches_the_timeline() {
+    let _lock = joules_tests::profiler_lock();
+    let breaking = Breaking {
+        sim: Sim::new(SimScript::new(Watts(5.0))),
+        reads: 0,
+        panic_at: u64::MAX,
+        nan_at: 100_000_000,
+    };
+    let profiler = Profiler::builder().source(breaking).start().unwrap();
+    for _ in 0..100 {
+        outer_short();
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let rec = profiler.stop();
+    let d = &rec.timeline.domains[0];
+    let ended = d.ended.as_ref().expect("the domain ended");
+    assert!(ended.1.contains("non-finite reading (NaN)"), "{ended:?}");
+    assert!(d.series.len() > 20, "readings before the NaN are kept: {}", d.series.len());
+    assert!(ended.0.0 >= 100_000_000, "{ended:?}");
+    assert!(d.series.energy.iter().all(|e| e.0.is_finite()));
 }
 
 #[measure_energy]

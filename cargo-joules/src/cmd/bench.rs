@@ -46,15 +46,18 @@ pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
         .code(ExitCodes::USAGE);
     }
     let exes = cargo::build(manifest, &targets).code(ExitCodes::BUILD_FAILED)?;
-    let mut merged: Option<Report> = None;
-    for (target, exe) in targets.iter().zip(&exes) {
-        let report = run_one(args, target, exe, &out_dir)?;
-        match &mut merged {
-            None => merged = Some(report),
-            Some(m) => m.benches.extend(report.benches),
+    let mut runs = Vec::new();
+    for run in 1..=args.runs {
+        if args.runs > 1 {
+            eprintln!("joules: run {run} of {}", args.runs);
         }
+        let mut parts = Vec::new();
+        for (target, exe) in targets.iter().zip(&exes) {
+            parts.push(run_one(args, target, exe, &out_dir)?);
+        }
+        runs.push(joules::merge::targets(parts).expect("at least one target ran"));
     }
-    let report = merged.expect("at least one target ran");
+    let report = joules::merge::runs(runs).code(ExitCodes::BENCH_FAILED)?;
     let path = args.output.clone().unwrap_or_else(|| out_dir.join("report.json"));
     report.write_atomic(&path).code(ExitCodes::BENCH_FAILED)?;
     eprintln!("joules: report written to {}", path.display());

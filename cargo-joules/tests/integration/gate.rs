@@ -1,7 +1,8 @@
 //! The regression gate end to end: the real `cargo-joules` builds and runs the simulated
 //! fixture (tests/fixtures/simbench, which also holds a criterion bench that must be left
-//! alone), saves a baseline, stays quiet on unchanged reruns, and
-//! fails with the regression code, naming the layer, when one 200 us layer (shorter than the
+//! alone), its power drifting ±2% from run to run as a real machine's does, saves a
+//! baseline of five runs, stays quiet on twenty unchanged reruns of five runs, and fails
+//! with the regression code, naming the layer, when one 200 us layer (shorter than the
 //! counter's 1 ms step) draws 10% more power.
 
 use std::path::PathBuf;
@@ -21,24 +22,28 @@ fn target_dir() -> PathBuf {
 }
 
 fn bench(extra: &[&str], costlier: Option<&str>) -> Output {
+    bench_with(&["--samples", "10"], extra, costlier)
+}
+
+/// Five runs per side, each drawing its power within ±2% of the script (fixed for the run).
+fn drifting(extra: &[&str], costlier: Option<&str>) -> Output {
+    bench_with(&["--samples", "5", "--runs", "5", "--bench", "layers"], extra, costlier)
+}
+
+fn bench_with(shape: &[&str], extra: &[&str], costlier: Option<&str>) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-joules"));
     cmd.args(["joules", "bench", "--manifest-path"])
         .arg(fixture())
-        .args([
-            "--samples",
-            "10",
-            "--sample-ms",
-            "150",
-            "--warm-up-ms",
-            "200",
-            "--idle-ms",
-            "100",
-            "--color",
-            "never",
-        ])
+        .args(shape)
+        .args(["--sample-ms", "150", "--warm-up-ms", "200", "--idle-ms", "100", "--color", "never"])
         .args(extra)
         .env("CARGO_TARGET_DIR", target_dir())
         .env_remove("GITHUB_STEP_SUMMARY");
+    if shape.contains(&"--runs") {
+        cmd.env("SIMBENCH_DRIFT", "0.02");
+    } else {
+        cmd.env_remove("SIMBENCH_DRIFT");
+    }
     match costlier {
         Some(spec) => cmd.env("SIMBENCH_COSTLIER", spec),
         None => cmd.env_remove("SIMBENCH_COSTLIER"),
@@ -57,32 +62,49 @@ fn regressed_lines(out: &Output) -> Vec<String> {
 #[test]
 fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
     let _turn = crate::fixture_lock();
-    let saved = bench(&["--save-baseline", "main"], None);
-    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
-    assert!(target_dir().join("joules/baselines/main.json").exists());
-    // The fixture's criterion bench is left alone, and says so (run, it would write no
-    // joules report and fail the command).
+    // The whole package once: its criterion bench is left alone, and says so (run, it would
+    // write no joules report and fail the command).
+    let all = bench(&[], None);
+    assert_eq!(all.status.code(), Some(0), "{}", text(&all));
     assert!(
-        text(&saved)
+        text(&all)
             .contains("not running bench `criterion_other` of simbench: it does not use the joules harness"),
         "{}",
-        text(&saved)
+        text(&all)
+    );
+
+    let saved = drifting(&["--save-baseline", "main"], None);
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(target_dir().join("joules/baselines/main.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["runs"], 5, "the baseline keeps its runs");
+    assert_eq!(
+        report["benches"][0]["spans"][0]["energy"][0]["exclusive_j"]["runs"].as_array().map(Vec::len),
+        Some(5),
+        "and each figure every run's value"
     );
     let saved_bytes = std::fs::read(target_dir().join("joules/baselines/main.json")).unwrap();
 
     for run in 0..20 {
-        let out = bench(&["--baseline", "main"], None);
+        let out = drifting(&["--baseline", "main"], None);
         assert_eq!(
             out.status.code(),
             Some(i32::from(ExitCodes::OK)),
             "unchanged rerun {run} was called a regression:\n{}",
             text(&out)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("0 regressed"), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("0 regressed"), "{}", text(&out));
+        assert!(
+            stdout.contains("tested against the variation between runs (up to 5 per side)"),
+            "{}",
+            text(&out)
+        );
     }
 
     // A rolling baseline (compare, then save) must not adopt the regression.
-    let worse = bench(&["--baseline", "main", "--save-baseline", "main"], Some("attention:1.10"));
+    let worse = drifting(&["--baseline", "main", "--save-baseline", "main"], Some("attention:1.10"));
     assert_eq!(worse.status.code(), Some(i32::from(ExitCodes::REGRESSION)), "{}", text(&worse));
     assert!(text(&worse).contains("not saving baseline"), "{}", text(&worse));
     let lines = regressed_lines(&worse);
@@ -97,7 +119,7 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
         text(&worse)
     );
 
-    let clean = bench(&["--baseline", "main"], None);
+    let clean = drifting(&["--baseline", "main"], None);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
     assert!(regressed_lines(&clean).is_empty(), "{}", text(&clean));
     assert_eq!(

@@ -1,19 +1,32 @@
 //! Comparing two reports: is a change real, and is it a regression?
 //!
 //! The rule is criterion's: a change counts only when it is statistically significant
-//! (Welch's t-test, p below the significance level) AND its whole 95% interval lies beyond the
-//! noise threshold: above `+noise` a regression, below `-noise` an improvement. Anything else
-//! is no change. Figures from the regression estimator carry its standard error, which their
-//! samples (all scaled from one fit) do not show; they are tested against both sides'
-//! standard errors instead of by Welch's test on the samples (they carry no systematic
-//! allowance: the regression places no energy by assumption). An estimate's systematic uncertainty (see [`Estimate::systematic`]) widens
-//! the interval on both sides. [`verdict`] is the one place that rule lives; tables, Markdown and exit codes
-//! all call it. Reports from different machines or sources are refused unless allowed.
+//! AND its whole 95% interval lies beyond the noise threshold: above `+noise` a regression,
+//! below `-noise` an improvement. A significant change whose interval reaches into the band is
+//! *within noise*; one that is not significant is *no change* (how large a change could have
+//! hidden there is each figure's *detectable* change). [`verdict`] is the one place that rule
+//! lives; tables, Markdown and exit codes all call it.
+//!
+//! What a change is tested against depends on what the reports hold:
+//! - *Between runs* (`cargo joules bench --runs N`): the runs' figures, by Welch's test; where
+//!   one side has a single run, it is taken to vary as the other side's runs do. On real
+//!   hardware most variation is between runs (thermal state, turbo, neighbours), so this is
+//!   the honest test for a gate.
+//! - *Within one run* (one run on each side): the samples, by Welch's test, or, for figures
+//!   from the regression estimator, both sides' standard errors (their samples, all scaled
+//!   from one fit, do not show it). A time-share estimate's systematic uncertainty (see
+//!   [`Estimate::systematic`]) widens the interval on both sides. Variation between runs is
+//!   not in these intervals, and the comparison says so.
+//!
+//! Many figures are tested at once, so p-values are adjusted by Holm's method over every
+//! figure compared: the chance that an unchanged program fails the gate anywhere stays at
+//! the significance level. Reports from different machines or sources are refused unless
+//! allowed.
 
 use serde::{Deserialize, Serialize};
 
 use crate::report::{BenchReport, Report};
-use crate::stats::{Estimate, RelativeChange, welch, z_change};
+use crate::stats::{Estimate, RelativeChange, against_runs, welch, z_change};
 
 /// Thresholds of a comparison.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,7 +53,9 @@ pub enum Verdict {
     Regressed,
     /// Significantly cheaper, beyond the noise threshold.
     Improved,
-    /// Within noise, or not significant.
+    /// Significant, but the interval reaches into the noise threshold.
+    WithinNoise,
+    /// Not significant.
     NoChange,
     /// Only in the new report.
     Added,
@@ -50,17 +65,28 @@ pub enum Verdict {
     Unknown,
 }
 
-/// The rule, applied to one relative change.
-pub fn verdict(change: &RelativeChange, cfg: &CompareConfig) -> Verdict {
-    if change.p_value >= cfg.significance {
+/// The rule, applied to one relative change and its p-value (adjusted for the figures
+/// tested with it).
+pub fn verdict(change: &RelativeChange, p: f64, cfg: &CompareConfig) -> Verdict {
+    if p.is_nan() || p >= cfg.significance {
         Verdict::NoChange
     } else if change.lo > cfg.noise {
         Verdict::Regressed
     } else if change.hi < -cfg.noise {
         Verdict::Improved
     } else {
-        Verdict::NoChange
+        Verdict::WithinNoise
     }
+}
+
+/// What a change was tested against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// The spread between process runs (at least one side had several).
+    BetweenRuns,
+    /// The spread within one run per side (or the regression's standard errors).
+    WithinRun,
 }
 
 /// One figure compared.
@@ -78,8 +104,28 @@ pub struct Change {
     pub new_j: Option<f64>,
     /// The relative change, its interval and p-value, where both sides have samples.
     pub change: Option<RelativeChange>,
+    /// The p-value adjusted by Holm's method over every figure compared (the verdict's).
+    #[serde(default)]
+    pub p_adjusted: Option<f64>,
+    /// The smallest relative change this figure would show as a regression four times in
+    /// five (80% power), given its uncertainty, the noise threshold and the adjusted level.
+    #[serde(default)]
+    pub detectable: Option<f64>,
+    /// Process runs behind the old and the new figure.
+    #[serde(default)]
+    pub runs: (usize, usize),
+    /// What the change was tested against.
+    #[serde(default = "within_run")]
+    pub basis: Basis,
     /// What it amounts to.
     pub verdict: Verdict,
+    /// The systematic allowance added to each side of the interval (relative).
+    #[serde(skip)]
+    widened: f64,
+}
+
+fn within_run() -> Basis {
+    Basis::WithinRun
 }
 
 /// A whole comparison.
@@ -93,6 +139,9 @@ pub struct Comparison {
     pub mismatches: Vec<String>,
     /// Every figure: each domain's total, and each span path's exclusive energy.
     pub changes: Vec<Change>,
+    /// Figures tested together (the Holm family).
+    #[serde(default)]
+    pub tested: usize,
 }
 
 impl Comparison {
@@ -104,6 +153,12 @@ impl Comparison {
     /// True if any figure regressed.
     pub fn regressed(&self) -> bool {
         self.regressions().next().is_some()
+    }
+
+    /// True if every tested figure had one run on each side: intervals then hold no
+    /// variation between runs.
+    pub fn single_runs(&self) -> bool {
+        self.changes.iter().filter(|c| c.change.is_some()).all(|c| c.basis == Basis::WithinRun)
     }
 }
 
@@ -165,16 +220,39 @@ pub fn compare(old: &Report, new: &Report, cfg: &CompareConfig) -> Result<Compar
         let before = in_bench(&old.benches, &nb.name);
         for figure in figures(nb) {
             let old_e = before.iter().find(|f| same(f, &figure)).map(|f| f.2);
-            changes.push(change(&nb.name, old_e, Some(figure.2), &figure.0, &figure.1, cfg));
+            changes.push(change(&nb.name, old_e, Some(figure.2), &figure.0, &figure.1));
         }
     }
     for ob in &old.benches {
         let after = in_bench(&new.benches, &ob.name);
         for figure in figures(ob).into_iter().filter(|f| !after.iter().any(|a| same(a, f))) {
-            changes.push(change(&ob.name, Some(figure.2), None, &figure.0, &figure.1, cfg));
+            changes.push(change(&ob.name, Some(figure.2), None, &figure.0, &figure.1));
         }
     }
-    Ok(Comparison { noise: cfg.noise, significance: cfg.significance, mismatches, changes })
+    let tested = adjust(&mut changes, cfg);
+    Ok(Comparison { noise: cfg.noise, significance: cfg.significance, mismatches, changes, tested })
+}
+
+/// Holm's step-down adjustment over every tested figure, then each verdict and detectable
+/// change at the adjusted level. Returns the number of figures tested.
+fn adjust(changes: &mut [Change], cfg: &CompareConfig) -> usize {
+    let mut tested: Vec<usize> = (0..changes.len()).filter(|&i| changes[i].change.is_some()).collect();
+    let m = tested.len();
+    let p = |c: &Change| c.change.as_ref().map_or(1.0, |r| if r.p_value.is_nan() { 1.0 } else { r.p_value });
+    tested.sort_by(|&a, &b| p(&changes[a]).total_cmp(&p(&changes[b])));
+    let mut running_max: f64 = 0.0;
+    for (rank, &i) in tested.iter().enumerate() {
+        running_max = running_max.max(((m - rank) as f64 * p(&changes[i])).min(1.0));
+        changes[i].p_adjusted = Some(running_max);
+    }
+    for c in changes.iter_mut() {
+        if let (Some(r), Some(pa)) = (&c.change, c.p_adjusted) {
+            c.verdict = verdict(r, pa, cfg);
+            // A single change among m figures meets the strictest step, the level over m.
+            c.detectable = Some(r.detectable(cfg.noise, cfg.significance / m.max(1) as f64) + c.widened);
+        }
+    }
+    m
 }
 
 /// (path, domain, estimate).
@@ -197,25 +275,42 @@ fn figures(b: &BenchReport) -> Vec<Figure<'_>> {
     out
 }
 
-fn change(
-    bench: &str,
-    old: Option<&Estimate>,
-    new: Option<&Estimate>,
-    path: &str,
-    domain: &str,
-    cfg: &CompareConfig,
-) -> Change {
+fn change(bench: &str, old: Option<&Estimate>, new: Option<&Estimate>, path: &str, domain: &str) -> Change {
+    let runs = (old.map_or(0, Estimate::run_count), new.map_or(0, Estimate::run_count));
+    let mut basis = Basis::WithinRun;
+    let mut widened = 0.0;
     let rel = match (old, new) {
-        (Some(o), Some(n)) if o.model_stderr.is_some() || n.model_stderr.is_some() => {
-            z_change(o, n).map(|r| widen(r, o, n))
+        (Some(o), Some(n)) if o.runs.len() >= 2 && n.runs.len() >= 2 => {
+            basis = Basis::BetweenRuns;
+            welch(&o.runs, &n.runs)
         }
-        (Some(o), Some(n)) => welch(&o.samples, &n.samples).map(|r| widen(r, o, n)),
+        (Some(o), Some(n)) if o.runs.len() >= 2 => {
+            basis = Basis::BetweenRuns;
+            against_runs(&o.runs, n.point, true)
+        }
+        (Some(o), Some(n)) if n.runs.len() >= 2 => {
+            basis = Basis::BetweenRuns;
+            against_runs(&n.runs, o.point, false)
+        }
+        (Some(o), Some(n)) => {
+            let r = if o.model_stderr.is_some() || n.model_stderr.is_some() {
+                z_change(o, n)
+            } else {
+                welch(&o.samples, &n.samples)
+            };
+            r.map(|r| {
+                let (r, by) = widen(r, o, n);
+                widened = by;
+                r
+            })
+        }
         _ => None,
     };
     let verdict = match (old, new, &rel) {
         (None, Some(_), _) => Verdict::Added,
         (Some(_), None, _) => Verdict::Removed,
-        (_, _, Some(r)) => verdict(r, cfg),
+        // Settled with the other figures' p-values (see `adjust`).
+        (_, _, Some(_)) => Verdict::NoChange,
         _ => Verdict::Unknown,
     };
     Change {
@@ -225,18 +320,24 @@ fn change(
         old_j: old.map(|e| e.point),
         new_j: new.map(|e| e.point),
         change: rel,
+        p_adjusted: None,
+        detectable: None,
+        runs,
+        basis,
         verdict,
+        widened,
     }
 }
 
 /// Widens a change's interval by both sides' systematic error (time-share's placement of
-/// energy at span edges, which can differ between the two runs).
-fn widen(mut r: RelativeChange, old: &Estimate, new: &Estimate) -> RelativeChange {
+/// energy at span edges, which can differ between the two runs); returns it and the width
+/// added on each side.
+fn widen(mut r: RelativeChange, old: &Estimate, new: &Estimate) -> (RelativeChange, f64) {
     let sys = (old.systematic.unwrap_or(0.0) + new.systematic.unwrap_or(0.0))
         / old.point.abs().max(f64::MIN_POSITIVE);
     r.lo -= sys;
     r.hi += sys;
-    r
+    (r, sys)
 }
 
 #[cfg(test)]
@@ -244,20 +345,77 @@ mod tests {
     use super::*;
 
     fn rel(point: f64, lo: f64, hi: f64, p_value: f64) -> RelativeChange {
-        RelativeChange { point, lo, hi, p_value }
+        RelativeChange { point, lo, hi, p_value, stderr: (hi - lo) / 3.92, dof: f64::INFINITY }
+    }
+
+    fn v(r: RelativeChange, cfg: &CompareConfig) -> Verdict {
+        verdict(&r, r.p_value, cfg)
     }
 
     #[test]
     fn the_rule_needs_significance_and_the_whole_interval_beyond_noise() {
         let cfg = CompareConfig::default();
-        assert_eq!(verdict(&rel(0.10, 0.05, 0.15, 0.001), &cfg), Verdict::Regressed);
-        assert_eq!(verdict(&rel(-0.10, -0.15, -0.05, 0.001), &cfg), Verdict::Improved);
+        assert_eq!(v(rel(0.10, 0.05, 0.15, 0.001), &cfg), Verdict::Regressed);
+        assert_eq!(v(rel(-0.10, -0.15, -0.05, 0.001), &cfg), Verdict::Improved);
         assert_eq!(
-            verdict(&rel(0.10, 0.01, 0.19, 0.001), &cfg),
-            Verdict::NoChange,
+            v(rel(0.10, 0.01, 0.19, 0.001), &cfg),
+            Verdict::WithinNoise,
             "interval reaches into noise"
         );
-        assert_eq!(verdict(&rel(0.10, 0.05, 0.15, 0.2), &cfg), Verdict::NoChange, "not significant");
-        assert_eq!(verdict(&rel(0.015, 0.012, 0.018, 0.0), &cfg), Verdict::NoChange, "below threshold");
+        assert_eq!(v(rel(0.10, 0.05, 0.15, 0.2), &cfg), Verdict::NoChange, "not significant");
+        assert_eq!(v(rel(0.015, 0.012, 0.018, 0.0), &cfg), Verdict::WithinNoise, "below threshold");
+        assert_eq!(verdict(&rel(0.10, 0.05, 0.15, 0.001), f64::NAN, &cfg), Verdict::NoChange);
+    }
+
+    fn est(points: &[f64]) -> Estimate {
+        let runs: Vec<Estimate> =
+            points.iter().map(|&p| Estimate::from_samples(vec![p * 0.999, p * 1.001])).collect();
+        Estimate::from_runs(&runs.iter().collect::<Vec<_>>())
+    }
+
+    fn changes(ps: &[f64]) -> Vec<Change> {
+        ps.iter()
+            .map(|&p| {
+                let mut c = change("b", Some(&est(&[1.0, 1.01])), Some(&est(&[1.2, 1.21])), "x", "d");
+                c.change.as_mut().unwrap().p_value = p;
+                c
+            })
+            .collect()
+    }
+
+    #[test]
+    fn holm_adjusts_step_down_and_keeps_order() {
+        let mut cs = changes(&[0.01, 0.04, 0.03, 0.005]);
+        let m = adjust(&mut cs, &CompareConfig::default());
+        assert_eq!(m, 4);
+        let adj: Vec<f64> = cs.iter().map(|c| c.p_adjusted.unwrap()).collect();
+        // Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, max(0.06, 0.04*1) = 0.06.
+        let want = [0.03, 0.06, 0.06, 0.02];
+        for (a, w) in adj.iter().zip(want) {
+            assert!((a - w).abs() < 1e-12, "{adj:?}");
+        }
+        // Significant alone (0.03 < 0.05), not once adjusted.
+        assert_eq!(cs[2].verdict, Verdict::NoChange);
+        assert_eq!(cs[3].verdict, Verdict::Regressed);
+    }
+
+    #[test]
+    fn runs_are_compared_by_their_spread_and_say_so() {
+        let (o, n) = (est(&[1.0, 1.02, 0.98, 1.01, 0.99]), est(&[1.03, 1.05, 1.01, 1.04, 1.02]));
+        let c = change("b", Some(&o), Some(&n), "x", "d");
+        assert_eq!((c.basis, c.runs), (Basis::BetweenRuns, (5, 5)));
+        let r = c.change.unwrap();
+        // The runs' means differ by 3%; their spread (sd 1.6%) makes that a wide interval.
+        assert!((r.point - 0.03).abs() < 1e-9 && r.lo < 0.02 && r.hi > 0.04, "{r:?}");
+        // One new run against five: the spread is borrowed, with 4 degrees of freedom.
+        let one = Estimate::from_samples(vec![1.0299, 1.0301]);
+        let c = change("b", Some(&o), Some(&one), "x", "d");
+        let r = c.change.unwrap();
+        assert_eq!((c.basis, c.runs, r.dof), (Basis::BetweenRuns, (5, 1), 4.0));
+        let sd = Estimate::from_samples(o.runs.clone()).sd().unwrap();
+        assert!((r.stderr - sd * (1.0f64 / 5.0 + 1.0).sqrt()).abs() < 1e-12, "{r:?}");
+        // One run each: within the run, and the comparison says so.
+        let c = change("b", Some(&Estimate::from_samples(vec![1.0, 1.01])), Some(&one), "x", "d");
+        assert_eq!((c.basis, c.runs), (Basis::WithinRun, (1, 1)));
     }
 }

@@ -288,7 +288,7 @@ fn describe(sources: &[Box<dyn Source>]) -> Vec<SourceInfo> {
         .iter()
         .map(|s| SourceInfo {
             kind: s.kind(),
-            provenance: s.kind().provenance().to_owned(),
+            provenance: s.kind().label(s.modelled()),
             description: s.describe(),
             domains: s.domains().to_vec(),
         })

@@ -30,6 +30,14 @@ pub struct Report {
     pub unavailable: Vec<Unavailable>,
     /// One entry per benchmark (or profile).
     pub benches: Vec<BenchReport>,
+    /// Process runs merged into this report (`cargo joules bench --runs N`); each figure then
+    /// keeps every run's value ([`Estimate::runs`]).
+    #[serde(default = "one_run")]
+    pub runs: u32,
+}
+
+fn one_run() -> u32 {
+    1
 }
 
 /// One benchmark: figures are per iteration, estimated over samples.
@@ -91,7 +99,7 @@ pub struct DomainReport {
     /// The domain's power at rest, measured before the benchmarks ran (absent for a plain
     /// profile).
     pub idle_w: Option<Estimate>,
-    /// `total_j` less what idle power would have used in the same time.
+    /// `total_j` less what idle power would have used over the time the domain was read.
     pub above_idle_j: Option<Estimate>,
     /// Why the domain stopped being read early, if it did.
     pub ended: Option<String>,
@@ -139,7 +147,8 @@ pub struct SpanEnergy {
     pub exclusive_j: Estimate,
     /// Descendants included.
     pub inclusive_j: Estimate,
-    /// `exclusive_j` less what idle power would have used in the span's exclusive time.
+    /// `exclusive_j` less what idle power would have used in the span's share of the wall
+    /// time (idle is drawn once per instant, however many threads run the span).
     pub exclusive_above_idle_j: Option<Estimate>,
     /// How its energy was attributed: "regression" or "time-share".
     #[serde(default = "time_share_name")]
@@ -220,6 +229,7 @@ impl Report {
             sources,
             unavailable,
             benches,
+            runs: 1,
         }
     }
 

@@ -33,6 +33,10 @@ pub struct Estimate {
     /// figures test the difference against both sides' `stderr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_stderr: Option<f64>,
+    /// Per process run (`cargo joules bench --runs N`), that run's figure, where there was
+    /// more than one: `point` is then their mean and the interval is between runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<f64>,
 }
 
 impl Estimate {
@@ -50,7 +54,43 @@ impl Estimate {
         } else {
             (None, None, None)
         };
-        Estimate { point, lo, hi, stderr, level: CONFIDENCE, samples, systematic: None, model_stderr: None }
+        Estimate {
+            point,
+            lo,
+            hi,
+            stderr,
+            level: CONFIDENCE,
+            samples,
+            systematic: None,
+            model_stderr: None,
+            runs: Vec::new(),
+        }
+    }
+
+    /// One figure over several process runs: the mean of the runs' figures, with a Student-t
+    /// interval from their spread (on real hardware most variation is between runs: thermal
+    /// state, turbo, neighbours), every run's samples, and each run's figure in `runs`. A
+    /// time-share bias ([`Estimate::systematic`]) differs between runs and so is in that
+    /// spread; its mean is kept for reference. With one run, that run's figure as it is.
+    pub fn from_runs(parts: &[&Estimate]) -> Self {
+        match parts {
+            [] => Estimate::from_samples(Vec::new()),
+            [one] => (*one).clone(),
+            _ => {
+                let points: Vec<f64> = parts.iter().map(|e| e.point).collect();
+                let mut e = Estimate::from_samples(points.clone());
+                e.samples = parts.iter().flat_map(|p| p.samples.iter().copied()).collect();
+                let sys: Vec<f64> = parts.iter().filter_map(|p| p.systematic).collect();
+                e.systematic = (!sys.is_empty()).then(|| sys.iter().sum::<f64>() / sys.len() as f64);
+                e.runs = points;
+                e
+            }
+        }
+    }
+
+    /// The number of process runs behind this figure (1 unless merged by [`Estimate::from_runs`]).
+    pub fn run_count(&self) -> usize {
+        self.runs.len().max(1)
     }
 
     /// Samples of a figure whose every sample also carries a model error `model_se` (the
@@ -87,6 +127,7 @@ impl Estimate {
             samples: vec![point],
             systematic: None,
             model_stderr: Some(stderr),
+            runs: Vec::new(),
         }
     }
 
@@ -116,6 +157,35 @@ pub struct RelativeChange {
     pub hi: f64,
     /// Two-sided p-value of "the means are equal".
     pub p_value: f64,
+    /// The standard error of `point`.
+    #[serde(default)]
+    pub stderr: f64,
+    /// The degrees of freedom of its test (infinite for a z-test).
+    #[serde(default = "infinite")]
+    pub dof: f64,
+}
+
+fn infinite() -> f64 {
+    f64::INFINITY
+}
+
+impl RelativeChange {
+    /// The smallest relative change that a gate at `noise` and two-sided level `alpha` flags
+    /// four times in five (80% power) with this figure's standard error: its whole 95%
+    /// interval must clear the noise threshold, and its test the level.
+    pub fn detectable(&self, noise: f64, alpha: f64) -> f64 {
+        let q = |p: f64| {
+            if self.dof.is_finite() {
+                StudentsT::new(0.0, 1.0, self.dof.max(1.0)).map_or(f64::INFINITY, |d| d.inverse_cdf(p))
+            } else {
+                statrs::distribution::Normal::new(0.0, 1.0).map_or(f64::INFINITY, |d| d.inverse_cdf(p))
+            }
+        };
+        let power = q(0.8);
+        let beyond_noise = noise + (q(0.5 + CONFIDENCE / 2.0) + power) * self.stderr;
+        let significant = (q(1.0 - alpha / 2.0) + power) * self.stderr;
+        beyond_noise.max(significant)
+    }
 }
 
 /// The change from `old` to `new` tested against their standard errors (a z-test), for
@@ -131,12 +201,27 @@ pub fn z_change(old: &Estimate, new: &Estimate) -> Option<RelativeChange> {
     let m1 = old.point;
     if se == 0.0 {
         let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
-        return Some(RelativeChange { point: diff / m1, lo: diff / m1, hi: diff / m1, p_value });
+        let point = diff / m1;
+        return Some(RelativeChange {
+            point,
+            lo: point,
+            hi: point,
+            p_value,
+            stderr: 0.0,
+            dof: f64::INFINITY,
+        });
     }
     let normal = statrs::distribution::Normal::new(0.0, 1.0).ok()?;
     let p_value = 2.0 * (1.0 - normal.cdf((diff / se).abs()));
     let half = normal.inverse_cdf(0.5 + CONFIDENCE / 2.0) * se;
-    Some(RelativeChange { point: diff / m1, lo: (diff - half) / m1, hi: (diff + half) / m1, p_value })
+    Some(RelativeChange {
+        point: diff / m1,
+        lo: (diff - half) / m1,
+        hi: (diff + half) / m1,
+        p_value,
+        stderr: se / m1.abs(),
+        dof: f64::INFINITY,
+    })
 }
 
 /// Welch's t-test of `new` against `old` (each needs two samples or more, and a nonzero old
@@ -162,14 +247,58 @@ pub fn welch(old: &[f64], new: &[f64]) -> Option<RelativeChange> {
     if se == 0.0 {
         let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
         let point = diff / m1;
-        return Some(RelativeChange { point, lo: point, hi: point, p_value });
+        return Some(RelativeChange {
+            point,
+            lo: point,
+            hi: point,
+            p_value,
+            stderr: 0.0,
+            dof: n1 + n2 - 2.0,
+        });
     }
     let df = (a + b).powi(2) / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
-    let t_dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    let t = diff / se;
-    let p_value = 2.0 * (1.0 - t_dist.cdf(t.abs()));
+    t_change(diff, se, df, m1)
+}
+
+/// A change `diff` in a figure whose old mean is `m1`, with standard error `se` and `dof`
+/// degrees of freedom: Student's t.
+fn t_change(diff: f64, se: f64, dof: f64, m1: f64) -> Option<RelativeChange> {
+    let t_dist = StudentsT::new(0.0, 1.0, dof).ok()?;
+    let p_value = 2.0 * (1.0 - t_dist.cdf((diff / se).abs()));
     let half = t_dist.inverse_cdf(0.5 + CONFIDENCE / 2.0) * se;
-    Some(RelativeChange { point: diff / m1, lo: (diff - half) / m1, hi: (diff + half) / m1, p_value })
+    Some(RelativeChange {
+        point: diff / m1,
+        lo: (diff - half) / m1,
+        hi: (diff + half) / m1,
+        p_value,
+        stderr: se / m1.abs(),
+        dof,
+    })
+}
+
+/// Two figures over process runs, one side with a single run: that run's deviation from its
+/// own mean is taken to vary as much as the other side's runs do (the same program on the
+/// same machine), so the difference's variance is `s² (1/n + 1)` with `n - 1` degrees of
+/// freedom, `s` the spread of the `n` runs.
+pub fn against_runs(runs: &[f64], single: f64, single_is_new: bool) -> Option<RelativeChange> {
+    let n = runs.len();
+    if n < 2 {
+        return None;
+    }
+    let nf = n as f64;
+    let m = runs.iter().sum::<f64>() / nf;
+    let var = runs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (nf - 1.0);
+    let (m1, diff) = if single_is_new { (m, single - m) } else { (single, m - single) };
+    if m1 == 0.0 {
+        return None;
+    }
+    let se = (var * (1.0 / nf + 1.0)).sqrt();
+    if se == 0.0 {
+        let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
+        let point = diff / m1;
+        return Some(RelativeChange { point, lo: point, hi: point, p_value, stderr: 0.0, dof: nf - 1.0 });
+    }
+    t_change(diff, se, nf - 1.0, m1)
 }
 
 #[cfg(test)]

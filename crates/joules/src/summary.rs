@@ -64,7 +64,7 @@ pub fn summarize(
                 kind: td.domain.kind,
                 part_of: td.domain.part_of.clone(),
                 source: td.source,
-                provenance: td.source.provenance().to_owned(),
+                provenance: td.source.label(td.modelled),
                 method: methods_used(&parts, d),
                 step_uncertainty_ns: quality.map(|q| q.0.0),
                 precise_readings: quality.map(|q| q.1),
@@ -74,10 +74,12 @@ pub fn summarize(
                 total_j: per_iter(&|i| parts[i].domains[d].total.0),
                 unattributed_j: per_iter(&|i| parts[i].domains[d].unattributed.0),
                 idle_w: idle.map(|w| w[d].clone()),
+                // Idle over the time this domain was read: less than the window where it
+                // ended early.
                 above_idle_j: idle.map(|w| {
                     per_iter(&|i| {
-                        let secs = parts[i].window.map_or(0.0, |w| (w.end - w.start).as_secs_f64());
-                        parts[i].domains[d].total.0 - w[d].point * secs
+                        let share = &parts[i].domains[d];
+                        share.total.0 - w[d].point * share.covered.as_secs_f64()
                     })
                 }),
                 ended: td.ended.as_ref().map(|(t, why)| format!("at {} ms: {why}", t.0 / 1_000_000)),
@@ -183,9 +185,11 @@ pub fn summarize(
                             &|i| share(i).inclusive_se[pi],
                             &dof,
                         ),
+                        // Idle once per unit of wall time: over the span's share of it (two
+                        // threads in one span share each instant), not its thread-time.
                         exclusive_above_idle_j: idle.map(|w| {
                             per_iter(&|i| {
-                                let secs = parts[i].time[pi].exclusive.as_secs_f64();
+                                let secs = share(i).wall_s.get(pi).copied().unwrap_or(0.0);
                                 share(i).exclusive[pi].0 - w[d].point * secs
                             })
                         }),

@@ -95,6 +95,8 @@ pub struct TimelineDomain {
     pub source: SourceKind,
     /// If reading stopped early: when, and why.
     pub ended: Option<(Nanos, String)>,
+    /// Whether the hardware models this energy rather than measuring it (AMD's RAPL).
+    pub modelled: bool,
     /// The readings.
     pub series: Series,
 }
@@ -102,7 +104,7 @@ pub struct TimelineDomain {
 impl TimelineDomain {
     /// A domain with no readings yet.
     pub fn new(domain: Domain, source: SourceKind) -> Self {
-        TimelineDomain { domain, source, ended: None, series: Series::default() }
+        TimelineDomain { domain, source, ended: None, modelled: false, series: Series::default() }
     }
 
     /// How far apart its readings are in time: the counter's update period, or for a

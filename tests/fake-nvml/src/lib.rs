@@ -6,7 +6,8 @@
 //!   +/-10% with a 200 ms period, so integrating it needs real sampling;
 //! - `FAKE_NVML_ENERGY`: `0` makes the energy counter NOT_SUPPORTED (pre-Volta);
 //! - `FAKE_NVML_INSTANT`: `0` makes the instant power field NOT_SUPPORTED;
-//! - `FAKE_NVML_LOST_AFTER_MS`: GPU 0 returns GPU_IS_LOST from then on;
+//! - `FAKE_NVML_LOST_AFTER_MS`: GPU 0 returns GPU_IS_LOST from then on (and the next ones
+//!   too, up to `FAKE_NVML_LOST_GPUS` of them, default 1: all at once);
 //! - `FAKE_NVML_UPDATE_MS`: how often the energy counter and power readings change (default 20);
 //! - `FAKE_NVML_INIT_ERROR`: `nvmlInit_v2` fails with this return code (9: driver not loaded,
 //!   4: no permission).
@@ -30,6 +31,7 @@ struct Script {
     energy: bool,
     instant: bool,
     lost_after_ms: Option<u64>,
+    lost_gpus: usize,
     update_ms: u64,
 }
 
@@ -54,6 +56,7 @@ fn script() -> &'static Script {
             energy: std::env::var("FAKE_NVML_ENERGY").map_or(true, |v| v != "0"),
             instant: std::env::var("FAKE_NVML_INSTANT").map_or(true, |v| v != "0"),
             lost_after_ms: env_num("FAKE_NVML_LOST_AFTER_MS").map(|v| v as u64),
+            lost_gpus: env_num("FAKE_NVML_LOST_GPUS").unwrap_or(1.0) as usize,
             update_ms: env_num("FAKE_NVML_UPDATE_MS").unwrap_or(20.0).max(1.0) as u64,
         }
     })
@@ -74,7 +77,7 @@ fn updated_at() -> f64 {
 
 fn lost(i: usize) -> bool {
     let s = script();
-    i == 0 && s.lost_after_ms.is_some_and(|ms| s.start.elapsed().as_millis() as u64 >= ms)
+    i < s.lost_gpus && s.lost_after_ms.is_some_and(|ms| s.start.elapsed().as_millis() as u64 >= ms)
 }
 
 /// Power at time t: mean x (1 + 0.1 sin(2 pi t / 0.2 s)).

@@ -248,6 +248,11 @@ pub struct DomainShare {
     pub flat: bool,
     /// How much of the window this domain's readings cover (less if it ended early).
     pub covered: Nanos,
+    /// Per path, its share of the wall time this domain was read, in seconds: each instant
+    /// with `m` threads in spans counts `1/m` to each running thread's path. The shares and
+    /// the time no span ran add up to `covered`, so idle power subtracted over them is
+    /// subtracted once per unit of wall time, however many threads ran.
+    pub wall_s: Vec<f64>,
 }
 
 /// The energy and time of every span path in a window.

@@ -768,6 +768,7 @@ fn finish_domain(
     let How { choice, fit, flat } = how;
     let n = tree.paths.len();
     let mut share = std::mem::take(&mut wd.share);
+    share.wall_s = wd.busy.iter().zip(&wd.overlap).map(|(b, o)| (b - o).max(0.0)).collect();
     share.method = vec![Method::TimeShare; n];
     share.exclusive_se = vec![0.0; n];
     share.inclusive_se = vec![0.0; n];

@@ -48,14 +48,20 @@ pub(super) fn report(report: &Report) -> String {
     out
 }
 
-/// `bench,path,domain,old_j,new_j,change,change_lo,change_hi,p_value,verdict`.
+/// `bench,path,domain,old_j,new_j,change,change_lo,change_hi,p_value,p_holm,detectable,runs_old,runs_new,basis,verdict`.
 pub(super) fn comparison(cmp: &Comparison) -> String {
-    let mut out = "bench,path,domain,old_j,new_j,change,change_lo,change_hi,p_value,verdict\n".to_owned();
+    let mut out = "bench,path,domain,old_j,new_j,change,change_lo,change_hi,p_value,p_holm,detectable,\
+                   runs_old,runs_new,basis,verdict\n"
+        .to_owned();
     for c in &cmp.changes {
         let r = c.change.as_ref();
+        let basis = match c.basis {
+            crate::compare::Basis::BetweenRuns => "between-runs",
+            crate::compare::Basis::WithinRun => "within-run",
+        };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             quote(&c.bench),
             quote(&c.path),
             quote(&c.domain),
@@ -65,6 +71,11 @@ pub(super) fn comparison(cmp: &Comparison) -> String {
             opt(r.map(|r| r.lo)),
             opt(r.map(|r| r.hi)),
             opt(r.map(|r| r.p_value)),
+            opt(c.p_adjusted),
+            opt(c.detectable),
+            c.runs.0,
+            c.runs.1,
+            basis,
             super::table::verdict_name(c.verdict)
         );
     }

@@ -15,8 +15,10 @@ pub(super) fn report(report: &Report) -> String {
         let _ = writeln!(out, "### joules: `{}`\n", bench.name);
         let _ = writeln!(
             out,
-            "{} samples, {iters} iterations; figures per iteration with their 95% interval.\n",
-            bench.samples.len()
+            "{}{} samples, {iters} iterations; figures per iteration with their 95% interval{}.\n",
+            super::runs_text(bench),
+            bench.samples.len(),
+            if super::run_count(bench) > 1 { " between runs" } else { "" }
         );
         let mut header = "| span | calls | time (excl) |".to_owned();
         let mut rule = "|---|---:|---:|".to_owned();
@@ -92,18 +94,20 @@ pub(super) fn comparison(cmp: &Comparison) -> String {
     for m in &cmp.mismatches {
         let _ = writeln!(out, "> compared although {m}\n");
     }
-    out.push_str("| bench | span | domain | old | new | change [95% interval] | p | verdict |\n");
-    out.push_str("|---|---|---|---:|---:|---:|---:|---|\n");
+    out.push_str(
+        "| bench | span | domain | old | new | change [95% interval] | p (Holm) | detectable | verdict |\n",
+    );
+    out.push_str("|---|---|---|---:|---:|---:|---:|---:|---|\n");
     for c in &cmp.changes {
         let j = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| Scale::energy(v).format(v));
         let verdict = match c.verdict {
             Verdict::Regressed => "**regressed**".to_owned(),
             v => verdict_name(v).to_owned(),
         };
-        let p = c.change.as_ref().map_or_else(|| "-".to_owned(), |r| format!("{:.3}", r.p_value));
+        let (p, detectable) = (super::p_text(c), super::detectable_text(c));
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {} | {} | {p} | {verdict} |",
+            "| {} | `{}` | {} | {} | {} | {} | {p} | {detectable} | {verdict} |",
             c.bench,
             c.path,
             c.domain,

@@ -60,16 +60,56 @@ fn change_text(c: &Change) -> String {
     }
 }
 
-/// `2 regressed, 1 improved, 9 unchanged (noise ±2%, p < 0.05)`.
+/// `2 regressed, 1 improved, 1 within noise, 8 no change (...)`, and what the intervals hold.
 fn summary_line(cmp: &Comparison) -> String {
     use crate::compare::Verdict;
     let count = |v: Verdict| cmp.changes.iter().filter(|c| c.verdict == v).count();
+    let runs = cmp.changes.iter().map(|c| c.runs.0.max(c.runs.1)).max().unwrap_or(1);
+    let basis = if cmp.single_runs() {
+        "one run on each side: the intervals hold the variation within that run only, not \
+         between runs (thermal state, turbo, neighbours); gate with `--runs N` for that"
+            .to_owned()
+    } else {
+        format!("tested against the variation between runs (up to {runs} per side)")
+    };
     format!(
-        "{} regressed, {} improved, {} unchanged (a change counts when p < {} and its whole 95% interval is beyond ±{}%)",
+        "{} regressed, {} improved, {} within noise, {} no change (a change counts when p < {}, \
+         Holm-adjusted over {} figures, and its whole 95% interval is beyond ±{}%; {basis})",
         count(Verdict::Regressed),
         count(Verdict::Improved),
+        count(Verdict::WithinNoise),
         count(Verdict::NoChange),
         cmp.significance,
+        cmp.tested,
         cmp.noise * 100.0
+    )
+}
+
+/// The process runs behind a bench's figures.
+fn run_count(bench: &crate::report::BenchReport) -> usize {
+    bench.domains.first().map_or(1, |d| d.total_j.run_count())
+}
+
+/// `5 runs, ` where there were several.
+fn runs_text(bench: &crate::report::BenchReport) -> String {
+    match run_count(bench) {
+        1 => String::new(),
+        n => format!("{n} runs, "),
+    }
+}
+
+/// `p (Holm)` as the tables show it.
+fn p_text(c: &Change) -> String {
+    match (&c.change, c.p_adjusted) {
+        (Some(r), Some(pa)) => format!("{:.3} ({:.3})", r.p_value, pa),
+        _ => "-".to_owned(),
+    }
+}
+
+/// `±3.1%`: the smallest change the gate would flag for this figure (80% power).
+fn detectable_text(c: &Change) -> String {
+    c.detectable.map_or_else(
+        || "-".to_owned(),
+        |d| if d.is_finite() { format!("±{:.1}%", d * 100.0) } else { "-".to_owned() },
     )
 }

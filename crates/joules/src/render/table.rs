@@ -36,11 +36,13 @@ pub fn bench_table(bench: &BenchReport) -> String {
     let secs: f64 = bench.samples.iter().map(|s| s.duration_ns as f64 * 1e-9).sum();
     let _ = writeln!(
         out,
-        "{}: {} samples, {} iterations in {:.2} s; figures per iteration, ± 95% interval",
+        "{}: {}{} samples, {} iterations in {:.2} s; figures per iteration, ± 95% interval{}",
         bench.name,
+        super::runs_text(bench),
         bench.samples.len(),
         iters,
-        secs
+        secs,
+        if super::run_count(bench) > 1 { " between runs" } else { "" }
     );
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
@@ -178,7 +180,17 @@ pub(super) fn comparison(cmp: &Comparison, color: bool) -> String {
     } else {
         table.force_no_tty();
     }
-    table.set_header(["bench", "span", "domain", "old", "new", "change [95% interval]", "p", "verdict"]);
+    table.set_header([
+        "bench",
+        "span",
+        "domain",
+        "old",
+        "new",
+        "change [95% interval]",
+        "p (Holm)",
+        "detectable",
+        "verdict",
+    ]);
     for c in &cmp.changes {
         let j = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| Scale::energy(v).format(v));
         let mut verdict = Cell::new(verdict_name(c.verdict));
@@ -196,8 +208,8 @@ pub(super) fn comparison(cmp: &Comparison, color: bool) -> String {
             Cell::new(j(c.old_j)).set_alignment(CellAlignment::Right),
             Cell::new(j(c.new_j)).set_alignment(CellAlignment::Right),
             Cell::new(change_text(c)).set_alignment(CellAlignment::Right),
-            Cell::new(c.change.as_ref().map_or_else(|| "-".to_owned(), |r| format!("{:.3}", r.p_value)))
-                .set_alignment(CellAlignment::Right),
+            Cell::new(super::p_text(c)).set_alignment(CellAlignment::Right),
+            Cell::new(super::detectable_text(c)).set_alignment(CellAlignment::Right),
             verdict,
         ]);
     }
@@ -210,6 +222,7 @@ pub(super) fn verdict_name(v: Verdict) -> &'static str {
     match v {
         Verdict::Regressed => "regressed",
         Verdict::Improved => "improved",
+        Verdict::WithinNoise => "within noise",
         Verdict::NoChange => "no change",
         Verdict::Added => "new",
         Verdict::Removed => "removed",

@@ -100,6 +100,7 @@ impl<C: SamplerClock> Sampler<C> {
             let mut lead = None;
             for (i, d) in source.domains().iter().enumerate() {
                 let mut td = TimelineDomain::new(d.clone(), source.kind());
+                td.modelled = source.modelled();
                 // About a minute of steps at 1 kHz before the vectors grow.
                 td.series.reserve(60_000);
                 timeline.domains.push(td);
@@ -324,9 +325,11 @@ impl<C: SamplerClock> Sampler<C> {
         let slot = &mut self.slots[i];
         let prev = slot.last_read.replace((at, half_read));
         let lost = match result {
-            Ok(()) => None,
-            // One domain ended; the source wrote the others.
-            Err(ReadError::Lost { domain, reason }) => Some((range.start + domain, reason)),
+            Ok(()) => Vec::new(),
+            // Some domains ended; the source wrote the others.
+            Err(ReadError::Lost { lost }) => {
+                lost.into_iter().map(|(d, why)| (range.start + d, why)).collect()
+            }
             Err(e) => {
                 // The other sources go on; this one's domains end here, with the reason.
                 slot.failed = true;
@@ -336,22 +339,23 @@ impl<C: SamplerClock> Sampler<C> {
                 return None;
             }
         };
-        if let Some((d, reason)) = lost {
+        let lead_lost = lost.iter().any(|&(d, _)| Some(d - range.start) == slot.lead);
+        for (d, reason) in lost {
             self.timeline.domains[d].ended = Some((at, reason));
-            if Some(d - range.start) == slot.lead {
-                // The domain that steered this source's lock is gone: steer by the next
-                // stepped one still read, or read on a plain schedule if none is left.
-                let next = range.clone().find(|&e| {
-                    let td = &self.timeline.domains[e];
-                    td.ended.is_none() && td.domain.update_period.0 > 0
-                });
-                slot.lead = next.map(|e| e - range.start);
-                slot.lock = next.map(|e| {
-                    let period = self.timeline.domains[e].domain.update_period;
-                    StepLock::new(period, slot.source.min_interval(), Series::precise_limit(period))
-                });
-                slot.plan = Plan::ReadAt(at);
-            }
+        }
+        if lead_lost {
+            // The domain that steered this source's lock is gone: steer by the next stepped
+            // one still read, or read on a plain schedule if none is left.
+            let next = range.clone().find(|&e| {
+                let td = &self.timeline.domains[e];
+                td.ended.is_none() && td.domain.update_period.0 > 0
+            });
+            slot.lead = next.map(|e| e - range.start);
+            slot.lock = next.map(|e| {
+                let period = self.timeline.domains[e].domain.update_period;
+                StepLock::new(period, slot.source.min_interval(), Series::precise_limit(period))
+            });
+            slot.plan = Plan::ReadAt(at);
         }
         let mut lead_step = None;
         for d in range.clone() {
@@ -360,6 +364,12 @@ impl<C: SamplerClock> Sampler<C> {
                 continue;
             }
             let value = self.row[d];
+            // NaN or infinity never reaches a timeline (and so a report): the domain ends
+            // here, as for any broken read, and the run says so.
+            if !value.0.is_finite() {
+                td.ended = Some((at, format!("the source returned a non-finite reading ({})", value.0)));
+                continue;
+            }
             if td.domain.update_period.0 > 0 {
                 // A stepped counter: a new value appeared between the previous read and this.
                 if let (Some((p, p_half)), Some(before)) = (prev, self.last[d])

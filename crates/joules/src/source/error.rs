@@ -67,7 +67,7 @@ impl From<ReadError> for ProbeError {
         match e {
             ReadError::Io { path, source } => ProbeError::Io { path, source },
             ReadError::Malformed { path, reason } => ProbeError::Malformed { path, reason },
-            ReadError::Lost { reason, .. } => ProbeError::Config(reason),
+            lost @ ReadError::Lost { .. } => ProbeError::Config(lost.to_string()),
             e @ ReadError::Panicked { .. } => ProbeError::Config(e.to_string()),
         }
     }
@@ -86,14 +86,12 @@ pub enum ReadError {
         #[source]
         source: std::io::Error,
     },
-    /// One domain can no longer be read (a GPU fell off the bus); the source has written the
-    /// others' values and goes on without it.
-    #[error("{reason}")]
+    /// Domains that can no longer be read (GPUs that fell off the bus), each with why; the
+    /// source has written the others' values and goes on without them.
+    #[error("{}", .lost.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; "))]
     Lost {
-        /// The domain's index in `Source::domains`.
-        domain: usize,
-        /// Why.
-        reason: String,
+        /// Each lost domain's index in `Source::domains`, and why it was lost.
+        lost: Vec<(usize, String)>,
     },
     /// The source's `read` panicked: the source is not read again.
     #[error("reading panicked: {reason}")]

@@ -63,6 +63,15 @@ impl SourceKind {
         }
     }
 
+    /// The provenance of figures from this kind of source, or, where the CPU models the
+    /// energy ([`Source::modelled`]), "modelled by the CPU" with how it was read.
+    pub fn label(self, modelled: bool) -> String {
+        match self.provenance().strip_prefix("measured (") {
+            Some(how) if modelled => format!("modelled by the CPU (AMD {how}"),
+            _ => self.provenance().to_owned(),
+        }
+    }
+
     /// True if the figures come from an energy counter of real hardware.
     pub fn is_measured(self) -> bool {
         matches!(self, SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr | SourceKind::Nvml)
@@ -148,6 +157,12 @@ pub trait Source: Send {
     fn kind(&self) -> SourceKind;
     /// A short description of this source's setup (root path, power model, ...).
     fn describe(&self) -> String;
+
+    /// True where the hardware models this energy rather than measuring it (AMD's RAPL, read
+    /// any way): reports then say "modelled by the CPU" beside every figure from it.
+    fn modelled(&self) -> bool {
+        false
+    }
     /// The counters it reads.
     fn domains(&self) -> &[Domain];
     /// Domains it could read but leaves out (e.g. psys beside packages).

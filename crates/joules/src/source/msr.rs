@@ -261,6 +261,10 @@ impl Source for Msr {
         format!("RAPL via MSR at {}{note}", self.dir.display())
     }
 
+    fn modelled(&self) -> bool {
+        self.vendor == Vendor::Amd
+    }
+
     fn domains(&self) -> &[Domain] {
         &self.domains
     }

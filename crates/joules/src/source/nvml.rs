@@ -223,7 +223,7 @@ impl Source for Nvml {
     }
 
     fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
-        let mut lost = None;
+        let mut lost = Vec::new();
         for (i, (gpu, slot)) in self.gpus.iter_mut().zip(out.iter_mut()).enumerate() {
             if !gpu.lost {
                 match gpu.read(&self.lib, ctx.now) {
@@ -234,15 +234,14 @@ impl Source for Nvml {
                             NvmlError::GpuLost => "the GPU fell off the bus (GPU_IS_LOST)".to_owned(),
                             other => format!("NVML error: {other}"),
                         };
-                        lost.get_or_insert((i, why));
+                        lost.push((i, why));
                     }
                 }
             }
             *slot = gpu.value;
         }
-        match lost {
-            Some((domain, reason)) => Err(ReadError::Lost { domain, reason }),
-            None => Ok(()),
-        }
+        // Every GPU lost in this read ends on its own: one left out would read on at its
+        // last value, as if it drew nothing.
+        if lost.is_empty() { Ok(()) } else { Err(ReadError::Lost { lost }) }
     }
 }

@@ -12,7 +12,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::cpu::Topology;
+use super::cpu::{CpuId, Topology, Vendor};
 use super::roots::Roots;
 use super::{Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind};
 use crate::counter::WrappingCounter;
@@ -67,6 +67,8 @@ struct Counter {
 /// The perf source.
 pub struct Perf {
     pmu: PathBuf,
+    /// An AMD CPU's: modelled, not measured.
+    modelled: bool,
     domains: Vec<Domain>,
     counters: Vec<Counter>,
     excluded: Vec<Excluded>,
@@ -157,6 +159,7 @@ impl Perf {
         let mask_path = pmu.join("cpumask");
         let cpus = parse_cpumask(&mask_path, &read_file(&mask_path)?)?;
         let topo = Topology::read(&roots.sysfs)?;
+        let modelled = CpuId::read(&roots.procfs).is_ok_and(|c| c.vendor == Vendor::Amd);
         let events_dir = pmu.join("events");
         let mut names: Vec<String> = std::fs::read_dir(&events_dir)
             .map_err(|source| ProbeError::Io { path: events_dir.clone(), source })?
@@ -166,8 +169,13 @@ impl Perf {
             .collect();
         names.sort();
         let has_pkg = names.iter().any(|n| n == "energy-pkg");
-        let mut perf =
-            Perf { pmu: pmu.clone(), domains: Vec::new(), counters: Vec::new(), excluded: Vec::new() };
+        let mut perf = Perf {
+            pmu: pmu.clone(),
+            modelled,
+            domains: Vec::new(),
+            counters: Vec::new(),
+            excluded: Vec::new(),
+        };
         for name in names {
             let (suffix, kind) = match name.as_str() {
                 "energy-pkg" => ("", DomainKind::Package),
@@ -272,6 +280,10 @@ impl Source for Perf {
 
     fn describe(&self) -> String {
         format!("RAPL via perf_event power PMU at {}", self.pmu.display())
+    }
+
+    fn modelled(&self) -> bool {
+        self.modelled
     }
 
     fn domains(&self) -> &[Domain] {

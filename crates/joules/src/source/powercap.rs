@@ -45,6 +45,8 @@ struct OpenedZone {
 /// The powercap source.
 pub struct Powercap {
     root: PathBuf,
+    /// An AMD CPU's: modelled, not measured.
+    modelled: bool,
     domains: Vec<Domain>,
     zones: Vec<OpenedZone>,
     excluded: Vec<Excluded>,
@@ -147,8 +149,16 @@ impl Powercap {
         Self::probe_at(&super::Roots::from_env().powercap)
     }
 
-    /// Probes the tree at `root` and opens every zone's counter.
+    /// Probes the tree at `root` and opens every zone's counter (the CPU's vendor, which
+    /// says whether its figures are measured or modelled, from `JOULES_PROCFS_ROOT`, else
+    /// `/proc`).
     pub fn probe_at(root: &Path) -> Result<Self, ProbeError> {
+        Self::probe_in(root, &super::Roots::from_env().procfs)
+    }
+
+    /// As [`Powercap::probe_at`], reading the CPU's vendor from `<procfs>/cpuinfo`.
+    pub fn probe_in(root: &Path, procfs: &Path) -> Result<Self, ProbeError> {
+        let modelled = super::cpu::CpuId::read(procfs).is_ok_and(|c| c.vendor == super::cpu::Vendor::Amd);
         let zones = discover(root)?;
         let mut ids = BTreeMap::new();
         for z in zones.iter().filter(|z| z.parent.is_none()) {
@@ -219,7 +229,7 @@ impl Powercap {
             });
             opened.push(zone);
         }
-        Ok(Powercap { root: root.to_owned(), domains, zones: opened, excluded })
+        Ok(Powercap { root: root.to_owned(), modelled, domains, zones: opened, excluded })
     }
 }
 
@@ -253,6 +263,10 @@ impl Source for Powercap {
 
     fn describe(&self) -> String {
         format!("RAPL via powercap at {}", self.root.display())
+    }
+
+    fn modelled(&self) -> bool {
+        self.modelled
     }
 
     fn domains(&self) -> &[Domain] {

@@ -145,7 +145,7 @@ impl Probe {
 fn open_rapl(kind: SourceKind, roots: &Roots, perf_open: &Opener) -> Result<Box<dyn Source>, ProbeError> {
     Ok(match kind {
         SourceKind::Perf => Box::new(Perf::probe_with(roots, perf_open)?),
-        SourceKind::Powercap => Box::new(Powercap::probe_at(&roots.powercap)?),
+        SourceKind::Powercap => Box::new(Powercap::probe_in(&roots.powercap, &roots.procfs)?),
         SourceKind::Msr => Box::new(Msr::probe_with(roots)?),
         other => unreachable!("{other:?} is not a RAPL reader"),
     })
