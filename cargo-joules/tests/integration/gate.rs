@@ -97,7 +97,7 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("0 regressed"), "{}", text(&out));
         assert!(
-            stdout.contains("tested against the variation between runs (up to 5 per side)"),
+            stdout.contains("tested against the variation between runs (5 old, 5 new)"),
             "{}",
             text(&out)
         );

@@ -158,7 +158,8 @@ impl Comparison {
     /// True if every tested figure had one run on each side: intervals then hold no
     /// variation between runs.
     pub fn single_runs(&self) -> bool {
-        self.changes.iter().filter(|c| c.change.is_some()).all(|c| c.basis == Basis::WithinRun)
+        let mut tested = self.changes.iter().filter(|c| c.change.is_some()).peekable();
+        tested.peek().is_some() && tested.all(|c| c.basis == Basis::WithinRun)
     }
 }
 

@@ -150,6 +150,25 @@ fn merge_bench(all: &[&BenchReport]) -> Result<BenchReport, (usize, String)> {
             ));
         }
     }
+    for s in &out.spans {
+        for e in &s.energy {
+            let methods: Vec<&str> = all
+                .iter()
+                .filter_map(|b| b.spans.iter().find(|o| o.path == s.path))
+                .filter_map(|o| o.energy.iter().find(|x| x.domain == e.domain))
+                .map(|x| x.method.as_str())
+                .collect();
+            if methods.iter().any(|m| *m != methods[0]) {
+                warnings.push(format!(
+                    "span `{}` on {}: attributed by {} in some runs, {} in others (the first is named)",
+                    s.path,
+                    e.domain,
+                    methods[0],
+                    methods.iter().find(|m| **m != methods[0]).copied().unwrap_or_default()
+                ));
+            }
+        }
+    }
     for (di, d) in first.domains.iter().enumerate() {
         let methods: Vec<&str> = all.iter().map(|b| b.domains[di].method.as_str()).collect();
         if methods.iter().any(|m| *m != methods[0]) {
@@ -174,10 +193,12 @@ fn merge_domain(all: &[&BenchReport], di: usize) -> DomainReport {
     out.above_idle_j = over(&ds, |d| d.above_idle_j.as_ref());
     out.step_uncertainty_ns = ds.iter().flatten().filter_map(|d| d.step_uncertainty_ns).max();
     out.precise_readings = ds.iter().flatten().filter_map(|d| d.precise_readings).reduce(f64::min);
-    out.ended = ds
+    let ended: Vec<String> = ds
         .iter()
         .enumerate()
-        .find_map(|(i, d)| d.and_then(|d| d.ended.as_ref()).map(|e| format!("run {}: {e}", i + 1)));
+        .filter_map(|(i, d)| d.and_then(|d| d.ended.as_ref()).map(|e| format!("run {}: {e}", i + 1)))
+        .collect();
+    out.ended = (!ended.is_empty()).then(|| ended.join("; "));
     out
 }
 

@@ -318,6 +318,7 @@ impl Clocks {
     }
 
     /// Path `p`'s busy and share time so far.
+    #[inline]
     fn read(&self, p: PathId) -> (u64, f64) {
         let c = &self.paths[p as usize];
         let k = u64::from(c.threads);
@@ -325,6 +326,7 @@ impl Clocks {
     }
 
     /// One thread more (or fewer) runs `p`; true if it now runs where it did not.
+    #[inline]
     fn change(&mut self, p: PathId, up: bool) -> bool {
         let (busy, share) = self.read(p);
         let (now, clock) = (self.now, self.share);
@@ -374,6 +376,7 @@ impl Meter {
     }
 
     /// Lists `p`, if it is not yet, with its clocks now.
+    #[inline]
     fn touch(&mut self, p: PathId, clocks: &Clocks) {
         let seen = &mut self.seen[p as usize];
         if *seen != self.epoch {
@@ -421,18 +424,7 @@ impl Meter {
 fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums: Sums) -> Sums {
     let n_paths = tree.paths.len();
     let nd = tl.domains.len();
-    let mut threads: Vec<Thread> = log
-        .threads
-        .iter()
-        .map(|_| Thread { next: 0, stack: Vec::new(), last_t: Nanos(0), slot: NONE })
-        .collect();
-    let mut heap = Edges::default();
-    for (i, t) in log.threads.iter().enumerate() {
-        if let Some(ev) = t.events.first() {
-            heap.push((ev.t, i as u32));
-        }
-    }
-    let mut running = Running::default();
+    let mut spans = Spans::new(log, tree);
     let mut ds: Vec<DomainState> =
         (0..nd).map(|_| DomainState { sole: NONE, clean: true, ..DomainState::default() }).collect();
     let mut clocks = Clocks { paths: vec![PathClock::default(); n_paths], ..Clocks::default() };
@@ -448,7 +440,7 @@ fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums:
         if win_now != win {
             for d in 0..nd {
                 close_stretch(d, tl, &meters[d], &clocks, &mut ds[d], win, &mut sums.per);
-                meters[d].restart(&clocks, &running);
+                meters[d].restart(&clocks, &spans.running);
             }
             if let Some(w) = win {
                 let (_, paths) = meters[nd].read(&clocks);
@@ -456,92 +448,45 @@ fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums:
                     sums.out[w].time[p as usize].exclusive.0 += busy;
                 }
             }
-            meters[nd].restart(&clocks, &running);
+            meters[nd].restart(&clocks, &spans.running);
             win = win_now;
         }
-        // Span edges at t.
-        while let Some((et, th)) = heap.peek() {
-            if et > t {
-                break;
-            }
-            heap.pop();
-            let th = th as usize;
-            let events = &log.threads[th].events;
-            let ev = events[threads[th].next];
-            threads[th].next += 1;
-            if let Some(next) = events.get(threads[th].next) {
-                // Per-thread times are monotonic; a clock that stepped back is clamped.
-                heap.push((next.t.max(et), th as u32));
-            }
-            threads[th].last_t = et;
-            let was = threads[th].stack.last().copied();
-            let now = match ev.kind {
-                EventKind::Enter => {
-                    let Some(path) = tree.child(was, ev.site) else { continue };
-                    threads[th].stack.push(path);
-                    if let Some(w) = win {
-                        sums.out[w].time[path as usize].calls += 1;
-                        sums.out[w].time[path as usize].stretches += 1;
-                    }
-                    Some(path)
-                }
-                EventKind::Exit => {
-                    // Unwinds to the exiting span, as `SpanTree::build` does.
-                    let stack = &mut threads[th].stack;
-                    let Some(at) = stack.iter().rposition(|&p| tree.paths[p as usize].site == ev.site) else {
-                        continue;
-                    };
-                    stack.truncate(at);
-                    let back = stack.last().copied();
-                    if let (Some(w), Some(q)) = (win, back) {
-                        sums.out[w].time[q as usize].stretches += 1;
-                    }
-                    back
-                }
-            };
-            running.set(&mut threads, th, now);
-            if let Some(q) = was {
-                clocks.change(q, false);
-            }
-            if let Some(p) = now
-                && clocks.change(p, true)
-            {
-                for meter in &mut meters {
-                    meter.touch(p, &clocks);
-                }
-            }
-        }
+        spans.edges_at(t, win, &mut sums.out, &mut clocks, &mut meters);
         // Readings at t.
         for (d, td) in tl.domains.iter().enumerate() {
             let s = &td.series;
             while ds[d].next < s.len() && s.times[ds[d].next] <= t {
                 close_stretch(d, tl, &meters[d], &clocks, &mut ds[d], win, &mut sums.per);
-                meters[d].restart(&clocks, &running);
+                meters[d].restart(&clocks, &spans.running);
                 close_reading(d, tl, setup, &mut ds[d], &mut sums, &mut row);
             }
         }
         if t >= setup.end_all {
             break;
         }
-        // The next breakpoint.
-        let mut nb = setup.end_all;
-        if let Some((et, _)) = heap.peek() {
-            nb = nb.min(et);
-        }
+        // Until the next reading or window edge only span edges change anything: they are
+        // taken in a tight loop (about ten per reading in a model's profile).
+        let mut limit = setup.end_all;
         for (d, td) in tl.domains.iter().enumerate() {
             if let Some(&rt) = td.series.times.get(ds[d].next) {
-                nb = nb.min(rt);
+                limit = limit.min(rt);
             }
         }
         if let Some(edge) = setup.next_edge(wi, t) {
-            nb = nb.min(edge);
+            limit = limit.min(edge);
         }
-        if nb <= t {
-            // Only an event clamped to t can do this; it was applied above.
-            nb = Nanos(t.0 + 1);
+        let limit = limit.max(Nanos(t.0 + 1));
+        while let Some((et, _)) = spans.heap.peek()
+            && et < limit
+        {
+            // Every edge at or before t was applied; a clamped one can only equal t.
+            let et = et.max(Nanos(t.0 + 1));
+            clocks.advance(et, spans.running.list.len());
+            t = et;
+            spans.edges_at(t, win, &mut sums.out, &mut clocks, &mut meters);
         }
-        clocks.advance(nb, running.list.len());
-        t = nb;
+        clocks.advance(limit, spans.running.list.len());
+        t = limit;
     }
     for (d, st) in ds.iter_mut().enumerate() {
         close_stretch(d, tl, &meters[d], &clocks, st, win, &mut sums.per);
@@ -554,6 +499,101 @@ fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums:
         }
     }
     sums
+}
+
+/// The span side of the sweep: every thread's next edge and open spans, and who runs now.
+struct Spans<'a> {
+    log: &'a SpanLog,
+    tree: &'a SpanTree,
+    /// Per path, its innermost site (the tree's nodes, with their names, are larger).
+    sites: Vec<crate::spanlog::SiteId>,
+    heap: Edges,
+    threads: Vec<Thread>,
+    running: Running,
+}
+
+impl<'a> Spans<'a> {
+    fn new(log: &'a SpanLog, tree: &'a SpanTree) -> Self {
+        let threads = log
+            .threads
+            .iter()
+            .map(|_| Thread { next: 0, stack: Vec::new(), last_t: Nanos(0), slot: NONE })
+            .collect();
+        let mut heap = Edges::default();
+        for (i, t) in log.threads.iter().enumerate() {
+            if let Some(ev) = t.events.first() {
+                heap.push((ev.t, i as u32));
+            }
+        }
+        let sites = tree.paths.iter().map(|p| p.site).collect();
+        Spans { log, tree, sites, heap, threads, running: Running::default() }
+    }
+
+    /// Applies every span edge at or before `t`: the paths' clocks, the meters' lists, and
+    /// the calls and stretches of window `win`.
+    #[inline(always)]
+    fn edges_at(
+        &mut self,
+        t: Nanos,
+        win: Option<usize>,
+        out: &mut [Attribution],
+        clocks: &mut Clocks,
+        meters: &mut [Meter],
+    ) {
+        let (log, tree, sites) = (self.log, self.tree, &self.sites);
+        while let Some((et, th)) = self.heap.peek() {
+            if et > t {
+                break;
+            }
+            self.heap.pop();
+            let th = th as usize;
+            let thread = &mut self.threads[th];
+            let events = &log.threads[th].events;
+            let ev = events[thread.next];
+            thread.next += 1;
+            if let Some(next) = events.get(thread.next) {
+                // Per-thread times are monotonic; a clock that stepped back is clamped.
+                self.heap.push((next.t.max(et), th as u32));
+            }
+            thread.last_t = et;
+            let was = thread.stack.last().copied();
+            let now = match ev.kind {
+                EventKind::Enter => {
+                    let Some(path) = tree.child(was, ev.site) else { continue };
+                    thread.stack.push(path);
+                    if let Some(w) = win {
+                        out[w].time[path as usize].calls += 1;
+                        out[w].time[path as usize].stretches += 1;
+                    }
+                    Some(path)
+                }
+                EventKind::Exit => {
+                    // Unwinds to the exiting span, as `SpanTree::build` does.
+                    let stack = &mut thread.stack;
+                    let Some(at) = stack.iter().rposition(|&p| sites[p as usize] == ev.site) else {
+                        continue;
+                    };
+                    stack.truncate(at);
+                    let back = stack.last().copied();
+                    if let (Some(w), Some(q)) = (win, back) {
+                        out[w].time[q as usize].stretches += 1;
+                    }
+                    back
+                }
+            };
+            self.running.set(&mut self.threads, th, now);
+            if let Some(q) = was {
+                clocks.change(q, false);
+            }
+            if let Some(p) = now
+                && clocks.change(p, true)
+            {
+                for meter in meters.iter_mut() {
+                    meter.touch(p, clocks);
+                }
+            }
+        }
+    }
 }
 
 /// Adds what domain `d`'s meter read since its last reading or window edge to the

@@ -64,13 +64,14 @@ fn change_text(c: &Change) -> String {
 fn summary_line(cmp: &Comparison) -> String {
     use crate::compare::Verdict;
     let count = |v: Verdict| cmp.changes.iter().filter(|c| c.verdict == v).count();
-    let runs = cmp.changes.iter().map(|c| c.runs.0.max(c.runs.1)).max().unwrap_or(1);
+    let tested: Vec<&Change> = cmp.changes.iter().filter(|c| c.change.is_some()).collect();
+    let (old, new) = tested.iter().fold((0, 0), |(o, n), c| (o.max(c.runs.0), n.max(c.runs.1)));
     let basis = if cmp.single_runs() {
         "one run on each side: the intervals hold the variation within that run only, not \
          between runs (thermal state, turbo, neighbours); gate with `--runs N` for that"
             .to_owned()
     } else {
-        format!("tested against the variation between runs (up to {runs} per side)")
+        format!("tested against the variation between runs ({old} old, {new} new)")
     };
     format!(
         "{} regressed, {} improved, {} within noise, {} no change (a change counts when p < {}, \

@@ -324,7 +324,7 @@ impl<C: SamplerClock> Sampler<C> {
         };
         let slot = &mut self.slots[i];
         let prev = slot.last_read.replace((at, half_read));
-        let lost = match result {
+        let mut lost = match result {
             Ok(()) => Vec::new(),
             // Some domains ended; the source wrote the others.
             Err(ReadError::Lost { lost }) => {
@@ -339,6 +339,17 @@ impl<C: SamplerClock> Sampler<C> {
                 return None;
             }
         };
+        // NaN or infinity never reaches a timeline (and so a report): the domain ends here,
+        // as for any broken read, and the run says so.
+        for d in range.clone() {
+            let value = self.row[d].0;
+            if !value.is_finite()
+                && self.timeline.domains[d].ended.is_none()
+                && !lost.iter().any(|l| l.0 == d)
+            {
+                lost.push((d, format!("the source returned a non-finite reading ({value})")));
+            }
+        }
         let lead_lost = lost.iter().any(|&(d, _)| Some(d - range.start) == slot.lead);
         for (d, reason) in lost {
             self.timeline.domains[d].ended = Some((at, reason));
@@ -364,12 +375,6 @@ impl<C: SamplerClock> Sampler<C> {
                 continue;
             }
             let value = self.row[d];
-            // NaN or infinity never reaches a timeline (and so a report): the domain ends
-            // here, as for any broken read, and the run says so.
-            if !value.0.is_finite() {
-                td.ended = Some((at, format!("the source returned a non-finite reading ({})", value.0)));
-                continue;
-            }
             if td.domain.update_period.0 > 0 {
                 // A stepped counter: a new value appeared between the previous read and this.
                 if let (Some((p, p_half)), Some(before)) = (prev, self.last[d])

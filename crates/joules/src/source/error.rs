@@ -88,7 +88,7 @@ pub enum ReadError {
     },
     /// Domains that can no longer be read (GPUs that fell off the bus), each with why; the
     /// source has written the others' values and goes on without them.
-    #[error("{}", .lost.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("{}", .lost.iter().map(|(d, why)| format!("domain {d}: {why}")).collect::<Vec<_>>().join("; "))]
     Lost {
         /// Each lost domain's index in `Source::domains`, and why it was lost.
         lost: Vec<(usize, String)>,

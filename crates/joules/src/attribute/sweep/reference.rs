@@ -185,7 +185,8 @@ mod tests {
     use crate::source::{Domain, DomainKind};
     use crate::timeline::TimelineDomain;
 
-    /// Per thread: (gap ns, Some(site) to enter, None to exit the innermost).
+    /// Per thread: (gap ns, Some(site) to enter, Some(3) to exit the outermost open span
+    /// (unwinding those inside it), None to exit the innermost).
     type Ops = Vec<(u64, Option<u8>)>;
 
     fn log_of(threads: &[Ops]) -> SpanLog {
@@ -196,11 +197,17 @@ mod tests {
             for &(gap, op) in ops {
                 t += gap;
                 let (site, kind) = match op {
+                    Some(3) if !stack.is_empty() => {
+                        let outer = stack[0];
+                        stack.clear();
+                        (outer, EventKind::Exit)
+                    }
                     Some(k) => {
+                        let k = k % 3;
                         stack.push(k);
                         (k, EventKind::Enter)
                     }
-                    // Now and then an exit further out than the innermost, or of nothing.
+                    // An exit of nothing now and then (the stack is empty).
                     None => (stack.pop().unwrap_or(0), EventKind::Exit),
                 };
                 log.push(i as u32, Nanos(t), sites[site as usize], kind);
@@ -296,7 +303,7 @@ mod tests {
         #[test]
         fn meters_sum_what_pieces_do(
             threads in proptest::collection::vec(
-                proptest::collection::vec((0u64..1_500, proptest::option::weighted(0.55, 0u8..3)), 0..80),
+                proptest::collection::vec((0u64..1_500, proptest::option::weighted(0.55, 0u8..4)), 0..80),
                 1..4,
             ),
             readings in proptest::collection::vec((1u64..1_200, 0.0f64..1.0, 0.0f64..0.5, proptest::bool::weighted(0.8)), 2..150),
