@@ -184,6 +184,66 @@ fn guards_dropped_out_of_order_do_not_mis_nest_later_spans() {
     );
     let warnings = &report.benches[0].warnings;
     assert!(warnings.iter().any(|w| w.starts_with("3 span exits matched no open span")), "{warnings:?}");
+    // inner was ended by outer's exit, not its own: flagged, and said.
+    assert_eq!(not_left(&report), ["outer/inner"]);
+    assert!(warnings.iter().any(|w| w.starts_with("outer/inner not left by its own guard")), "{warnings:?}");
+}
+
+fn not_left(report: &joules::report::Report) -> Vec<&str> {
+    report.benches[0]
+        .spans
+        .iter()
+        .filter(|s| s.flags.contains(&joules::report::Flag::NotLeft))
+        .map(|s| s.path.as_str())
+        .collect()
+}
+
+/// A forgotten guard (`mem::forget`): its span is ended by the enclosing span's exit, so
+/// spans after that nest where they ran; those entered in between nest under it, and the
+/// report flags it and says so. One forgotten at the top stays open to the end, flagged.
+#[test]
+fn a_forgotten_guard_is_flagged_and_mis_nests_nothing_after_its_parent() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    for _ in 0..3 {
+        let parent = span!("parent");
+        std::mem::forget(span!("forgotten"));
+        {
+            let _sibling = span!("sibling");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(parent);
+        let _after = span!("after");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("forget");
+    assert_eq!(
+        paths(&report),
+        vec![
+            ("parent".into(), 3.0),
+            ("parent/forgotten".into(), 3.0),
+            ("parent/forgotten/sibling".into(), 3.0),
+            ("after".into(), 3.0)
+        ],
+        "after the parent, nothing nests under the forgotten span"
+    );
+    assert_eq!(not_left(&report), ["parent/forgotten"]);
+    let warnings = &report.benches[0].warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("parent/forgotten not left by its own guard")),
+        "{warnings:?}"
+    );
+
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    std::mem::forget(span!("top"));
+    {
+        let _later = span!("later");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("forget at the top");
+    assert_eq!(not_left(&report), ["top"]);
 }
 
 #[measure_energy]
@@ -241,6 +301,21 @@ fn a_tiny_ring_drops_whole_spans_and_never_mis_nests() {
         warnings.iter().any(|w| w.contains("dropped, whole spans at a time") && w.contains("on thread tiny")),
         "{warnings:?}"
     );
+    // The figures that hold dropped spans are flagged: parents only (c encloses nothing).
+    let flagged: Vec<&str> = report.benches[0]
+        .spans
+        .iter()
+        .filter(|s| s.flags.contains(&joules::report::Flag::SpansDropped))
+        .map(|s| s.path.as_str())
+        .collect();
+    assert!(!flagged.is_empty(), "{:?}", report.benches[0].spans);
+    assert!(flagged.iter().all(|p| ["nest_a", "nest_a/nest_b"].contains(p)), "{flagged:?}");
+    for p in &flagged {
+        assert!(
+            warnings.iter().any(|w| w.contains("(flagged `spans dropped`: ") && w.contains(p)),
+            "the warning names {p}: {warnings:?}"
+        );
+    }
 }
 
 /// A guard entered under one profile and dropped under the next records nothing in the

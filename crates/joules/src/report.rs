@@ -174,6 +174,13 @@ pub enum Flag {
         /// The counter's update period (or a continuous source's reading interval).
         update_period_ns: u64,
     },
+    /// Spans entered inside this one were dropped (a full span ring or log): their time and
+    /// energy are in this span's exclusive figures, not in their own.
+    SpansDropped,
+    /// A span of this path was not left by its own guard: an enclosing span's exit ended it
+    /// (its guard was dropped after that one's, or forgotten with `mem::forget`), or it was
+    /// still open at the end. Spans its thread entered meanwhile nested under it.
+    NotLeft,
     /// The regression could not tell this path from others: their busy times always moved
     /// together (e.g. a loop in step with the counter). The group shares one power, and each
     /// member's joules are that power times its own time.

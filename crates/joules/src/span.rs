@@ -26,6 +26,10 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// (`__private::set_span_ring_capacity`); a thread keeps the size it registered with.
 static RING_CAPACITY: AtomicUsize = AtomicUsize::new(1 << 16);
 const EXIT_BIT: u32 = 1 << 31;
+/// Set on the first edge a thread records after dropping spans: the spans it dropped ran
+/// inside whatever span it had open then, whose figures hold their time and energy.
+const LOSS_BIT: u32 = 1 << 30;
+const SITE_BITS: u32 = LOSS_BIT - 1;
 /// A guard's site for a span dropped whole: no room was left for it and the exits of the
 /// spans open around it. Its exit, and everything entered inside it, is dropped too (and
 /// counted), so what is recorded always nests as it ran.
@@ -66,7 +70,7 @@ impl Site {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawEvent {
     raw: u64,
-    /// The site id, with [`EXIT_BIT`] set on exit.
+    /// The site id, with [`EXIT_BIT`] set on exit and [`LOSS_BIT`] after a drop.
     site: u32,
 }
 
@@ -131,7 +135,7 @@ fn call_edge_tap(tap: *mut (), thread: u32, event: RawEvent) {
     let tap: EdgeTap = unsafe { std::mem::transmute::<*mut (), EdgeTap>(tap) };
     let kind = if event.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
     let t = clock::since(TAP_START_RAW.load(Relaxed), event.raw);
-    tap(thread, t, event.site & !EXIT_BIT, kind);
+    tap(thread, t, event.site & SITE_BITS, kind);
 }
 
 #[inline]
@@ -258,6 +262,8 @@ struct Local {
     skipping: usize,
     /// Free slots last seen; refreshed from the ring only when it runs short.
     free: usize,
+    /// Spans were dropped since the last edge recorded: the next one carries [`LOSS_BIT`].
+    lost: bool,
     /// The profile the counts above belong to.
     generation: u32,
 }
@@ -293,12 +299,18 @@ fn push(event: RawEvent, generation: u32) -> bool {
                 Some(local) => {
                     if local.generation != generation {
                         (local.open, local.skipping, local.free, local.generation) = (0, 0, 0, generation);
+                        local.lost = false;
                     }
                     let exit = event.site & EXIT_BIT != 0;
                     if !exit && (local.skipping > 0 || !local.room_for(local.open + 2)) {
                         local.skipping += 1;
+                        local.lost = true;
                         local.dropped.fetch_add(1, Relaxed);
                         return false;
+                    }
+                    let mut event = event;
+                    if local.lost {
+                        event.site |= LOSS_BIT;
                     }
                     if local.producer.push(event).is_err() {
                         // Never for an exit (room is kept for every open span's), nor for
@@ -308,8 +320,10 @@ fn push(event: RawEvent, generation: u32) -> bool {
                         if !exit {
                             local.skipping += 1;
                         }
+                        local.lost = true;
                         return false;
                     }
+                    local.lost = false;
                     local.free = local.free.saturating_sub(1);
                     if exit {
                         local.open = local.open.saturating_sub(1);
@@ -363,6 +377,7 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
         open,
         skipping: 0,
         free,
+        lost: false,
         generation: GENERATION.load(Relaxed),
     });
 }
@@ -376,8 +391,8 @@ fn intern(site: &'static Site) -> u32 {
         return id;
     }
     reg.sites.push(site);
-    let id = u32::try_from(reg.sites.len()).expect("fewer than 2^31 span sites");
-    assert!(id < EXIT_BIT, "fewer than 2^31 span sites");
+    let id = u32::try_from(reg.sites.len()).expect("fewer than 2^30 span sites");
+    assert!(id <= SITE_BITS, "fewer than 2^30 span sites");
     site.id.store(id, Relaxed);
     id
 }
@@ -432,6 +447,7 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
                 // A full log drops at span granularity too: an enter is kept only with room
                 // for the exits of every span it would be open with; a dropped enter takes
                 // its exit and what it encloses along.
+                let (site, after_loss) = (ev.site & SITE_BITS, ev.site & LOSS_BIT != 0);
                 if ev.site & EXIT_BIT != 0 {
                     if thread.skipping > 0 {
                         thread.skipping -= 1;
@@ -439,15 +455,16 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
                         continue;
                     }
                     thread.open = thread.open.saturating_sub(1);
-                    thread.push(clock::since(start_raw, ev.raw), ev.site & !EXIT_BIT, EventKind::Exit);
+                    thread.push_after(clock::since(start_raw, ev.raw), site, EventKind::Exit, after_loss);
                 } else {
                     if thread.skipping > 0 || room < stored + thread.open + 2 {
                         thread.skipping += 1;
                         thread.dropped += 1;
+                        thread.lost = true;
                         continue;
                     }
                     thread.open += 1;
-                    thread.push(clock::since(start_raw, ev.raw), ev.site, EventKind::Enter);
+                    thread.push_after(clock::since(start_raw, ev.raw), site, EventKind::Enter, after_loss);
                 }
                 stored += 1;
             }

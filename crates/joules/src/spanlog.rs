@@ -41,6 +41,9 @@ pub struct Event {
     pub site: SiteId,
     /// Enter or exit.
     pub kind: EventKind,
+    /// Spans were dropped on this thread just before this edge: they ran inside the span
+    /// the thread had open then, whose figures hold their time and energy.
+    pub after_loss: bool,
 }
 
 /// The events of one thread, in the order they happened.
@@ -58,6 +61,8 @@ pub struct ThreadEvents {
     pub(crate) open: usize,
     /// Spans being dropped whole because the log was full.
     pub(crate) skipping: usize,
+    /// Spans were dropped since the last edge stored: the next one is marked.
+    pub(crate) lost: bool,
 }
 
 /// Every span edge seen while a profiler ran.
@@ -139,6 +144,12 @@ impl SpanLog {
 
 impl ThreadEvents {
     pub(crate) fn push(&mut self, t: Nanos, site: u32, kind: EventKind) {
-        self.events.push(Event { t, site: SiteId(site), kind });
+        self.push_after(t, site, kind, false);
+    }
+
+    /// Stores an edge, marked if spans were dropped before it (here or in the thread's ring).
+    pub(crate) fn push_after(&mut self, t: Nanos, site: u32, kind: EventKind, after_loss: bool) {
+        let after_loss = after_loss || std::mem::take(&mut self.lost);
+        self.events.push(Event { t, site: SiteId(site), kind, after_loss });
     }
 }

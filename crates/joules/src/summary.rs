@@ -117,6 +117,12 @@ pub fn summarize(
         let calls = per_iter(&|i| parts[i].time[pi].calls as f64);
         let exclusive_ns = per_iter(&|i| parts[i].time[pi].exclusive.0 as f64);
         let mut flags = Vec::new();
+        if tree.held_dropped[pi] {
+            flags.push(Flag::SpansDropped);
+        }
+        if tree.not_left[pi] {
+            flags.push(Flag::NotLeft);
+        }
         if calls.point > 0.0 {
             let call_ns = (exclusive_ns.point / calls.point) as u64;
             for td in &tl.domains {
@@ -300,11 +306,29 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
         w.push(format!(
             "{dropped} span edges were dropped, whole spans at a time ({}): the thread's span ring \
              (65536 edges by default, between two looks of the sampler) or the log (16M edges) \
-             was full. A \
-             dropped span's time and energy show in the span around it, or as unattributed at \
-             the top; what was recorded nests as it ran. Fewer, coarser spans in tight loops \
-             (one per layer, not per element) avoid it",
-            by_thread.join(", ")
+             was full. A dropped span's time and energy show in the span around it (flagged \
+             `spans dropped`: {}){}; what was recorded nests as it ran. Fewer, coarser spans in \
+             tight loops (one per layer, not per element) avoid it",
+            by_thread.join(", "),
+            {
+                let held: Vec<&str> = (0..tree.paths.len())
+                    .filter(|&p| tree.held_dropped[p])
+                    .map(|p| tree.paths[p].name.as_str())
+                    .collect();
+                if held.is_empty() { "none".to_owned() } else { held.join(", ") }
+            },
+            if tree.dropped_outside { ", or as unattributed where no span was open" } else { "" }
+        ));
+    }
+    let not_left: Vec<&str> =
+        (0..tree.paths.len()).filter(|&p| tree.not_left[p]).map(|p| tree.paths[p].name.as_str()).collect();
+    if !not_left.is_empty() {
+        w.push(format!(
+            "{} not left by its own guard (flagged `not left`): ended by an enclosing span's \
+             exit (a guard dropped after the enclosing one's, or forgotten with mem::forget), \
+             or still open at the end; spans its thread entered meanwhile nested under it. Let \
+             guards drop in the order they were made",
+            not_left.join(", ")
         ));
     }
     if tree.unmatched_exits > 0 {

@@ -70,6 +70,16 @@ pub struct SpanTree {
     /// Exits that matched no open span (entered before the profile started, or the exit of
     /// a span already ended by an enclosing guard dropped before it).
     pub unmatched_exits: u64,
+    /// Per path, whether spans were dropped while it was a thread's innermost recorded span:
+    /// their time and energy are in its exclusive figures.
+    pub held_dropped: Vec<bool>,
+    /// Spans were dropped while a thread had none open: their energy is unattributed.
+    pub dropped_outside: bool,
+    /// Per path, whether a span of it was not left by its own guard: ended by an enclosing
+    /// span's exit (its guard dropped after that one's, or forgotten with `mem::forget`), or
+    /// still open when its thread's log ended. Spans its thread entered meanwhile nested
+    /// under it.
+    pub not_left: Vec<bool>,
 }
 
 impl SpanTree {
@@ -79,6 +89,12 @@ impl SpanTree {
         for thread in &log.threads {
             let mut stack: Vec<(SiteId, PathId)> = Vec::new();
             for ev in &thread.events {
+                if ev.after_loss {
+                    match stack.last() {
+                        Some(&(_, p)) => tree.held_dropped[p as usize] = true,
+                        None => tree.dropped_outside = true,
+                    }
+                }
                 match ev.kind {
                     EventKind::Enter => {
                         let parent = stack.last().map(|&(_, p)| p);
@@ -89,10 +105,18 @@ impl SpanTree {
                     // every span above it ends there too, so that later spans nest where
                     // they ran. The sweep unwinds the same way.
                     EventKind::Exit => match stack.iter().rposition(|&(site, _)| site == ev.site) {
-                        Some(at) => stack.truncate(at),
+                        Some(at) => {
+                            for &(_, p) in &stack[at + 1..] {
+                                tree.not_left[p as usize] = true;
+                            }
+                            stack.truncate(at);
+                        }
                         None => tree.unmatched_exits += 1,
                     },
                 }
+            }
+            for &(_, p) in &stack {
+                tree.not_left[p as usize] = true;
             }
         }
         tree.name_paths(log);
@@ -152,6 +176,8 @@ impl SpanTree {
         };
         self.paths.push(PathNode { parent, site, name, depth });
         self.children.push(Vec::new());
+        self.held_dropped.push(false);
+        self.not_left.push(false);
         let id = (self.paths.len() - 1) as PathId;
         match parent {
             Some(p) => self.children[p as usize].push((site, id)),

@@ -160,6 +160,12 @@ pub(super) fn notes(span: &SpanReport) -> String {
         }
     }
     for f in &span.flags {
+        if matches!(f, Flag::SpansDropped) {
+            out.push("spans dropped inside".to_owned());
+        }
+        if matches!(f, Flag::NotLeft) {
+            out.push("not left".to_owned());
+        }
         if let Flag::Merged { domain, with } = f {
             out.push(format!("merged with {} ({domain})", with.join(", ")));
         }
