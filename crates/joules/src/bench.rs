@@ -150,6 +150,10 @@ impl Bencher<'_> {
             let t1 = self.profiler.now();
             progress.sample_done();
             self.samples.push(SampleWindow { window: Window { start: t0, end: t1 }, iterations });
+            if self.profiler.failure().is_some() {
+                // Its figures are unusable: the harness ends the run, saying why.
+                break;
+            }
         }
     }
 }
@@ -192,6 +196,18 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         let mut b =
             Bencher { name, profiler: &profiler, config: &config, samples: Vec::new(), warnings: Vec::new() };
         f(&mut b);
+        // Found between samples, not after every bench has run for minutes (a stop after the
+        // last sample is left to the check below, which forgives it).
+        if let Some((t, why)) = profiler.failure()
+            && b.samples.last().is_some_and(|s| t < s.window.end)
+        {
+            let why = why.to_owned();
+            drop(profiler.stop());
+            return Err((
+                ExitCodes::SOURCE_FAILED,
+                format!("an energy source failed during the run, so no report was written: {why}"),
+            ));
+        }
         if b.samples.is_empty() {
             return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
         }

@@ -121,6 +121,8 @@ impl ProfilerBuilder {
         span::set_tap_origin(start_raw);
         let started_at = SystemTime::now();
         let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(std::sync::OnceLock::new());
+        let failed_flag = failed.clone();
         let described = describe(&self.sources);
         let sources = self.sources;
         let flag = stop.clone();
@@ -139,6 +141,11 @@ impl ProfilerBuilder {
             sampler.run_until(|s, _| {
                 if let Ok(reply) = snap_rx.try_recv() {
                     let _ = reply.send(s.snapshot());
+                }
+                if failed_flag.get().is_none()
+                    && let Some(why) = s.first_ended()
+                {
+                    let _ = failed_flag.set(why);
                 }
                 flag.load(Ordering::Acquire)
             });
@@ -164,6 +171,7 @@ impl ProfilerBuilder {
             start_raw,
             started_at,
             stop,
+            failed,
             handle: Some(handle),
             snapshots: snap_tx,
             sources: described,
@@ -178,6 +186,8 @@ pub struct Profiler {
     start_raw: u64,
     started_at: SystemTime,
     stop: Arc<AtomicBool>,
+    /// Set by the sampler when a domain stops being read (a failed read, a lost GPU).
+    failed: Arc<std::sync::OnceLock<(Nanos, String)>>,
     handle: Option<JoinHandle<(Timeline, SpanLog)>>,
     /// Asks the sampler thread for a copy of what it has recorded.
     snapshots: std::sync::mpsc::Sender<std::sync::mpsc::SyncSender<(Timeline, SpanLog)>>,
@@ -238,6 +248,13 @@ impl Profiler {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.snapshots.send(tx).ok()?;
         rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
+    }
+
+    /// Which domain stopped being read, when and why, once one has (a read that failed or
+    /// panicked, a lost GPU, a non-finite reading): a harness can stop there rather than
+    /// measure on with figures it cannot use. Lock-free.
+    pub fn failure(&self) -> Option<(Nanos, &str)> {
+        self.failed.get().map(|(t, why)| (*t, why.as_str()))
     }
 
     /// The sources being read.

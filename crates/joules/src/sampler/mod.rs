@@ -165,6 +165,15 @@ impl<C: SamplerClock> Sampler<C> {
             .all(|d| d.series.times.last().is_some_and(|&s| s > t))
     }
 
+    /// The first domain that stopped being read, when and why, if any did.
+    pub(crate) fn first_ended(&self) -> Option<(Nanos, String)> {
+        self.timeline.domains.iter().find_map(|d| {
+            d.ended
+                .as_ref()
+                .map(|(t, why)| (*t, format!("{} stopped at {} ms ({why})", d.domain.id, t.0 / 1_000_000)))
+        })
+    }
+
     /// Runs until `stop` says so (checked at least every [`MAX_NAP`]).
     pub(crate) fn run_until(&mut self, mut stop: impl FnMut(&mut Self, Nanos) -> bool) {
         loop {
