@@ -73,6 +73,9 @@ pub struct SpanLog {
     /// Per-thread events. Threads are only ever appended, so a thread keeps its position.
     pub threads: Vec<ThreadEvents>,
     len: usize,
+    /// Thread index -> position in `threads`, so that a sampler's look at n threads' rings
+    /// costs O(n), not O(n²). Checked on use (`threads` is public).
+    positions: std::collections::HashMap<u32, usize>,
 }
 
 impl SpanLog {
@@ -119,7 +122,12 @@ impl SpanLog {
     }
 
     pub(crate) fn thread_mut(&mut self, index: u32, name: Option<&str>) -> &mut ThreadEvents {
-        let pos = match self.threads.iter().position(|t| t.index == index) {
+        let known = self
+            .positions
+            .get(&index)
+            .copied()
+            .filter(|&p| self.threads.get(p).is_some_and(|t| t.index == index));
+        let pos = match known.or_else(|| self.threads.iter().position(|t| t.index == index)) {
             Some(pos) => pos,
             None => {
                 self.threads.push(ThreadEvents {
@@ -130,6 +138,7 @@ impl SpanLog {
                 self.threads.len() - 1
             }
         };
+        self.positions.insert(index, pos);
         &mut self.threads[pos]
     }
 
