@@ -240,3 +240,20 @@ fn a_source_that_fails_stops_the_harness_at_once() {
     assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::from(8)));
     assert!(!SECOND_RAN.load(std::sync::atomic::Ordering::Relaxed), "the second bench ran");
 }
+
+/// A recording whose sampler failed says so in its report, rather than reading as a program
+/// that drew nothing.
+#[test]
+fn a_failed_recording_says_so_in_its_report() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))).start().unwrap();
+    let mut rec = profiler.stop();
+    assert!(rec.report("fine").benches[0].warnings.iter().all(|w| !w.contains("the profile failed")));
+    rec.failure = Some("the sampler thread panicked".into());
+    let report = rec.report("failed");
+    let warnings = &report.benches[0].warnings;
+    assert!(
+        warnings.iter().any(|w| w.starts_with("the profile failed (the sampler thread panicked)")),
+        "{warnings:?}"
+    );
+}

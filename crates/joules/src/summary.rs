@@ -288,6 +288,12 @@ fn dfs_order(tree: &SpanTree) -> Vec<PathId> {
 /// Warnings every report of `rec` should carry.
 pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String> {
     let mut w = Vec::new();
+    if let Some(why) = &rec.failure {
+        // The timeline and spans are empty: every figure below is zero, not a measurement.
+        w.push(format!(
+            "the profile failed ({why}): nothing was recorded, so these figures are empty, not zero joules"
+        ));
+    }
     let dropped = rec.spans.dropped();
     if dropped > 0 {
         let by_thread: Vec<String> = rec
