@@ -1,7 +1,6 @@
 use joules::attribute::{SpanTree, Window, time_share};
-use joules::source::{Domain, DomainKind, SourceKind};
 use joules::spanlog::{EventKind, SpanLog};
-use joules::timeline::{Timeline, TimelineDomain};
+use joules::timeline::Timeline;
 use joules::{Joules, Nanos};
 use proptest::prelude::*;
 
@@ -37,19 +36,7 @@ fn build_log(threads: &[Vec<(u64, Option<u8>)>]) -> (SpanLog, Nanos) {
 }
 
 fn timeline(readings: &[(u64, f64, f64)]) -> Timeline {
-    let domain = |id: &str| {
-        TimelineDomain::new(
-            Domain {
-                id: id.into(),
-                kind: DomainKind::Package,
-                part_of: None,
-                resolution: Joules(1e-6),
-                update_period: Nanos(1000),
-                update_period_measured: false,
-            },
-            SourceKind::Sim,
-        )
-    };
+    let domain = |id: &str| joules_tests::sim_package(id, Nanos(1000), false);
     let mut tl = Timeline { domains: vec![domain("p"), domain("d")], ..Timeline::default() };
     let (mut t, mut e0, mut e1) = (0, 0.0, 0.0);
     for &(gap, d0, d1) in readings {

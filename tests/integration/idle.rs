@@ -2,30 +2,17 @@
 //! was read: never per thread, never over time a domain that ended early was not read.
 
 use joules::attribute::{SpanTree, Window};
-use joules::source::{Domain, DomainKind, SourceKind};
 use joules::spanlog::{EventKind, SpanLog};
 use joules::stats::Estimate;
 use joules::summary::{SampleWindow, summarize};
-use joules::timeline::{Timeline, TimelineDomain};
+use joules::timeline::Timeline;
 use joules::{Joules, Nanos};
 
 const MS: u64 = 1_000_000;
 
 /// Two domains at a flat 20 W, read every 100 us for 10 ms; the second stops at `ends_ms`.
 fn timeline(ends_ms: u64) -> Timeline {
-    let domain = |id: &str| {
-        TimelineDomain::new(
-            Domain {
-                id: id.into(),
-                kind: DomainKind::Package,
-                part_of: None,
-                resolution: Joules(1e-6),
-                update_period: Nanos(100_000),
-                update_period_measured: true,
-            },
-            SourceKind::Sim,
-        )
-    };
+    let domain = |id: &str| joules_tests::sim_package(id, Nanos(100_000), true);
     let mut tl = Timeline { domains: vec![domain("a"), domain("b")], ..Timeline::default() };
     for k in 0..=100u64 {
         let t = Nanos(k * 100_000);

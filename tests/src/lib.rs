@@ -18,3 +18,18 @@ pub fn profiler_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// A simulated package domain with a 1 µJ step every `period`, for timelines built by hand.
+pub fn sim_package(id: &str, period: joules::Nanos, measured: bool) -> joules::timeline::TimelineDomain {
+    joules::timeline::TimelineDomain::new(
+        joules::source::Domain {
+            id: id.into(),
+            kind: joules::source::DomainKind::Package,
+            part_of: None,
+            resolution: joules::Joules(1e-6),
+            update_period: period,
+            update_period_measured: measured,
+        },
+        joules::source::SourceKind::Sim,
+    )
+}

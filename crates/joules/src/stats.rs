@@ -200,16 +200,7 @@ pub fn z_change(old: &Estimate, new: &Estimate) -> Option<RelativeChange> {
     let se = (so * so + sn * sn).sqrt();
     let m1 = old.point;
     if se == 0.0 {
-        let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
-        let point = diff / m1;
-        return Some(RelativeChange {
-            point,
-            lo: point,
-            hi: point,
-            p_value,
-            stderr: 0.0,
-            dof: f64::INFINITY,
-        });
+        return Some(no_spread(diff, m1, f64::INFINITY));
     }
     let normal = statrs::distribution::Normal::new(0.0, 1.0).ok()?;
     let p_value = 2.0 * (1.0 - normal.cdf((diff / se).abs()));
@@ -245,19 +236,24 @@ pub fn welch(old: &[f64], new: &[f64]) -> Option<RelativeChange> {
     let se = (a + b).sqrt();
     let diff = m2 - m1;
     if se == 0.0 {
-        let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
-        let point = diff / m1;
-        return Some(RelativeChange {
-            point,
-            lo: point,
-            hi: point,
-            p_value,
-            stderr: 0.0,
-            dof: n1 + n2 - 2.0,
-        });
+        return Some(no_spread(diff, m1, n1 + n2 - 2.0));
     }
     let df = (a + b).powi(2) / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
     t_change(diff, se, df, m1)
+}
+
+/// A change `diff` in a figure whose old mean is `m1` measured with no spread at all: exact,
+/// and certain unless it is nothing.
+fn no_spread(diff: f64, m1: f64, dof: f64) -> RelativeChange {
+    let point = diff / m1;
+    RelativeChange {
+        point,
+        lo: point,
+        hi: point,
+        p_value: if diff == 0.0 { 1.0 } else { 0.0 },
+        stderr: 0.0,
+        dof,
+    }
 }
 
 /// A change `diff` in a figure whose old mean is `m1`, with standard error `se` and `dof`
@@ -294,9 +290,7 @@ pub fn against_runs(runs: &[f64], single: f64, single_is_new: bool) -> Option<Re
     }
     let se = (var * (1.0 / nf + 1.0)).sqrt();
     if se == 0.0 {
-        let p_value = if diff == 0.0 { 1.0 } else { 0.0 };
-        let point = diff / m1;
-        return Some(RelativeChange { point, lo: point, hi: point, p_value, stderr: 0.0, dof: nf - 1.0 });
+        return Some(no_spread(diff, m1, nf - 1.0));
     }
     t_change(diff, se, nf - 1.0, m1)
 }

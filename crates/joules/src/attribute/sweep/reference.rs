@@ -10,18 +10,7 @@ const MANY: u32 = u32::MAX - 2;
 /// The sums [`super::sweep`] gives, summed piece by piece.
 pub(super) fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums: Sums) -> Sums {
     let nd = tl.domains.len();
-    let mut threads: Vec<Thread> = log
-        .threads
-        .iter()
-        .map(|_| Thread { next: 0, stack: Vec::new(), last_t: Nanos(0), slot: NONE })
-        .collect();
-    let mut heap = Edges::default();
-    for (i, t) in log.threads.iter().enumerate() {
-        if let Some(ev) = t.events.first() {
-            heap.push((ev.t, i as u32));
-        }
-    }
-    let mut running = Running::default();
+    let Spans { mut heap, mut threads, mut running, .. } = Spans::new(log, tree);
     let mut ds: Vec<DomainState> =
         (0..nd).map(|_| DomainState { sole: NONE, clean: true, ..DomainState::default() }).collect();
     let mut row: Vec<(usize, f64)> = Vec::with_capacity(16);
