@@ -257,3 +257,92 @@ fn a_failed_recording_says_so_in_its_report() {
         "{warnings:?}"
     );
 }
+
+const BUDGET_TEST: &str = "sim::each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept";
+// The harness takes the test's name as its filter: the benches carry it.
+const BUDGET_BENCHES: [&str; 3] = [
+    "sim::each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept/warm",
+    "sim::each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept/flood",
+    "sim::each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept/after",
+];
+
+#[measure_energy]
+fn flood_edge() {}
+
+#[measure_energy]
+fn calm_layer() {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_micros(150) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Floods the span log for the first 30 ms it is called (the warm-up), then runs calm.
+fn flood_then_calm(b: &mut joules::bench::Bencher<'_>) {
+    let start = std::time::Instant::now();
+    b.iter(|| {
+        if start.elapsed() < Duration::from_millis(30) {
+            for _ in 0..1000 {
+                flood_edge();
+            }
+        }
+        calm_layer();
+    });
+}
+
+fn floods_throughout(b: &mut joules::bench::Bencher<'_>) {
+    b.iter(|| {
+        for _ in 0..200 {
+            flood_edge();
+        }
+        calm_layer();
+    });
+}
+
+/// A span log far too small for a bench that floods it: the warm-up's spans are not kept, so
+/// the samples after a flooding warm-up keep theirs, and a bench that floods throughout fills
+/// only its own share, so the bench after it keeps its spans too.
+#[test]
+fn each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept() {
+    if !joules_tests::caps::in_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.json");
+        let n = |v: &str| std::path::PathBuf::from(v);
+        joules_tests::caps::run_in_child(
+            BUDGET_TEST,
+            &[
+                ("JOULES_SAMPLES", &n("3")),
+                ("JOULES_SAMPLE_MS", &n("40")),
+                ("JOULES_WARM_UP_MS", &n("60")),
+                ("JOULES_IDLE_MS", &n("0")),
+                (joules::bench::OUT_ENV, &out),
+            ],
+        );
+        let report = joules::report::Report::read(&out).unwrap();
+        let names: Vec<&str> = report.benches.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, BUDGET_BENCHES);
+        for (bench, flooded) in report.benches.iter().zip([false, true, false]) {
+            let calls =
+                |path: &str| bench.spans.iter().find(|s| s.path == path).map_or(0.0, |s| s.calls.point);
+            if flooded {
+                let flood = calls("flood_edge");
+                assert!(flood > 0.0 && flood < 200.0, "{}: the flood fills its share: {flood}", bench.name);
+            } else {
+                assert_eq!(calls("calm_layer"), 1.0, "{}: every span of the samples is kept", bench.name);
+                assert_eq!(calls("flood_edge"), 0.0, "{}: no warm-up span is kept", bench.name);
+            }
+        }
+        assert!(report.benches[0].warnings.iter().any(|w| w.contains("span edges were dropped")));
+        return;
+    }
+    joules::__private::set_span_log_capacity(30_000);
+    let code = joules::bench::run_with(
+        Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))),
+        &[
+            (BUDGET_BENCHES[0], flood_then_calm as fn(&mut joules::bench::Bencher<'_>)),
+            (BUDGET_BENCHES[1], floods_throughout),
+            (BUDGET_BENCHES[2], flood_then_calm),
+        ],
+    );
+    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+}

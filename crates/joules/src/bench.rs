@@ -115,7 +115,11 @@ impl Bencher<'_> {
         // and the regression cannot tell them apart (it reports them merged). Then each
         // iteration starts after a random pause of up to one counter step, outside any span,
         // and samples are sized with the pauses counted.
-        let dither = phase_locked(self.profiler, Window { start: warm_from, end: self.profiler.now() });
+        let warm_up = Window { start: warm_from, end: self.profiler.now() };
+        let dither = phase_locked(self.profiler, warm_up);
+        // No figure uses the warm-up's spans: they must not fill the log (as a warm-up
+        // millions of spans long would, leaving the samples none).
+        let _ = self.profiler.discard_spans(warm_up);
         let pauses = dither.map_or(0, |step| u128::from(step.0 / 2));
         let per_iter = (start.elapsed().as_nanos() / u128::from(n) + pauses).max(1);
         if let Some(step) = dither {
@@ -192,7 +196,9 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     }
     let idle_windows = measure_idle(&profiler, config.idle);
     let mut windows = Vec::new();
-    for (name, f) in selected {
+    for (i, (name, f)) in selected.iter().enumerate() {
+        // Each bench gets its share of the span log: a runaway one cannot starve the next.
+        let _ = profiler.share_span_log(selected.len() - i);
         let mut b =
             Bencher { name, profiler: &profiler, config: &config, samples: Vec::new(), warnings: Vec::new() };
         f(&mut b);

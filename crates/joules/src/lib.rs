@@ -91,4 +91,5 @@ macro_rules! bench_main {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::span::{Instrumented, Site, enter, enter_synced, set_span_ring_capacity};
+    pub use crate::spanlog::set_span_log_capacity;
 }

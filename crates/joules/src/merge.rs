@@ -237,7 +237,7 @@ fn merge_span(all: &[&BenchReport], path: &str, domains: &[DomainReport]) -> Spa
 fn flag_key(f: &Flag) -> (std::mem::Discriminant<Flag>, &str) {
     let domain = match f {
         Flag::BelowResolution { domain, .. } | Flag::Merged { domain, .. } => domain.as_str(),
-        Flag::SpansDropped | Flag::NotLeft => "",
+        Flag::SpansDropped | Flag::NotLeft | Flag::ForgottenInside => "",
     };
     (std::mem::discriminant(f), domain)
 }

@@ -127,8 +127,7 @@ impl ProfilerBuilder {
         let sources = self.sources;
         let flag = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-        let (snap_tx, snap_rx) =
-            std::sync::mpsc::channel::<std::sync::mpsc::SyncSender<(Timeline, SpanLog)>>();
+        let (req_tx, req_rx) = std::sync::mpsc::channel::<Request>();
         let handle = std::thread::Builder::new().name("joules-sampler".into()).spawn(move || {
             // The clock is made on this thread: it sets the thread's timer slack.
             let clock = RealClock::new(start_raw);
@@ -139,8 +138,8 @@ impl ProfilerBuilder {
             sampler.settle(origin);
             let _ = ready_tx.send(());
             sampler.run_until(|s, _| {
-                if let Ok(reply) = snap_rx.try_recv() {
-                    let _ = reply.send(s.snapshot());
+                while let Ok(request) = req_rx.try_recv() {
+                    request.answer(s);
                 }
                 if failed_flag.get().is_none()
                     && let Some(why) = s.first_ended()
@@ -173,10 +172,37 @@ impl ProfilerBuilder {
             stop,
             failed,
             handle: Some(handle),
-            snapshots: snap_tx,
+            requests: req_tx,
             sources: described,
             unavailable: self.unavailable,
         })
+    }
+}
+
+/// What a [`Profiler`] asks of its sampler thread, answered between two reads.
+enum Request {
+    Snapshot(std::sync::mpsc::SyncSender<(Timeline, SpanLog)>),
+    Discard(crate::attribute::Window, std::sync::mpsc::SyncSender<usize>),
+    Share(usize, std::sync::mpsc::SyncSender<usize>),
+}
+
+impl Request {
+    /// Answers with the span rings drained first, so that the answer covers every edge made
+    /// before the request.
+    fn answer<C: crate::sampler::clock::SamplerClock>(self, s: &mut Sampler<C>) {
+        match self {
+            Request::Snapshot(reply) => {
+                let _ = reply.send(s.snapshot());
+            }
+            Request::Discard(w, reply) => {
+                let _ = s.look_at_spans();
+                let _ = reply.send(s.spans.discard_within(w.start, w.end));
+            }
+            Request::Share(parts, reply) => {
+                let _ = s.look_at_spans();
+                let _ = reply.send(s.spans.share_room(parts));
+            }
+        }
     }
 }
 
@@ -189,8 +215,8 @@ pub struct Profiler {
     /// Set by the sampler when a domain stops being read (a failed read, a lost GPU).
     failed: Arc<std::sync::OnceLock<(Nanos, String)>>,
     handle: Option<JoinHandle<(Timeline, SpanLog)>>,
-    /// Asks the sampler thread for a copy of what it has recorded.
-    snapshots: std::sync::mpsc::Sender<std::sync::mpsc::SyncSender<(Timeline, SpanLog)>>,
+    /// Asks things of the sampler thread, which owns the recording.
+    requests: std::sync::mpsc::Sender<Request>,
     sources: Vec<SourceInfo>,
     unavailable: Vec<Unavailable>,
 }
@@ -245,8 +271,25 @@ impl Profiler {
     /// A copy of the readings and spans recorded so far, without stopping (the sampler
     /// makes it between two reads). None if the sampler has stopped.
     pub fn snapshot(&self) -> Option<(Timeline, SpanLog)> {
+        self.ask(Request::Snapshot)
+    }
+
+    /// Removes from the recording every span that began and ended within `window`, e.g. a
+    /// benchmark's warm-up, which no figure uses and which must not fill the log; returns
+    /// how many span edges went. None if the sampler has stopped.
+    pub(crate) fn discard_spans(&self, window: crate::attribute::Window) -> Option<usize> {
+        self.ask(|reply| Request::Discard(window, reply))
+    }
+
+    /// Gives what follows (a benchmark) its share of the span log's room left, with `parts`
+    /// benchmarks still to run; returns how many span edges that is.
+    pub(crate) fn share_span_log(&self, parts: usize) -> Option<usize> {
+        self.ask(|reply| Request::Share(parts, reply))
+    }
+
+    fn ask<T>(&self, request: impl FnOnce(std::sync::mpsc::SyncSender<T>) -> Request) -> Option<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.snapshots.send(tx).ok()?;
+        self.requests.send(request(tx)).ok()?;
         rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
     }
 

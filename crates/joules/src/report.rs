@@ -178,9 +178,13 @@ pub enum Flag {
     /// energy are in this span's exclusive figures, not in their own.
     SpansDropped,
     /// A span of this path was not left by its own guard: an enclosing span's exit ended it
-    /// (its guard was dropped after that one's, or forgotten with `mem::forget`), or it was
-    /// still open at the end. Spans its thread entered meanwhile nested under it.
+    /// (its guard was dropped after that one's), or it was still open when the profile
+    /// stopped. Spans its thread entered meanwhile nested under it.
     NotLeft,
+    /// A span entered inside this one never ended: its guard was forgotten (`mem::forget`)
+    /// or leaked. It is left out of the report, so that later spans nest where they ran; its
+    /// time and energy are in this span's exclusive figures.
+    ForgottenInside,
     /// The regression could not tell this path from others: their busy times always moved
     /// together (e.g. a loop in step with the counter). The group shares one power, and each
     /// member's joules are that power times its own time.

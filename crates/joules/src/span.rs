@@ -367,7 +367,7 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
     let index = reg.next_thread;
     reg.next_thread += 1;
     let name = std::thread::current().name().map(str::to_owned);
-    reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone() });
+    reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone(), ended: false });
     let open = usize::from(first.site & EXIT_BIT == 0);
     let free = producer.slots();
     *slot = Some(Local {
@@ -402,6 +402,8 @@ struct Queue {
     name: Option<String>,
     consumer: rtrb::Consumer<RawEvent>,
     dropped: Arc<AtomicU64>,
+    /// Its thread had exited when its ring was last read: nothing more will come.
+    ended: bool,
 }
 
 struct Registry {
@@ -432,9 +434,15 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
         });
     }
     for queue in &mut reg.threads {
+        // Seen before the ring is read, so that an ended thread's last edges are read too.
+        let ended = queue.consumer.is_abandoned();
+        queue.ended = ended;
         let n = queue.consumer.slots();
         let dropped = queue.dropped.swap(0, Relaxed);
         if n == 0 && dropped == 0 {
+            if ended && let Some(thread) = log.threads.iter_mut().find(|t| t.index == queue.index) {
+                thread.ended = true;
+            }
             continue;
         }
         let room = log.room();
@@ -470,9 +478,11 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
             }
             chunk.commit_all();
         }
+        thread.ended = ended;
         log.note_stored(stored);
     }
-    reg.threads.retain(|q| !(q.consumer.is_abandoned() && q.consumer.is_empty()));
+    // Only those seen ended before their ring was read are surely empty.
+    reg.threads.retain(|q| !q.ended);
 }
 
 /// Throws away whatever the rings hold (events from before this profiler started).

@@ -123,6 +123,9 @@ pub fn summarize(
         if tree.not_left[pi] {
             flags.push(Flag::NotLeft);
         }
+        if tree.holds_forgotten[pi] {
+            flags.push(Flag::ForgottenInside);
+        }
         if calls.point > 0.0 {
             let call_ns = (exclusive_ns.point / calls.point) as u64;
             for td in &tl.domains {
@@ -311,8 +314,9 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
             .collect();
         w.push(format!(
             "{dropped} span edges were dropped, whole spans at a time ({}): the thread's span ring \
-             (65536 edges by default, between two looks of the sampler) or the log (16M edges) \
-             was full. A dropped span's time and energy show in the span around it (flagged \
+             (65536 edges by default, between two looks of the sampler) or the log (16M edges; \
+             a benchmark run gives each bench an even share of the room left, and keeps no \
+             warm-up) was full. A dropped span's time and energy show in the span around it (flagged \
              `spans dropped`: {}){}; what was recorded nests as it ran. Fewer, coarser spans in \
              tight loops (one per layer, not per element) avoid it",
             by_thread.join(", "),
@@ -331,10 +335,31 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
     if !not_left.is_empty() {
         w.push(format!(
             "{} not left by its own guard (flagged `not left`): ended by an enclosing span's \
-             exit (a guard dropped after the enclosing one's, or forgotten with mem::forget), \
-             or still open at the end; spans its thread entered meanwhile nested under it. Let \
-             guards drop in the order they were made",
+             exit (its guard dropped after the enclosing one's), or still open when the \
+             profile stopped (a guard still alive, or forgotten outside every span); spans \
+             its thread entered meanwhile nested under it. Let guards drop in the order they \
+             were made, before the profile stops",
             not_left.join(", ")
+        ));
+    }
+    if !tree.forgotten.is_empty() {
+        let what: Vec<String> = tree
+            .forgotten
+            .iter()
+            .map(|(&(inside, site), n)| {
+                let name = &rec.spans.site(site).name;
+                match inside {
+                    Some(p) => format!("{n} of `{name}` inside {}", tree.paths[p as usize].name),
+                    None => format!("{n} of `{name}` outside any span"),
+                }
+            })
+            .collect();
+        w.push(format!(
+            "spans whose guard was never dropped (forgotten with mem::forget, or leaked) were \
+             left out, so that later spans nest where they ran: {}. Their time and energy are \
+             in the enclosing span's figures (flagged `a forgotten guard inside`), or \
+             unattributed outside spans. Let every guard drop",
+            what.join(", ")
         ));
     }
     if tree.unmatched_exits > 0 {

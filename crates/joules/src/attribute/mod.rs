@@ -77,9 +77,16 @@ pub struct SpanTree {
     pub dropped_outside: bool,
     /// Per path, whether a span of it was not left by its own guard: ended by an enclosing
     /// span's exit (its guard dropped after that one's, or forgotten with `mem::forget`), or
-    /// still open when its thread's log ended. Spans its thread entered meanwhile nested
+    /// still open when the profile stopped. Spans its thread entered meanwhile nested
     /// under it.
     pub not_left: Vec<bool>,
+    /// Per path, whether a span entered inside it was left out because its guard was never
+    /// dropped ([`SpanLog::leave_out_forgotten`]): that span's time and energy are in this
+    /// path's exclusive figures.
+    pub holds_forgotten: Vec<bool>,
+    /// The spans left out so, by the path they were entered in (None: outside any span) and
+    /// their site: how many.
+    pub forgotten: std::collections::BTreeMap<(Option<PathId>, SiteId), u64>,
 }
 
 impl SpanTree {
@@ -88,7 +95,11 @@ impl SpanTree {
         let mut tree = SpanTree::default();
         for thread in &log.threads {
             let mut stack: Vec<(SiteId, PathId)> = Vec::new();
-            for ev in &thread.events {
+            let mut forgotten = thread.forgotten.iter().peekable();
+            for (i, ev) in thread.events.iter().enumerate() {
+                while let Some(&(_, site)) = forgotten.next_if(|&&(at, _)| at <= i) {
+                    tree.note_forgotten(stack.last().map(|&(_, p)| p), site);
+                }
                 if ev.after_loss {
                     match stack.last() {
                         Some(&(_, p)) => tree.held_dropped[p as usize] = true,
@@ -115,12 +126,22 @@ impl SpanTree {
                     },
                 }
             }
+            for &(_, site) in forgotten {
+                tree.note_forgotten(stack.last().map(|&(_, p)| p), site);
+            }
             for &(_, p) in &stack {
                 tree.not_left[p as usize] = true;
             }
         }
         tree.name_paths(log);
         tree
+    }
+
+    fn note_forgotten(&mut self, inside: Option<PathId>, site: SiteId) {
+        if let Some(p) = inside {
+            self.holds_forgotten[p as usize] = true;
+        }
+        *self.forgotten.entry((inside, site)).or_default() += 1;
     }
 
     /// Names every path (parents come first), telling apart siblings whose sites share a
@@ -178,6 +199,7 @@ impl SpanTree {
         self.children.push(Vec::new());
         self.held_dropped.push(false);
         self.not_left.push(false);
+        self.holds_forgotten.push(false);
         let id = (self.paths.len() - 1) as PathId;
         match parent {
             Some(p) => self.children[p as usize].push((site, id)),

@@ -166,6 +166,9 @@ pub(super) fn notes(span: &SpanReport) -> String {
         if matches!(f, Flag::NotLeft) {
             out.push("not left".to_owned());
         }
+        if matches!(f, Flag::ForgottenInside) {
+            out.push("a forgotten guard inside".to_owned());
+        }
         if let Flag::Merged { domain, with } = f {
             out.push(format!("merged with {} ({domain})", with.join(", ")));
         }

@@ -412,11 +412,14 @@ impl<C: SamplerClock> Sampler<C> {
     /// A copy of what was recorded so far (span events drained first).
     pub(crate) fn snapshot(&mut self) -> (Timeline, SpanLog) {
         let _ = self.look_at_spans();
-        (self.timeline.clone(), self.spans.clone())
+        let mut spans = self.spans.clone();
+        spans.leave_out_forgotten();
+        (self.timeline.clone(), spans)
     }
 
     /// Every source, ready for a report.
-    pub(crate) fn finish(self) -> (Timeline, SpanLog) {
+    pub(crate) fn finish(mut self) -> (Timeline, SpanLog) {
+        self.spans.leave_out_forgotten();
         (self.timeline, self.spans)
     }
 }
