@@ -373,11 +373,6 @@ pub fn solve(d: &Design) -> Option<Fit> {
     // starting where the last ended) before their outer product enters the meat: a
     // cluster-robust estimate, positive semi-definite by construction, that keeps the lag-1
     // covariance inside each cluster ((CLUSTER-1)/CLUSTER of it) and each interval's own.
-    let mut meat = vec![0.0; nf * nf];
-    let mut z: Vec<(usize, f64)> = Vec::new();
-    let mut cluster = vec![0.0; nf];
-    let mut touched: Vec<usize> = Vec::new();
-    let mut size = 0;
     let flush = |cluster: &mut [f64], touched: &mut Vec<usize>, meat: &mut [f64]| {
         for &a in touched.iter() {
             for &b in touched.iter() {
@@ -389,44 +384,59 @@ pub fn solve(d: &Design) -> Option<Fit> {
         }
         touched.clear();
     };
-    for r in 0..d.n {
-        z.clear();
-        let mut fitted = 0.0;
-        for &(j, x) in &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize] {
-            let j = j as usize;
-            if let Some(a) = col_live[j] {
-                fitted += beta[a] * f64::from(x) / norm[a];
-            }
-            if let Some((i, fpos)) = col_pos[j] {
-                let v = f64::from(x) / norm[i];
-                match z.iter_mut().find(|(q, _)| *q == fpos) {
-                    Some((_, acc)) => *acc += v,
-                    None => z.push((fpos, v)),
+    // The meat of rows `range`, which starts a cluster and ends one.
+    let meat_of = |range: std::ops::Range<usize>| -> Vec<f64> {
+        let mut meat = vec![0.0; nf * nf];
+        let mut z: Vec<(usize, f64)> = Vec::new();
+        let mut cluster = vec![0.0; nf];
+        let mut touched: Vec<usize> = Vec::new();
+        let mut size = 0;
+        for r in range {
+            z.clear();
+            let mut fitted = 0.0;
+            for &(j, x) in &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize] {
+                let j = j as usize;
+                if let Some(a) = col_live[j] {
+                    fitted += beta[a] * f64::from(x) / norm[a];
+                }
+                if let Some((i, fpos)) = col_pos[j] {
+                    let v = f64::from(x) / norm[i];
+                    match z.iter_mut().find(|(q, _)| *q == fpos) {
+                        Some((_, acc)) => *acc += v,
+                        None => z.push((fpos, v)),
+                    }
                 }
             }
-        }
-        // HC2: a residual is smaller than its error by its leverage h = w·zᵀG⁻¹z; dividing
-        // by √(1-h) undoes that (rows where a rare layer shows up have the most). A
-        // down-weighted interval enters with its weight (Huber's ψ = w·e).
-        let w = weights.as_ref().map_or(1.0, |w| w[r]);
-        let h: f64 = w * z
-            .iter()
-            .map(|&(a, za)| z.iter().map(|&(b, zb)| za * inv[a * nf + b] * zb).sum::<f64>())
-            .sum::<f64>();
-        let e = w * (d.rows_y[r] - fitted) / (1.0 - h.min(0.99)).sqrt();
-        if !d.follows[r] || size == CLUSTER {
-            flush(&mut cluster, &mut touched, &mut meat);
-            size = 0;
-        }
-        for &(a, za) in &z {
-            if cluster[a] == 0.0 && !touched.contains(&a) {
-                touched.push(a);
+            // HC2: a residual is smaller than its error by its leverage h = w·zᵀG⁻¹z; dividing
+            // by √(1-h) undoes that (rows where a rare layer shows up have the most). A
+            // down-weighted interval enters with its weight (Huber's ψ = w·e).
+            let w = weights.as_ref().map_or(1.0, |w| w[r]);
+            let h: f64 = w * z
+                .iter()
+                .map(|&(a, za)| z.iter().map(|&(b, zb)| za * inv[a * nf + b] * zb).sum::<f64>())
+                .sum::<f64>();
+            let e = w * (d.rows_y[r] - fitted) / (1.0 - h.min(0.99)).sqrt();
+            if !d.follows[r] || size == CLUSTER {
+                flush(&mut cluster, &mut touched, &mut meat);
+                size = 0;
             }
-            cluster[a] += e * za;
+            for &(a, za) in &z {
+                if cluster[a] == 0.0 && !touched.contains(&a) {
+                    touched.push(a);
+                }
+                cluster[a] += e * za;
+            }
+            size += 1;
         }
-        size += 1;
+        flush(&mut cluster, &mut touched, &mut meat);
+        meat
+    };
+    let mut meat = vec![0.0; nf * nf];
+    for part in in_parts(&cluster_bounds(&d.follows, parallel_parts(d.n)), meat_of) {
+        for (m, x) in meat.iter_mut().zip(part) {
+            *m += x;
+        }
     }
-    flush(&mut cluster, &mut touched, &mut meat);
     let mut t = vec![0.0; nf * nf];
     for a in 0..nf {
         for b in 0..nf {
@@ -528,11 +538,25 @@ fn reweigh(
     for _ in 0..ROBUST_ROUNDS {
         // Watts per stored column, so that a residual is one pass over a row's entries.
         let watts: Vec<f64> = (0..d.columns).map(|j| col_watts(j, &beta)).collect();
-        for (r, e) in residuals.iter_mut().enumerate() {
-            let entries = &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize];
-            let fitted: f64 = entries.iter().map(|&(j, x)| watts[j as usize] * f64::from(x)).sum();
-            *e = d.rows_y[r] - fitted;
-        }
+        let chunk = d.n.div_ceil(parallel_parts(d.n));
+        let fill = |k: usize, part: &mut [f64]| {
+            for (i, e) in part.iter_mut().enumerate() {
+                let r = k * chunk + i;
+                let entries = &d.entries[d.rows_at[r] as usize..d.rows_at[r + 1] as usize];
+                let fitted: f64 = entries.iter().map(|&(j, x)| watts[j as usize] * f64::from(x)).sum();
+                *e = d.rows_y[r] - fitted;
+            }
+        };
+        std::thread::scope(|scope| {
+            let mut parts = residuals.chunks_mut(chunk).enumerate();
+            let first = parts.next();
+            for (k, part) in parts {
+                scope.spawn(move || fill(k, part));
+            }
+            if let Some((k, part)) = first {
+                fill(k, part);
+            }
+        });
         sample.clear();
         sample.extend(residuals.iter().step_by(stride).map(|e| e.abs()));
         let mid = sample.len() / 2;
@@ -569,6 +593,50 @@ fn reweigh(
         weights = Some(w);
     }
     (c, cb, beta, free, yty, weights)
+}
+
+/// Rows per thread, at least, of a pass over a fit's rows: fewer go in one part.
+const ROWS_PER_PART: usize = 1 << 18;
+
+/// How many threads a pass over `rows` rows is split over.
+fn parallel_parts(rows: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    threads.min(rows / ROWS_PER_PART).max(1)
+}
+
+/// Splits `0..follows.len()` into up to `parts` ranges of about equal length, each starting
+/// where the covariance's clusters start (see `solve`), so that each range's clusters are
+/// those of one pass over all rows.
+fn cluster_bounds(follows: &[bool], parts: usize) -> Vec<std::ops::Range<usize>> {
+    let n = follows.len();
+    let mut bounds = vec![0];
+    let mut size = 0;
+    for (r, &f) in follows.iter().enumerate() {
+        if !f || size == CLUSTER {
+            size = 0;
+            if r * parts >= n * bounds.len() && r > *bounds.last().unwrap_or(&0) {
+                bounds.push(r);
+            }
+        }
+        size += 1;
+    }
+    bounds.push(n);
+    bounds.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// `f` of each range, the first on this thread and the rest on threads of their own.
+fn in_parts<T: Send>(
+    ranges: &[std::ops::Range<usize>],
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<T> {
+    let Some((first, rest)) = ranges.split_first() else { return Vec::new() };
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = rest.iter().map(|r| scope.spawn(move || f(r.clone()))).collect();
+        let mut out = vec![f(first.clone())];
+        out.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))));
+        out
+    })
 }
 
 /// Partitions the seen columns into groups whose summed regressors are separable.

@@ -42,7 +42,6 @@ const FLAT_WITHIN: f64 = 0.05;
 struct Thread {
     next: usize,
     stack: Vec<PathId>,
-    last_t: Nanos,
     /// Its position in the running list, or NONE.
     slot: u32,
 }
@@ -124,6 +123,24 @@ struct DomainState {
     given: Vec<(usize, PathId, f64)>,
     /// The current reading interval's mean power, W.
     power: f64,
+    /// The sweep began inside this reading interval, at a cut (see [`sweep`]): its
+    /// time-share bookkeeping is kept for the merge, not flushed.
+    defer: bool,
+    deferred: Option<Pending>,
+}
+
+/// Time-share's bookkeeping of a reading interval that a cut splits between two parts.
+#[derive(Default)]
+struct Pending {
+    sole: u32,
+    clean: bool,
+    given: Vec<(usize, PathId, f64)>,
+}
+
+impl Pending {
+    fn take(st: &mut DomainState) -> Pending {
+        Pending { sole: st.sole, clean: st.clean, given: std::mem::take(&mut st.given) }
+    }
 }
 
 /// Per window and domain: the time-share sums, and the times the regression's powers
@@ -139,6 +156,81 @@ pub(super) struct Sums {
     out: Vec<Attribution>,
     per: Vec<Vec<WinDomain>>,
     designs: Vec<Option<Design>>,
+}
+
+impl Sums {
+    /// Zero sums of the same shape, with room for `rows(d)` regression rows per domain.
+    fn fresh(&self, rows: impl Fn(usize) -> usize) -> Sums {
+        let zero_share = |s: &DomainShare| DomainShare {
+            exclusive: vec![Joules(0.0); s.exclusive.len()],
+            edge: vec![Joules(0.0); s.edge.len()],
+            ..DomainShare::default()
+        };
+        Sums {
+            out: self
+                .out
+                .iter()
+                .map(|a| Attribution {
+                    window: a.window,
+                    time: vec![PathTime::default(); a.time.len()],
+                    domains: Vec::new(),
+                })
+                .collect(),
+            per: self
+                .per
+                .iter()
+                .map(|v| {
+                    v.iter()
+                        .map(|wd| WinDomain {
+                            share: zero_share(&wd.share),
+                            busy: vec![0.0; wd.busy.len()],
+                            overlap: vec![0.0; wd.overlap.len()],
+                        })
+                        .collect()
+                })
+                .collect(),
+            designs: self
+                .designs
+                .iter()
+                .enumerate()
+                .map(|(d, x)| x.as_ref().map(|x| Design::with_capacity(x.columns(), rows(d))))
+                .collect(),
+        }
+    }
+
+    /// Adds the sums of a later part of the sweep.
+    fn add(&mut self, o: Sums) {
+        for (a, b) in self.out.iter_mut().zip(&o.out) {
+            for (x, y) in a.time.iter_mut().zip(&b.time) {
+                x.exclusive.0 += y.exclusive.0;
+                x.inclusive.0 += y.inclusive.0;
+                x.calls += y.calls;
+                x.stretches += y.stretches;
+            }
+        }
+        for (a, b) in self.per.iter_mut().flatten().zip(o.per.iter().flatten()) {
+            let (x, y) = (&mut a.share, &b.share);
+            x.total.0 += y.total.0;
+            x.covered.0 += y.covered.0;
+            for (u, v) in x.exclusive.iter_mut().zip(&y.exclusive) {
+                u.0 += v.0;
+            }
+            for (u, v) in x.edge.iter_mut().zip(&y.edge) {
+                u.0 += v.0;
+            }
+            for (u, v) in a.busy.iter_mut().zip(&b.busy) {
+                *u += v;
+            }
+            for (u, v) in a.overlap.iter_mut().zip(&b.overlap) {
+                *u += v;
+            }
+        }
+        for (a, b) in self.designs.iter_mut().zip(&o.designs) {
+            if let (Some(a), Some(b)) = (a, b) {
+                a.absorb(b);
+            }
+        }
+    }
 }
 
 /// The windows clipped to the readings, and what every sweep starts from.
@@ -214,6 +306,61 @@ impl Setup {
             .collect();
         let limits = tl.domains.iter().map(|d| Series::precise_limit(d.domain.update_period).0).collect();
         (sums, Some(Setup { wins, order, end_all, limits }))
+    }
+
+    /// Up to `parts - 1` times to cut the sweep at, for parts of about even numbers of span
+    /// edges. A cut is a window's start with every earlier window ended by then, where no
+    /// domain reads, and each part has a reading of every domain strictly inside it, so
+    /// that a reading interval is split by one cut at most.
+    fn cuts(&self, tl: &Timeline, log: &SpanLog, parts: usize) -> Vec<Nanos> {
+        if parts < 2 || self.order.len() < 2 {
+            return Vec::new();
+        }
+        let mut ended = Nanos(0);
+        let mut candidates = Vec::new();
+        for (k, &i) in self.order.iter().enumerate() {
+            let Some(w) = self.wins[i] else { continue };
+            let reads_at = |t: Nanos| tl.domains.iter().any(|td| td.series.times.binary_search(&t).is_ok());
+            if k > 0 && ended <= w.start && !reads_at(w.start) {
+                candidates.push(w.start);
+            }
+            ended = ended.max(w.end);
+        }
+        let before =
+            |t: Nanos| -> usize { log.threads.iter().map(|th| th.events.partition_point(|e| e.t < t)).sum() };
+        let counts: Vec<usize> = candidates.iter().map(|&t| before(t)).collect();
+        let mut cuts: Vec<Nanos> = Vec::new();
+        for j in 1..parts {
+            let target = log.len() * j / parts;
+            let best = (0..candidates.len())
+                .filter(|&c| cuts.last().is_none_or(|&l| candidates[c] > l))
+                .min_by_key(|&c| counts[c].abs_diff(target));
+            if let Some(c) = best {
+                cuts.push(candidates[c]);
+            }
+        }
+        // Every part holds a reading of every domain strictly inside it; a cut that leaves
+        // one without is dropped (its parts merge).
+        let inside = |from: Nanos, to: Option<Nanos>| {
+            tl.domains.iter().all(|td| {
+                let t = &td.series.times;
+                let lo = t.partition_point(|&r| r <= from);
+                lo < t.len() && to.is_none_or(|to| t[lo] < to)
+            })
+        };
+        let mut kept: Vec<Nanos> = Vec::new();
+        for (k, &c) in cuts.iter().enumerate() {
+            let from = kept.last().copied();
+            let before_ok = match from {
+                Some(f) => inside(f, Some(c)),
+                None => tl.domains.iter().all(|td| td.series.times.first().is_some_and(|&r| r < c)),
+            };
+            let after_ok = inside(c, cuts.get(k + 1).copied());
+            if before_ok && after_ok {
+                kept.push(c);
+            }
+        }
+        kept
     }
 
     /// The window holding `[t, until]`.
@@ -418,24 +565,187 @@ impl Meter {
     }
 }
 
-/// The sweep: span edges, readings and window edges in time order. Between two of them
-/// nothing changes; the clocks advance over each stretch in O(1), and each domain's meter is
-/// read, for both estimators, at its readings and at window edges.
-fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums: Sums) -> Sums {
+/// Span edges per part of a parallel sweep, at least: below this, one part.
+const EVENTS_PER_PART: usize = 1 << 20;
+
+/// The sweep: span edges, readings and window edges in time order (see the module's
+/// docs). A long log is cut at window starts into parts swept on threads of their own, each
+/// from the span stacks open at its cut; their sums are added up, and the reading interval
+/// each cut splits is settled from both sides (see [`merge`]).
+fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, sums: Sums) -> Sums {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    sweep_in(tl, tree, log, setup, sums, threads.min(log.len() / EVENTS_PER_PART).max(1))
+}
+
+/// [`sweep`] in at most `parts` parts.
+fn sweep_in(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, sums: Sums, parts: usize) -> Sums {
+    let cuts = setup.cuts(tl, log, parts);
+    if cuts.is_empty() {
+        return sweep_part(tl, tree, log, setup, sums, None, None).sums;
+    }
+    let mut later: Vec<(Start, Option<Nanos>, Sums)> = Vec::with_capacity(cuts.len());
+    for (k, start) in Start::at(tree, log, tl, &cuts).into_iter().enumerate() {
+        let end = cuts.get(k + 1).copied();
+        // Room for the rows of this part's readings only.
+        let fresh = sums.fresh(|d| {
+            let times = &tl.domains[d].series.times;
+            times.partition_point(|&t| end.is_none_or(|e| t < e)) - times.partition_point(|&t| t < start.t)
+        });
+        later.push((start, end, fresh));
+    }
+    let (first, later) = std::thread::scope(|scope| {
+        let handles: Vec<_> = later
+            .into_iter()
+            .map(|(start, end, fresh)| {
+                scope.spawn(move || sweep_part(tl, tree, log, setup, fresh, Some(start), end))
+            })
+            .collect();
+        let first = sweep_part(tl, tree, log, setup, sums, None, Some(cuts[0]));
+        let later: Vec<Part> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect();
+        (first, later)
+    });
+    merge(first, later)
+}
+
+/// What one part of the sweep summed, and per domain, time-share's bookkeeping of the
+/// reading intervals cut at its ends.
+struct Part {
+    sums: Sums,
+    /// The interval its start cut splits: its side of it (when it starts at a cut).
+    first: Vec<Option<Pending>>,
+    /// The interval its end cut splits: its side of it (when it ends at a cut).
+    last: Vec<Option<Pending>>,
+}
+
+/// Adds up the parts, in time order. An interval a cut splits is time-share's "clean" (one
+/// path alone, or nobody) only if both sides were, with the same path; otherwise what
+/// either side gave in it is edge energy, as one sweep would have found.
+fn merge(first: Part, later: Vec<Part>) -> Sums {
+    let mut sums = first.sums;
+    let mut last = first.last;
+    for part in later {
+        for (d, (a, b)) in last.iter_mut().zip(part.first).enumerate() {
+            let (Some(a), Some(b)) = (a.take(), b) else { continue };
+            let same = a.sole == NONE || b.sole == NONE || a.sole == b.sole;
+            if !(a.clean && b.clean && same) {
+                for &(w, p, e) in a.given.iter().chain(&b.given) {
+                    if let Some(wd) = sums.per.get_mut(w).and_then(|v| v.get_mut(d)) {
+                        wd.share.edge[p as usize].0 += e;
+                    }
+                }
+            }
+        }
+        sums.add(part.sums);
+        last = part.last;
+    }
+    sums
+}
+
+/// Where a part after a cut starts: the cut; per thread, its next edge, its open spans and
+/// the (clamped) time of its edge before; per domain, its next reading.
+struct Start {
+    t: Nanos,
+    threads: Vec<(usize, Vec<PathId>, Nanos)>,
+    next: Vec<usize>,
+}
+
+impl Start {
+    /// The state at each cut (sorted), replaying the span edges before it as the sweep
+    /// does: an enter of a path the tree lacks is skipped, an exit unwinds to its site.
+    fn at(tree: &SpanTree, log: &SpanLog, tl: &Timeline, cuts: &[Nanos]) -> Vec<Start> {
+        let mut starts: Vec<Start> = cuts
+            .iter()
+            .map(|&t| Start {
+                t,
+                threads: Vec::with_capacity(log.threads.len()),
+                next: tl.domains.iter().map(|td| td.series.times.partition_point(|&r| r <= t)).collect(),
+            })
+            .collect();
+        for thread in &log.threads {
+            let (mut stack, mut clamp, mut i) = (Vec::new(), Nanos(0), 0);
+            let events = &thread.events;
+            for start in &mut starts {
+                while let Some(ev) = events.get(i)
+                    && ev.t.max(clamp) < start.t
+                {
+                    clamp = ev.t.max(clamp);
+                    i += 1;
+                    match ev.kind {
+                        EventKind::Enter => {
+                            if let Some(p) = tree.child(stack.last().copied(), ev.site) {
+                                stack.push(p);
+                            }
+                        }
+                        EventKind::Exit => {
+                            if let Some(at) =
+                                stack.iter().rposition(|&p| tree.paths[p as usize].site == ev.site)
+                            {
+                                stack.truncate(at);
+                            }
+                        }
+                    }
+                }
+                start.threads.push((i, stack.clone(), clamp));
+            }
+        }
+        starts
+    }
+}
+
+/// One part of the sweep: from the start (None) or a cut, to the end (None) or a cut.
+fn sweep_part(
+    tl: &Timeline,
+    tree: &SpanTree,
+    log: &SpanLog,
+    setup: &Setup,
+    mut sums: Sums,
+    start: Option<Start>,
+    end: Option<Nanos>,
+) -> Part {
     let n_paths = tree.paths.len();
     let nd = tl.domains.len();
-    let mut spans = Spans::new(log, tree);
     let mut ds: Vec<DomainState> =
         (0..nd).map(|_| DomainState { sole: NONE, clean: true, ..DomainState::default() }).collect();
     let mut clocks = Clocks { paths: vec![PathClock::default(); n_paths], ..Clocks::default() };
     // One meter per domain (from its last reading or window edge), one for the window's
     // time per path (from its last edge).
     let mut meters: Vec<Meter> = (0..=nd).map(|_| Meter::new(n_paths)).collect();
+    let mut spans = Spans::new(log, tree, start.as_ref());
+    let mut t = Nanos(0);
+    if let Some(start) = &start {
+        // The clocks and meters start at the cut with its spans running; each domain in
+        // the reading interval the cut is in, whose time-share bookkeeping is kept apart.
+        t = start.t;
+        clocks.now = t.0;
+        for &(_, p) in &spans.running.list {
+            clocks.change(p, true);
+        }
+        for meter in &mut meters {
+            meter.restart(&clocks, &spans.running);
+        }
+        for (d, st) in ds.iter_mut().enumerate() {
+            let s = &tl.domains[d].series;
+            st.next = start.next[d];
+            st.defer = true;
+            if let Some(r) = st.next.checked_sub(1)
+                && let (Some(&t1), Some(&e1)) = (s.times.get(r + 1), s.energy.get(r + 1))
+            {
+                let span = (t1 - s.times[r]).as_secs_f64();
+                st.power = if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 };
+            }
+        }
+    }
     let mut row: Vec<(usize, f64)> = Vec::with_capacity(16);
     let mut win: Option<usize> = None;
     let mut wi = 0;
-    let mut t = Nanos(0);
     loop {
+        // A part that ends at a cut stops before anything at the cut: that is the next's.
+        if end.is_some_and(|e| t >= e) {
+            break;
+        }
         let win_now = setup.window_at(&mut wi, t);
         if win_now != win {
             for d in 0..nd {
@@ -488,9 +798,15 @@ fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums:
         clocks.advance(limit, spans.running.list.len());
         t = limit;
     }
+    let mut last = Vec::with_capacity(nd);
     for (d, st) in ds.iter_mut().enumerate() {
         close_stretch(d, tl, &meters[d], &clocks, st, win, &mut sums.per);
-        flush_edges(st, &mut sums.per, d);
+        if end.is_some() {
+            last.push(Some(Pending::take(st)));
+        } else {
+            flush_edges(st, &mut sums.per, d);
+            last.push(None);
+        }
     }
     if let Some(w) = win {
         let (_, paths) = meters[nd].read(&clocks);
@@ -498,7 +814,8 @@ fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums:
             sums.out[w].time[p as usize].exclusive.0 += busy;
         }
     }
-    sums
+    let first = ds.iter_mut().map(|st| st.deferred.take()).collect();
+    Part { sums, first, last }
 }
 
 /// The span side of the sweep: every thread's next edge and open spans, and who runs now.
@@ -513,20 +830,27 @@ struct Spans<'a> {
 }
 
 impl<'a> Spans<'a> {
-    fn new(log: &'a SpanLog, tree: &'a SpanTree) -> Self {
-        let threads = log
-            .threads
-            .iter()
-            .map(|_| Thread { next: 0, stack: Vec::new(), last_t: Nanos(0), slot: NONE })
-            .collect();
+    /// From the log's start, or from a cut.
+    fn new(log: &'a SpanLog, tree: &'a SpanTree, start: Option<&Start>) -> Self {
+        let mut threads: Vec<Thread> =
+            log.threads.iter().map(|_| Thread { next: 0, stack: Vec::new(), slot: NONE }).collect();
         let mut heap = Edges::default();
+        let mut running = Running::default();
         for (i, t) in log.threads.iter().enumerate() {
-            if let Some(ev) = t.events.first() {
-                heap.push((ev.t, i as u32));
+            let mut before = Nanos(0);
+            if let Some((next, stack, clamp)) = start.map(|s| &s.threads[i]) {
+                threads[i].next = *next;
+                threads[i].stack.clone_from(stack);
+                running.set(&mut threads, i, stack.last().copied());
+                before = *clamp;
+            }
+            if let Some(ev) = t.events.get(threads[i].next) {
+                // Clamped to the edge before, as the sweep clamps.
+                heap.push((ev.t.max(before), i as u32));
             }
         }
         let sites = tree.paths.iter().map(|p| p.site).collect();
-        Spans { log, tree, sites, heap, threads, running: Running::default() }
+        Spans { log, tree, sites, heap, threads, running }
     }
 
     /// Applies every span edge at or before `t`: the paths' clocks, the meters' lists, and
@@ -555,7 +879,6 @@ impl<'a> Spans<'a> {
                 // Per-thread times are monotonic; a clock that stepped back is clamped.
                 self.heap.push((next.t.max(et), th as u32));
             }
-            thread.last_t = et;
             let was = thread.stack.last().copied();
             let now = match ev.kind {
                 EventKind::Enter => {
@@ -775,7 +1098,9 @@ fn finish(mut sums: Sums, tl: &Timeline, tree: &SpanTree, choice: Choice) -> Vec
 
 /// Ends a reading interval: energy given in it is edge energy unless one path filled it alone.
 fn flush_edges(st: &mut DomainState, per: &mut [Vec<WinDomain>], d: usize) {
-    if !st.clean {
+    if std::mem::take(&mut st.defer) {
+        st.deferred = Some(Pending::take(st));
+    } else if !st.clean {
         for &(w, p, e) in &st.given {
             if let Some(wd) = per.get_mut(w).and_then(|v| v.get_mut(d)) {
                 wd.share.edge[p as usize].0 += e;

@@ -10,7 +10,7 @@ const MANY: u32 = u32::MAX - 2;
 /// The sums [`super::sweep`] gives, summed piece by piece.
 pub(super) fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, mut sums: Sums) -> Sums {
     let nd = tl.domains.len();
-    let Spans { mut heap, mut threads, mut running, .. } = Spans::new(log, tree);
+    let Spans { mut heap, mut threads, mut running, .. } = Spans::new(log, tree, None);
     let mut ds: Vec<DomainState> =
         (0..nd).map(|_| DomainState { sole: NONE, clean: true, ..DomainState::default() }).collect();
     let mut row: Vec<(usize, f64)> = Vec::with_capacity(16);
@@ -32,7 +32,6 @@ pub(super) fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup
                 // Per-thread times are monotonic; a clock that stepped back is clamped.
                 heap.push((next.t.max(et), th as u32));
             }
-            threads[th].last_t = et;
             match ev.kind {
                 EventKind::Enter => {
                     let parent = threads[th].stack.last().copied();
@@ -286,6 +285,47 @@ mod tests {
         Ok(())
     }
 
+    fn in_four(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup, sums: Sums) -> Sums {
+        sweep_in(tl, tree, log, setup, sums, 4)
+    }
+
+    /// A reading interval that a cut splits, with one path alone on each side: neither side
+    /// is mixed, but the interval is, and its energy is edge energy as in one sweep.
+    #[test]
+    fn a_cut_interval_with_a_different_path_on_each_side_is_mixed() {
+        let mut log = SpanLog::new();
+        let (a, b) = (log.add_site("a"), log.add_site("b"));
+        for (t, site, kind) in [
+            (10, a, EventKind::Enter),
+            (1_500, a, EventKind::Exit),
+            (1_500, b, EventKind::Enter),
+            (2_900, b, EventKind::Exit),
+        ] {
+            log.push(0, Nanos(t), site, kind);
+        }
+        let tl = timeline_of(&[
+            (1, 0.1, 0.1, true),
+            (999, 0.3, 0.2, true),
+            (1_000, 0.5, 0.4, true),
+            (1_000, 0.2, 0.1, true),
+            (1_000, 0.1, 0.3, true),
+        ]);
+        let tree = SpanTree::build(&log, tl.last_poll);
+        let windows = [
+            Window { start: Nanos(0), end: Nanos(1_500) },
+            Window { start: Nanos(1_500), end: Nanos(4_000) },
+        ];
+        let run = |f: &dyn Fn(&Timeline, &SpanTree, &SpanLog, &Setup, Sums) -> Sums| {
+            let (sums, setup) = Setup::new(&tl, &tree, &windows, true);
+            let setup = setup.expect("a setup");
+            assert_eq!(setup.cuts(&tl, &log, 2), [Nanos(1_500)]);
+            f(&tl, &tree, &log, &setup, sums)
+        };
+        let (parts, one) = (run(&in_four), run(&sweep));
+        same(&parts, &one).unwrap();
+        assert!(one.per[0][0].share.edge[0].0 > 0.0, "a's side of the interval is edge energy");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
         /// The clocks and meters sum exactly what the piece-by-piece sweep does.
@@ -296,7 +336,7 @@ mod tests {
                 1..4,
             ),
             readings in proptest::collection::vec((1u64..1_200, 0.0f64..1.0, 0.0f64..0.5, proptest::bool::weighted(0.8)), 2..150),
-            cuts in proptest::collection::vec(0u64..60_000, 0..6),
+            cuts in proptest::collection::vec(0u64..60_000, 0..12),
         ) {
             let log = log_of(&threads);
             let tl = timeline_of(&readings);
@@ -319,6 +359,10 @@ mod tests {
             if let (Some(new), Some(old)) = (new, old) {
                 let r = same(&new, &old);
                 prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+                // Cut into parts swept on their own threads, the sums are the same.
+                let parts = run(in_four).expect("a setup");
+                let r = same(&parts, &old);
+                prop_assert!(r.is_ok(), "in parts: {}", r.unwrap_err());
             }
         }
     }
