@@ -598,8 +598,18 @@ fn reweigh(
 /// Rows per thread, at least, of a pass over a fit's rows: fewer go in one part.
 const ROWS_PER_PART: usize = 1 << 18;
 
+#[cfg(test)]
+thread_local! {
+    /// Parts every pass is split into on this thread, if set (tests of the split).
+    static FORCE_PARTS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 /// How many threads a pass over `rows` rows is split over.
 fn parallel_parts(rows: usize) -> usize {
+    #[cfg(test)]
+    if let Some(parts) = FORCE_PARTS.with(std::cell::Cell::get) {
+        return parts.min(rows).max(1);
+    }
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(8);
     threads.min(rows / ROWS_PER_PART).max(1)
 }
@@ -994,6 +1004,36 @@ mod tests {
             d.xty[j as usize] += f64::from(x) * delta;
         }
         d.rows_y[r] = y + delta;
+    }
+
+    /// Split over threads, the fit's passes give the fit of one pass: the same powers and,
+    /// up to the order of its sums, the same covariance, outliers reweighted alike.
+    #[test]
+    fn a_fit_split_over_threads_is_the_fit_of_one_pass() {
+        let mut d = simulate(7, 3000, &LAYERS, NOISE);
+        // Runs of adjacent intervals, so that the covariance's clusters span several rows.
+        for (r, f) in d.follows.iter_mut().enumerate() {
+            *f = r % 50 != 0;
+        }
+        for r in (0..3000).step_by(97) {
+            corrupt(&mut d, r, 0.05);
+        }
+        let solve_in = |parts| {
+            FORCE_PARTS.with(|f| f.set(Some(parts)));
+            let fit = solve(&d).unwrap();
+            FORCE_PARTS.with(|f| f.set(None));
+            fit
+        };
+        let one = solve_in(1);
+        assert!(one.downweighted > 0, "the outliers were reweighted");
+        for parts in [2, 3, 7] {
+            let fit = solve_in(parts);
+            assert_eq!(fit.power, one.power, "{parts} parts");
+            assert_eq!(fit.downweighted, one.downweighted);
+            for (a, b) in fit.cov.iter().zip(&one.cov) {
+                assert!((a - b).abs() <= 1e-9 * a.abs().max(b.abs()), "{parts} parts: {a} vs {b}");
+            }
+        }
     }
 
     #[test]
