@@ -76,7 +76,7 @@ pub struct SpanTree {
     /// Spans were dropped while a thread had none open: their energy is unattributed.
     pub dropped_outside: bool,
     /// Per path, whether a span of it was not left by its own guard: ended by an enclosing
-    /// span's exit (its guard dropped after that one's, or forgotten with `mem::forget`), or
+    /// span's exit (its guard dropped after that one's; forgotten ones are left out of the log), or
     /// still open when the profile stopped. Spans its thread entered meanwhile nested
     /// under it.
     pub not_left: Vec<bool>,
