@@ -270,6 +270,91 @@ fn a_forgotten_guard_mis_nests_no_later_span() {
     assert!(warnings.iter().any(|w| w.contains("forgotten outside every span")), "{warnings:?}");
 }
 
+/// One level of a recursion whose level 1 forgets its guard.
+fn recurse(n: u32) {
+    let guard = span!("level");
+    if n > 0 {
+        recurse(n - 1);
+    }
+    if n == 1 {
+        std::mem::forget(guard);
+    }
+}
+
+/// In a recursion, one site is open at several depths: an exit closes the span entered at
+/// its own depth, not the innermost of its site. With level 1 forgotten, the outer exit ends
+/// the outer span (matching by site ended level 1 instead, and left the outer one open for
+/// every later span to nest under).
+#[test]
+fn recursion_with_a_forgotten_guard_pairs_each_exit_with_its_own_enter() {
+    use joules::report::Flag;
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    for _ in 0..3 {
+        recurse(2);
+        let _after = span!("after");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("recursion");
+    assert_eq!(
+        paths(&report),
+        vec![("level".into(), 3.0), ("level/level".into(), 3.0), ("after".into(), 3.0)],
+        "level 2 nests in level 0, where it ran once level 1 is left out"
+    );
+    assert!(not_left(&report).is_empty(), "{:?}", not_left(&report));
+    assert_eq!(flagged(&report, &Flag::ForgottenInside), ["level"]);
+    let warnings = &report.benches[0].warnings;
+    assert!(warnings.iter().any(|w| w.contains("3 of `level` inside level")), "{warnings:?}");
+}
+
+/// A guard forgotten while its span was being dropped (no room in the ring) must not keep
+/// its thread dropping: the enclosing guard's exit ends the dropping, and later spans are
+/// recorded.
+#[test]
+fn a_forgotten_guard_of_a_dropped_span_stops_no_later_recording() {
+    let _lock = joules_tests::profiler_lock();
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            joules::__private::set_span_ring_capacity(1 << 16);
+        }
+    }
+    let _restore = Restore;
+    // Room for two spans' edges: a third span, nested in them, is dropped.
+    joules::__private::set_span_ring_capacity(4);
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    std::thread::Builder::new()
+        .name("forgets-dropped".into())
+        .spawn(|| {
+            let outer = span!("outer");
+            let a = span!("a");
+            std::mem::forget(span!("b"));
+            drop(a);
+            drop(outer);
+            // The ring is full now (the exits kept room for): the sampler drains it.
+            std::thread::sleep(Duration::from_millis(10));
+            for _ in 0..3 {
+                let _later = span!("later");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3));
+    let rec = profiler.stop();
+    let thread = rec.spans.threads.iter().find(|t| t.name.as_deref() == Some("forgets-dropped")).unwrap();
+    assert!(thread.dropped >= 1, "b's enter found no room");
+    assert_eq!(thread.events.len() as u64 + thread.dropped, 11, "every edge recorded or counted");
+    let report = rec.report("forgotten dropped span");
+    // A later span may find the ring still full (the sampler drains it when it wakes), but
+    // not all of them: the thread records again.
+    let found = paths(&report);
+    assert_eq!(&found[..2], [("outer".into(), 1.0), ("outer/a".into(), 1.0)]);
+    assert!(found.len() == 3 && found[2].0 == "later" && found[2].1 >= 1.0, "{found:?}");
+}
+
 #[measure_energy]
 fn nest_a() {
     nest_b();

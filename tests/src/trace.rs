@@ -267,6 +267,8 @@ fn edge_readings(script: &SimScript, log: &SpanLog) -> Vec<f64> {
             EventKind::Enter => {
                 open.insert((th, site), value[0].0);
             }
+            // Flat traces made here: no cuts.
+            EventKind::Cut => {}
             EventKind::Exit => {
                 if let Some(v0) = open.remove(&(th, site)) {
                     // Flat traces: a site's path is its root path.

@@ -104,11 +104,18 @@ fn phase_locked(profiler: &Profiler, window: Window) -> Option<Nanos> {
 impl Bencher<'_> {
     /// Measures `f`, the work of one iteration (e.g. one inference).
     pub fn iter<O>(&mut self, mut f: impl FnMut() -> O) {
+        // Spans an iteration leaves open when it returns were forgotten (`mem::forget`):
+        // they end there, or every later iteration would nest under them.
+        let depth = crate::span::open_depth();
+        let mut f = move || {
+            black_box(f());
+            crate::span::cut_above(depth);
+        };
         let start = Instant::now();
         let warm_from = self.profiler.now();
         let mut n: u64 = 0;
         while n == 0 || start.elapsed() < self.config.warm_up {
-            black_box(f());
+            f();
             n += 1;
         }
         // A loop in step with a counter gives every counter interval the same mix of layers,
@@ -149,7 +156,7 @@ impl Bencher<'_> {
             let t0 = self.profiler.now();
             for _ in 0..iterations {
                 pause();
-                black_box(f());
+                f();
             }
             let t1 = self.profiler.now();
             progress.sample_done();

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use crate::clock;
-use crate::spanlog::{EventKind, SiteInfo, SpanLog};
+use crate::spanlog::{Event, EventKind, LATE_EXIT, SiteId, SiteInfo, SpanLog};
 
 /// True while a profiler runs. The only thing an idle span reads.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -34,6 +34,16 @@ const SITE_BITS: u32 = LOSS_BIT - 1;
 /// spans open around it. Its exit, and everything entered inside it, is dropped too (and
 /// counted), so what is recorded always nests as it ran.
 const SKIPPED: u32 = u32::MAX;
+/// Set in an exit's depth when its guard was dropped after its span had ended: an enclosing
+/// guard was dropped first, or the bench harness found it still open when the iteration
+/// that entered it returned. The exit closes nothing; it tells the log the span ran.
+const LATE_BIT: u32 = 1 << 31;
+/// Spans nested deeper than this are dropped (and counted): the log stores depths in 16 bits.
+const MAX_DEPTH: u32 = LATE_EXIT as u32;
+/// The site of a cut ([`EventKind::Cut`]): no site has id 0.
+const CUT_SITE: u32 = 0;
+/// `Local::skip_from` while no span is being dropped.
+const NOT_SKIPPING: u32 = u32::MAX;
 /// Bumped by every profiler start: a thread's ring bookkeeping from an earlier profile
 /// (spans it left open then) starts afresh.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
@@ -72,6 +82,27 @@ pub(crate) struct RawEvent {
     raw: u64,
     /// The site id, with [`EXIT_BIT`] set on exit and [`LOSS_BIT`] after a drop.
     site: u32,
+    /// How many spans of the thread were open around this one (recorded or dropped), with
+    /// [`LATE_BIT`] on a late exit. Exits are matched to their enter by it, so recursion and
+    /// forgotten guards cannot pair an exit with the wrong enter.
+    depth: u32,
+}
+
+// Ring sizes are stated at 16 bytes an event: the depth took what was padding.
+const _: () = assert!(std::mem::size_of::<RawEvent>() == 16);
+
+impl RawEvent {
+    /// Its kind and its depth as the log keeps it.
+    fn decode(&self) -> (EventKind, u16) {
+        let kind = match (self.site & EXIT_BIT != 0, self.site & SITE_BITS) {
+            (true, _) => EventKind::Exit,
+            (false, CUT_SITE) => EventKind::Cut,
+            (false, _) => EventKind::Enter,
+        };
+        // Below `MAX_DEPTH`, which fits: deeper spans are never recorded.
+        let depth = if self.depth & LATE_BIT != 0 { LATE_EXIT } else { self.depth as u16 };
+        (kind, depth)
+    }
 }
 
 /// Leaves its span when dropped. Not `Send`: a span is entered and left on one thread.
@@ -83,6 +114,10 @@ pub struct SpanGuard {
     /// The profile it was entered in: a guard that outlives its profile leaves nothing in
     /// a later one (its exit would find no room kept for it, and unbalance the count).
     generation: u32,
+    /// Spans open around it on its thread when it was entered.
+    depth: u32,
+    /// Its thread's era then (see `Local::era`).
+    era: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -95,9 +130,10 @@ pub(crate) fn set_sync_hook(hook: Option<fn()>) {
     SYNC_HOOK.store(hook.map_or(std::ptr::null_mut(), |f| f as *mut ()), Relaxed);
 }
 
-/// Sees every span edge while a profiler runs: `(thread, time since the profile started,
-/// site id, enter or exit)`. Only the simulated source sets one, to know which layer runs.
-pub(crate) type EdgeTap = fn(u32, crate::units::Nanos, u32, EventKind);
+/// Sees every span edge recorded while a profiler runs: `(thread, time since the profile
+/// started, site id, enter or exit, depth)`, the depth as in [`Event`]. Only the simulated
+/// source sets one, to know which layer runs.
+pub(crate) type EdgeTap = fn(u32, crate::units::Nanos, u32, EventKind, u16);
 
 /// The edge tap as a pointer (null for none), and the raw start tick it converts times with.
 static EDGE_TAP: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
@@ -133,9 +169,9 @@ fn run_edge_tap(thread: u32, event: RawEvent) {
 fn call_edge_tap(tap: *mut (), thread: u32, event: RawEvent) {
     // SAFETY: EDGE_TAP only ever holds null or a pointer made from an `EdgeTap` above.
     let tap: EdgeTap = unsafe { std::mem::transmute::<*mut (), EdgeTap>(tap) };
-    let kind = if event.site & EXIT_BIT != 0 { EventKind::Exit } else { EventKind::Enter };
     let t = clock::since(TAP_START_RAW.load(Relaxed), event.raw);
-    tap(thread, t, event.site & SITE_BITS, kind);
+    let (kind, depth) = event.decode();
+    tap(thread, t, event.site & SITE_BITS, kind, depth);
 }
 
 #[inline]
@@ -155,7 +191,7 @@ fn run_sync_hook() {
 #[inline(always)]
 pub fn enter(site: &'static Site) -> SpanGuard {
     if !ACTIVE.load(Relaxed) {
-        return SpanGuard { site: 0, generation: 0, _not_send: PhantomData };
+        return SpanGuard { site: 0, generation: 0, depth: 0, era: 0, _not_send: PhantomData };
     }
     enter_active(site)
 }
@@ -168,8 +204,8 @@ fn enter_active(site: &'static Site) -> SpanGuard {
         id = intern(site);
     }
     let generation = GENERATION.load(Relaxed);
-    let accepted = push(RawEvent { raw: clock::raw_now(), site: id }, generation);
-    SpanGuard { site: if accepted { id } else { SKIPPED }, generation, _not_send: PhantomData }
+    let (site, depth, era) = push_enter(clock::raw_now(), id, generation);
+    SpanGuard { site, generation, depth, era, _not_send: PhantomData }
 }
 
 impl Drop for SpanGuard {
@@ -190,11 +226,7 @@ impl SpanGuard {
             // Entered under an earlier profile: not this one's to record or count.
             return;
         }
-        if self.site == SKIPPED {
-            skipped_exit();
-            return;
-        }
-        push(RawEvent { raw: clock::raw_now(), site: self.site | EXIT_BIT }, generation);
+        push_exit(clock::raw_now(), self);
     }
 }
 
@@ -256,16 +288,22 @@ struct Local {
     producer: rtrb::Producer<RawEvent>,
     dropped: Arc<AtomicU64>,
     index: u32,
-    /// Spans entered and recorded, not yet left: the ring always keeps room for their exits.
-    open: usize,
-    /// Spans being dropped whole: one that found no room, and those entered inside it.
-    skipping: usize,
+    /// Guards not yet dropped (recorded or not): the next span's depth.
+    depth: u32,
+    /// The depth of the span being dropped whole (no room was left for it), or
+    /// [`NOT_SKIPPING`]: spans entered inside it are dropped too.
+    skip_from: u32,
     /// Free slots last seen; refreshed from the ring only when it runs short.
     free: usize,
     /// Spans were dropped since the last edge recorded: the next one carries [`LOSS_BIT`].
     lost: bool,
     /// The profile the counts above belong to.
     generation: u32,
+    /// Bumped whenever spans are cut off above some depth (an enclosing guard dropped first,
+    /// or the harness found guards still open after an iteration): a guard from an earlier
+    /// era at or above `floor` was cut off, and its exit is late.
+    era: u32,
+    floor: u32,
 }
 
 impl Local {
@@ -277,89 +315,171 @@ impl Local {
         }
         self.free >= n
     }
+
+    /// Recorded spans not yet left: the ring keeps room for their exits.
+    #[inline]
+    fn owed(&self) -> usize {
+        self.depth.min(self.skip_from) as usize
+    }
+
+    /// Starts the counts afresh if a new profile began since they were kept.
+    #[inline]
+    fn sync(&mut self, generation: u32) {
+        if self.generation != generation {
+            (self.depth, self.skip_from, self.free, self.generation) = (0, NOT_SKIPPING, 0, generation);
+            self.lost = false;
+            self.cut(0);
+        }
+    }
+
+    /// Spans at `depth` and above are gone: their exits are no longer owed, and the
+    /// guards, if they are ever dropped, exit late.
+    #[inline]
+    fn cut(&mut self, depth: u32) {
+        self.era = self.era.wrapping_add(1);
+        self.floor = depth;
+        self.depth = depth;
+        if self.skip_from >= depth {
+            self.skip_from = NOT_SKIPPING;
+        }
+    }
+
+    /// Counts an edge dropped.
+    #[inline]
+    fn drop_edge(&mut self) {
+        self.dropped.fetch_add(1, Relaxed);
+    }
+
+    /// Pushes an edge the ring has room for, marked if spans were dropped before it.
+    #[inline]
+    fn record(&mut self, mut event: RawEvent) -> bool {
+        if self.lost {
+            event.site |= LOSS_BIT;
+        }
+        if self.producer.push(event).is_err() {
+            // Never happens: room was checked, and the ring only frees room meanwhile.
+            // Counted all the same.
+            self.drop_edge();
+            return false;
+        }
+        self.lost = false;
+        self.free = self.free.saturating_sub(1);
+        run_edge_tap(self.index, event);
+        true
+    }
 }
 
 thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 }
 
-/// Records `event`; false if an enter was dropped (with what it would enclose).
+/// Records an enter; returns the guard's site ([`SKIPPED`] if the span is dropped), depth and
+/// era.
 ///
 /// Drops happen at span granularity: an enter is recorded only if the ring has room for it,
 /// its exit and the exits of every span open around it, so a recorded span's exit is never
 /// lost; an enter that finds no room is dropped with its exit and everything inside it.
 #[inline]
-fn push(event: RawEvent, generation: u32) -> bool {
+fn push_enter(raw: u64, site: u32, generation: u32) -> (u32, u32, u32) {
     // `try_with` fails only while this thread's locals are being destroyed; a span edge then
     // has nowhere to go and is dropped.
     LOCAL
         .try_with(|cell| {
-            let mut local = cell.borrow_mut();
-            match local.as_mut() {
-                Some(local) => {
-                    if local.generation != generation {
-                        (local.open, local.skipping, local.free, local.generation) = (0, 0, 0, generation);
-                        local.lost = false;
-                    }
-                    let exit = event.site & EXIT_BIT != 0;
-                    if !exit && (local.skipping > 0 || !local.room_for(local.open + 2)) {
-                        local.skipping += 1;
-                        local.lost = true;
-                        local.dropped.fetch_add(1, Relaxed);
-                        return false;
-                    }
-                    let mut event = event;
-                    if local.lost {
-                        event.site |= LOSS_BIT;
-                    }
-                    if local.producer.push(event).is_err() {
-                        // Never for an exit (room is kept for every open span's), nor for
-                        // an enter (checked above, and the ring only frees room meanwhile);
-                        // counted all the same, an enter as a span dropped whole.
-                        local.dropped.fetch_add(1, Relaxed);
-                        if !exit {
-                            local.skipping += 1;
-                        }
-                        local.lost = true;
-                        return false;
-                    }
-                    local.lost = false;
-                    local.free = local.free.saturating_sub(1);
-                    if exit {
-                        local.open = local.open.saturating_sub(1);
-                    } else {
-                        local.open += 1;
-                    }
-                    run_edge_tap(local.index, event);
-                    true
-                }
-                None => {
-                    register_thread(&mut local, event);
-                    if let Some(local) = local.as_ref() {
-                        run_edge_tap(local.index, event);
-                    }
-                    true
-                }
+            let mut slot = cell.borrow_mut();
+            let Some(local) = slot.as_mut() else {
+                let local = register_thread(&mut slot, RawEvent { raw, site, depth: 0 }, generation);
+                return (site, 0, local.era);
+            };
+            local.sync(generation);
+            let depth = local.depth;
+            local.depth = depth.saturating_add(1);
+            // Room for this enter, its exit and the exits of the `depth` spans around it.
+            let room =
+                local.skip_from == NOT_SKIPPING && depth < MAX_DEPTH && local.room_for(depth as usize + 2);
+            if room && local.record(RawEvent { raw, site, depth }) {
+                return (site, depth, local.era);
             }
+            if !room {
+                // (A failed `record` counted itself.)
+                local.drop_edge();
+            }
+            if local.skip_from == NOT_SKIPPING {
+                local.skip_from = depth;
+            }
+            local.lost = true;
+            (SKIPPED, depth, local.era)
+        })
+        .unwrap_or((SKIPPED, 0, 0))
+}
+
+/// Records a guard's exit. Every span above it ends too (their guards were dropped later, or
+/// forgotten). A guard whose span had ended so already exits late: recorded if there is room,
+/// to tell the log the span was not forgotten, but it closes nothing.
+#[inline]
+fn push_exit(raw: u64, guard: &SpanGuard) {
+    let _ = LOCAL.try_with(|cell| {
+        let mut local = cell.borrow_mut();
+        let Some(local) = local.as_mut() else { return };
+        if local.generation != guard.generation {
+            return;
+        }
+        let depth = guard.depth;
+        if depth >= local.depth || (guard.era != local.era && depth >= local.floor) {
+            if guard.site == SKIPPED || !local.room_for(local.owed() + 1) {
+                local.drop_edge();
+                return;
+            }
+            local.record(RawEvent { raw, site: guard.site | EXIT_BIT, depth: depth | LATE_BIT });
+            return;
+        }
+        if depth + 1 < local.depth {
+            local.cut(depth + 1);
+        }
+        local.depth = depth;
+        if guard.site == SKIPPED {
+            if local.skip_from >= depth {
+                local.skip_from = NOT_SKIPPING;
+            }
+            local.drop_edge();
+            return;
+        }
+        local.skip_from = NOT_SKIPPING;
+        local.record(RawEvent { raw, site: guard.site | EXIT_BIT, depth });
+    });
+}
+
+/// Spans open on this thread (guards not yet dropped) in the running profile.
+pub(crate) fn open_depth() -> u32 {
+    let generation = GENERATION.load(Relaxed);
+    LOCAL
+        .try_with(|cell| cell.borrow().as_ref().filter(|l| l.generation == generation).map_or(0, |l| l.depth))
+        .unwrap_or(0)
+}
+
+/// Ends this thread's spans at `depth` and above: the code that entered them has returned,
+/// so their guards were forgotten (`mem::forget`, a leak). Records a cut, so that the log
+/// knows; a guard that turns up after all exits late. True if any span was open there.
+pub(crate) fn cut_above(depth: u32) -> bool {
+    let generation = GENERATION.load(Relaxed);
+    LOCAL
+        .try_with(|cell| match cell.borrow_mut().as_mut() {
+            Some(l) if l.generation == generation && l.depth > depth => {
+                l.cut(depth);
+                // Room for it and the exits still owed; else the next enter, whose depth is
+                // lower than the spans the log has open, tells the log as well.
+                if l.room_for(l.owed() + 1) {
+                    l.record(RawEvent { raw: clock::raw_now(), site: CUT_SITE, depth });
+                }
+                true
+            }
+            _ => false,
         })
         .unwrap_or(false)
 }
 
-/// The exit of a span that was dropped whole.
 #[cold]
 #[inline(never)]
-fn skipped_exit() {
-    let _ = LOCAL.try_with(|cell| {
-        if let Some(local) = cell.borrow_mut().as_mut() {
-            local.skipping = local.skipping.saturating_sub(1);
-            local.dropped.fetch_add(1, Relaxed);
-        }
-    });
-}
-
-#[cold]
-#[inline(never)]
-fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
+fn register_thread(slot: &mut Option<Local>, first: RawEvent, generation: u32) -> &mut Local {
     let (mut producer, consumer) = rtrb::RingBuffer::new(RING_CAPACITY.load(Relaxed));
     let dropped = Arc::new(AtomicU64::new(0));
     let _ = producer.push(first);
@@ -368,18 +488,22 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent) {
     reg.next_thread += 1;
     let name = std::thread::current().name().map(str::to_owned);
     reg.threads.push(Queue { index, name, consumer, dropped: dropped.clone(), ended: false });
-    let open = usize::from(first.site & EXIT_BIT == 0);
+    drop(reg);
     let free = producer.slots();
-    *slot = Some(Local {
+    let local = slot.insert(Local {
         producer,
         dropped,
         index,
-        open,
-        skipping: 0,
+        depth: 1,
+        skip_from: NOT_SKIPPING,
         free,
         lost: false,
-        generation: GENERATION.load(Relaxed),
+        generation,
+        era: 0,
+        floor: 0,
     });
+    run_edge_tap(local.index, first);
+    local
 }
 
 #[cold]
@@ -448,33 +572,21 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
         let room = log.room();
         let thread = log.thread_mut(queue.index, queue.name.as_deref());
         thread.dropped += dropped;
-        let mut stored = 0;
+        let mut stored = 0usize;
         if let Ok(chunk) = queue.consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
             for ev in a.iter().chain(b) {
-                // A full log drops at span granularity too: an enter is kept only with room
-                // for the exits of every span it would be open with; a dropped enter takes
-                // its exit and what it encloses along.
-                let (site, after_loss) = (ev.site & SITE_BITS, ev.site & LOSS_BIT != 0);
-                if ev.site & EXIT_BIT != 0 {
-                    if thread.skipping > 0 {
-                        thread.skipping -= 1;
-                        thread.dropped += 1;
-                        continue;
-                    }
-                    thread.open = thread.open.saturating_sub(1);
-                    thread.push_after(clock::since(start_raw, ev.raw), site, EventKind::Exit, after_loss);
-                } else {
-                    if thread.skipping > 0 || room < stored + thread.open + 2 {
-                        thread.skipping += 1;
-                        thread.dropped += 1;
-                        thread.lost = true;
-                        continue;
-                    }
-                    thread.open += 1;
-                    thread.push_after(clock::since(start_raw, ev.raw), site, EventKind::Enter, after_loss);
+                let (kind, depth) = ev.decode();
+                let event = Event {
+                    t: clock::since(start_raw, ev.raw),
+                    site: SiteId(ev.site & SITE_BITS),
+                    kind,
+                    after_loss: ev.site & LOSS_BIT != 0,
+                    depth,
+                };
+                if thread.store(room.saturating_sub(stored), event) {
+                    stored += 1;
                 }
-                stored += 1;
             }
             chunk.commit_all();
         }

@@ -40,7 +40,15 @@ pub enum EventKind {
     Enter,
     /// The span ends.
     Exit,
+    /// The thread's spans open at this depth and above end: the code that entered them
+    /// returned without dropping their guards (`mem::forget`, a leak), as the bench harness
+    /// finds after an iteration. Its site is `SiteId(0)`, no site.
+    Cut,
 }
+
+/// [`Event::depth`] of an exit that closes nothing: its guard was dropped after its span had
+/// ended (an enclosing guard was dropped first). It tells that the span was not forgotten.
+pub const LATE_EXIT: u16 = u16::MAX;
 
 /// One span edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +62,27 @@ pub struct Event {
     /// Spans were dropped on this thread just before this edge: they ran inside the span
     /// the thread had open then, whose figures hold their time and energy.
     pub after_loss: bool,
+    /// How many of the thread's spans were open around this one: an exit closes the span
+    /// entered at its depth (and any left open above it), so recursion pairs every exit
+    /// with its own enter. An enter at a depth where spans are still open ends them (their
+    /// guards were found forgotten). [`LATE_EXIT`] for an exit that closes nothing.
+    pub depth: u16,
+}
+
+// The log's memory figures (16 bytes an event) hold with the depth in what was padding.
+const _: () = assert!(std::mem::size_of::<Event>() == 16);
+
+impl Event {
+    /// The depth at which the open spans `open` (one per depth, innermost last, each known
+    /// by its site) end at this edge: for an enter or a cut, its own depth; for an exit, the
+    /// depth of the span it closes, if one is open there. Spans there and above end.
+    pub fn ends_from<T>(&self, open: &[T], site_of: impl Fn(&T) -> SiteId) -> Option<usize> {
+        let depth = usize::from(self.depth);
+        match self.kind {
+            EventKind::Enter | EventKind::Cut => Some(depth.min(open.len())),
+            EventKind::Exit => open.get(depth).filter(|&s| site_of(s) == self.site).map(|_| depth),
+        }
+    }
 }
 
 /// The events of one thread, in the order they happened.
@@ -69,8 +98,11 @@ pub struct ThreadEvents {
     pub dropped: u64,
     /// Recorded spans not yet left (the log keeps room for their exits).
     pub(crate) open: usize,
-    /// Spans being dropped whole because the log was full.
-    pub(crate) skipping: usize,
+    /// The depth of the span being dropped whole because the log was full: spans inside it
+    /// are dropped too.
+    pub(crate) skip_from: Option<u16>,
+    /// The sites of the spans open, for logs built by hand ([`SpanLog::push`]).
+    built: Vec<SiteId>,
     /// Spans were dropped since the last edge stored: the next one is marked.
     pub(crate) lost: bool,
     /// The thread has exited and its ring is drained: every guard it made has been dropped,
@@ -185,50 +217,47 @@ impl SpanLog {
         for thread in &mut self.threads {
             let lo = thread.events.partition_point(|e| e.t < from);
             let hi = thread.events.partition_point(|e| e.t <= until);
-            // Positions in the window of complete spans' outermost enter and exit.
-            let (mut depth, mut runs, mut run_from) = (Vec::new(), Vec::new(), 0);
+            // The positions of complete spans in the window (outermost ones, with all they
+            // hold), and where each begins.
+            let (mut open, mut run, mut gone, mut starts) =
+                (Vec::<(u16, SiteId)>::new(), Vec::new(), Vec::new(), Vec::new());
             let mut clean = true;
-            for (i, ev) in thread.events[lo..hi].iter().enumerate() {
+            for (i, ev) in thread.events.iter().enumerate().take(hi).skip(lo) {
                 match ev.kind {
+                    // An enter that ends spans still open, or an exit that is not the
+                    // innermost span's (late, or ending more): not clean.
+                    EventKind::Enter | EventKind::Cut if open.last().is_some_and(|&(d, _)| ev.depth <= d) => {
+                        clean = false;
+                    }
+                    // A cut outside every span of the window ends spans from before it.
+                    EventKind::Cut => {}
                     EventKind::Enter => {
-                        if depth.is_empty() {
-                            run_from = i;
-                        }
-                        depth.push(ev.site);
+                        open.push((ev.depth, ev.site));
+                        run.push(i);
                     }
-                    EventKind::Exit if depth.last() == Some(&ev.site) => {
-                        depth.pop();
-                        if depth.is_empty() {
-                            runs.push(lo + run_from..lo + i + 1);
+                    EventKind::Exit if open.last() == Some(&(ev.depth, ev.site)) => {
+                        open.pop();
+                        run.push(i);
+                        if open.is_empty() {
+                            starts.push(run[0]);
+                            gone.append(&mut run);
                         }
                     }
-                    // An exit of a span open before the window: what follows is outside it.
-                    EventKind::Exit if depth.is_empty() => {}
+                    // The exit of a span open before the window: what follows is outside it.
+                    EventKind::Exit if open.is_empty() => {}
                     EventKind::Exit => clean = false,
                 }
+                if !clean {
+                    break;
+                }
             }
-            if !clean || runs.is_empty() {
+            if !clean || gone.is_empty() {
                 continue;
             }
-            let n: usize = runs.iter().map(|r| r.len()).sum();
-            let mut kept = Vec::with_capacity(thread.events.len() - n);
-            let mut carry_loss = false;
-            let mut next = runs.iter().peekable();
-            for (i, ev) in thread.events.iter().enumerate() {
-                while next.next_if(|r| r.end <= i).is_some() {}
-                if let Some(r) = next.peek().filter(|r| r.contains(&i)) {
-                    // Spans lost before a removed span's enter were lost in what was open
-                    // around it, which stays; those lost inside it went with it.
-                    carry_loss |= ev.after_loss && i == r.start;
-                    continue;
-                }
-                let mut ev = *ev;
-                ev.after_loss |= std::mem::take(&mut carry_loss);
-                kept.push(ev);
-            }
-            thread.lost |= carry_loss;
-            thread.events = kept;
-            removed += n;
+            // Spans lost before a removed span's enter were lost in what was open around it,
+            // which stays; those lost inside it went with it.
+            thread.remove(&gone, |i| starts.binary_search(&i).is_ok());
+            removed += gone.len();
         }
         self.len -= removed;
         removed
@@ -256,64 +285,198 @@ impl SpanLog {
 }
 
 impl ThreadEvents {
+    /// Appends an edge to a log built by hand, its depth found by matching its site (a cut
+    /// ends every open span).
     pub(crate) fn push(&mut self, t: Nanos, site: u32, kind: EventKind) {
-        self.push_after(t, site, kind, false);
+        let site = SiteId(site);
+        let depth = match kind {
+            EventKind::Cut => {
+                self.built.clear();
+                0
+            }
+            EventKind::Enter => {
+                self.built.push(site);
+                self.built.len() - 1
+            }
+            EventKind::Exit => match self.built.iter().rposition(|&s| s == site) {
+                Some(at) => {
+                    self.built.truncate(at);
+                    at
+                }
+                None => usize::from(LATE_EXIT),
+            },
+        };
+        let depth = u16::try_from(depth).unwrap_or(LATE_EXIT);
+        self.push_event(Event { t, site, kind, after_loss: false, depth });
     }
 
     /// Stores an edge, marked if spans were dropped before it (here or in the thread's ring).
-    pub(crate) fn push_after(&mut self, t: Nanos, site: u32, kind: EventKind, after_loss: bool) {
-        let after_loss = after_loss || std::mem::take(&mut self.lost);
-        self.events.push(Event { t, site: SiteId(site), kind, after_loss });
+    fn push_event(&mut self, mut event: Event) {
+        event.after_loss |= std::mem::take(&mut self.lost);
+        self.events.push(event);
     }
 
-    /// See [`SpanLog::leave_out_forgotten`]; returns how many enters it left out.
-    fn leave_out_forgotten(&mut self) -> usize {
-        // Positions of enters: open now, and ended by an enclosing exit awaiting their own.
-        let mut stack: Vec<(SiteId, usize)> = Vec::new();
-        let mut unwound: Vec<(SiteId, usize)> = Vec::new();
-        for (i, ev) in self.events.iter().enumerate() {
-            match ev.kind {
-                EventKind::Enter => stack.push((ev.site, i)),
-                EventKind::Exit => match stack.iter().rposition(|&(site, _)| site == ev.site) {
-                    Some(at) => unwound.extend(stack.drain(at..).skip(1)),
-                    // The late exit of a guard dropped after its enclosing one's.
-                    None => {
-                        if let Some(k) = unwound.iter().rposition(|&(site, _)| site == ev.site) {
-                            unwound.remove(k);
+    /// Stores an edge read from the thread's ring if the log has room for it (`room` more
+    /// events at most); false if it was dropped (and counted).
+    ///
+    /// A full log drops at span granularity too: an enter is kept only with room for its exit
+    /// and those of every span open around it; a dropped enter takes its exit and what it
+    /// encloses along.
+    pub(crate) fn store(&mut self, room: usize, event: Event) -> bool {
+        let depth = event.depth;
+        match event.kind {
+            EventKind::Exit if depth == LATE_EXIT => {
+                if room < self.open + 1 {
+                    self.dropped += 1;
+                    return false;
+                }
+            }
+            EventKind::Exit => {
+                if let Some(skip) = self.skip_from {
+                    if depth >= skip {
+                        if depth == skip {
+                            self.skip_from = None;
                         }
+                        self.dropped += 1;
+                        return false;
                     }
-                },
+                    self.skip_from = None;
+                }
+                self.open = self.open.min(usize::from(depth));
+            }
+            EventKind::Cut => {
+                if self.skip_from.is_some_and(|skip| depth > skip)
+                    || room < self.open.min(usize::from(depth)) + 1
+                {
+                    self.dropped += 1;
+                    return false;
+                }
+                if self.skip_from.is_some() {
+                    self.skip_from = None;
+                }
+                self.open = self.open.min(usize::from(depth));
+            }
+            EventKind::Enter => {
+                if let Some(skip) = self.skip_from {
+                    if depth > skip {
+                        self.dropped += 1;
+                        return false;
+                    }
+                    // The span being dropped was cut off (its guard forgotten).
+                    self.skip_from = None;
+                }
+                self.open = self.open.min(usize::from(depth));
+                if room < self.open + 2 {
+                    self.skip_from = Some(depth);
+                    self.dropped += 1;
+                    self.lost = true;
+                    return false;
+                }
+                self.open += 1;
             }
         }
-        if self.ended {
-            unwound.extend(stack);
-        }
-        if unwound.is_empty() {
-            return 0;
-        }
-        unwound.sort_unstable_by_key(|&(_, i)| i);
-        let mut gone = unwound.iter().peekable();
-        let mut kept = Vec::with_capacity(self.events.len() - unwound.len());
+        self.push_event(event);
+        true
+    }
+
+    /// Removes the edges at `gone` (sorted positions). A loss marked on a removed edge for
+    /// which `carries` holds moves to the next edge kept; each forgotten span keeps its place.
+    fn remove(&mut self, gone: &[usize], carries: impl Fn(usize) -> bool) {
+        let mut gone_iter = gone.iter().copied().peekable();
+        let mut kept = Vec::with_capacity(self.events.len() - gone.len());
         let mut carry_loss = false;
+        let mut new_at = Vec::with_capacity(self.events.len() + 1);
         for (i, ev) in self.events.iter().enumerate() {
-            if let Some(&(site, _)) = gone.next_if(|&&(_, at)| at == i) {
-                self.forgotten.push((kept.len(), site));
-                carry_loss |= ev.after_loss;
+            new_at.push(kept.len());
+            if gone_iter.next_if_eq(&i).is_some() {
+                carry_loss |= ev.after_loss && carries(i);
                 continue;
             }
             let mut ev = *ev;
             ev.after_loss |= std::mem::take(&mut carry_loss);
             kept.push(ev);
         }
+        new_at.push(kept.len());
+        self.lost |= carry_loss;
+        for (at, _) in &mut self.forgotten {
+            *at = new_at[(*at).min(new_at.len() - 1)];
+        }
         self.events = kept;
-        unwound.len()
+    }
+
+    /// See [`SpanLog::leave_out_forgotten`]; returns how many enters it left out.
+    fn leave_out_forgotten(&mut self) -> usize {
+        // Enters open now (one per depth), and enters cut off awaiting a late exit.
+        let mut open: Vec<(SiteId, usize)> = Vec::new();
+        let mut cut: Vec<(SiteId, usize)> = Vec::new();
+        for (i, ev) in self.events.iter().enumerate() {
+            match ev.ends_from(&open, |&(site, _)| site) {
+                Some(at) => {
+                    let from = if ev.kind == EventKind::Exit { at + 1 } else { at };
+                    cut.extend(open.drain(from.min(open.len())..));
+                    open.truncate(at);
+                    if ev.kind == EventKind::Enter {
+                        open.push((ev.site, i));
+                    }
+                }
+                // A late exit: its span ran; the guard was dropped after an enclosing one's.
+                None => {
+                    if let Some(k) = cut.iter().rposition(|&(site, _)| site == ev.site) {
+                        cut.remove(k);
+                    }
+                }
+            }
+        }
+        if self.ended {
+            cut.extend(open);
+        }
+        if cut.is_empty() {
+            return 0;
+        }
+        cut.sort_unstable_by_key(|&(_, i)| i);
+        let gone: Vec<usize> = cut.iter().map(|&(_, i)| i).collect();
+        // Edges inside a span left out are one level shallower: renumber from the kept
+        // enters' old depths.
+        let mut kept_open: Vec<u16> = Vec::new();
+        let mut next_gone = gone.iter().peekable();
+        for (i, ev) in self.events.iter_mut().enumerate() {
+            let old = ev.depth;
+            if next_gone.next_if(|&&g| g == i).is_some() {
+                kept_open.retain(|&d| d < old);
+                continue;
+            }
+            match ev.kind {
+                EventKind::Enter => {
+                    kept_open.retain(|&d| d < old);
+                    ev.depth = kept_open.len() as u16;
+                    kept_open.push(old);
+                }
+                EventKind::Cut => {
+                    kept_open.retain(|&d| d < old);
+                    ev.depth = kept_open.len() as u16;
+                }
+                EventKind::Exit if old == LATE_EXIT => {}
+                EventKind::Exit => match kept_open.binary_search(&old) {
+                    Ok(at) => {
+                        kept_open.truncate(at);
+                        ev.depth = at as u16;
+                    }
+                    Err(_) => ev.depth = LATE_EXIT,
+                },
+            }
+        }
+        // Its place: the first edge after it (`remove` maps it so).
+        self.forgotten.extend(cut.iter().map(|&(site, i)| (i, site)));
+        self.remove(&gone, |_| true);
+        self.forgotten.sort_by_key(|&(at, _)| at);
+        cut.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use EventKind::{Enter, Exit};
+    use EventKind::{Cut, Enter, Exit};
 
     fn log(events: &[(u64, SiteId, EventKind)]) -> SpanLog {
         let mut log = SpanLog::new();
@@ -400,6 +563,81 @@ mod tests {
         let mut tangled = log(&[(10, a, Enter), (11, b, Enter), (12, a, Exit), (13, b, Exit)]);
         assert_eq!(tangled.discard_within(Nanos(0), Nanos(20)), 0);
         assert_eq!(kept(&tangled).len(), 4);
+    }
+
+    fn depths(log: &SpanLog) -> Vec<u16> {
+        log.threads[0].events.iter().map(|e| e.depth).collect()
+    }
+
+    #[test]
+    fn in_a_recursion_each_exit_closes_the_span_at_its_depth() {
+        let f = SiteId(1);
+        // f { f (forgotten) { f } }: the outer exit, at depth 0, ends the outer f.
+        let mut l =
+            raw(&[(0, f, Enter, 0), (1, f, Enter, 1), (2, f, Enter, 2), (3, f, Exit, 2), (4, f, Exit, 0)]);
+        l.leave_out_forgotten();
+        assert_eq!(kept(&l), [(0, f, Enter), (2, f, Enter), (3, f, Exit), (4, f, Exit)]);
+        assert_eq!(depths(&l), [0, 1, 1, 0], "the span inside the one left out is one level up");
+        assert_eq!(l.threads[0].forgotten, [(1, f)]);
+    }
+
+    /// Events as a ring gives them, depths and all.
+    fn raw(events: &[(u64, SiteId, EventKind, u16)]) -> SpanLog {
+        let mut log = SpanLog::new();
+        let thread = log.thread_mut(0, None);
+        for &(t, site, kind, depth) in events {
+            assert!(thread.store(usize::MAX, Event { t: Nanos(t), site, kind, after_loss: false, depth }));
+        }
+        log.len = events.len();
+        log
+    }
+
+    #[test]
+    fn a_cut_or_a_shallower_enter_ends_the_spans_above_it() {
+        let (x, l, none) = (SiteId(1), SiteId(2), SiteId(0));
+        // Each iteration forgets x, then runs l in it; the harness cuts after the first, and
+        // the second's enter at depth 0 tells on its own.
+        let mut log = raw(&[
+            (0, x, Enter, 0),
+            (1, l, Enter, 1),
+            (2, l, Exit, 1),
+            (3, none, Cut, 0),
+            (4, x, Enter, 0),
+            (5, l, Enter, 1),
+            (6, l, Exit, 1),
+            (7, x, Enter, 0),
+        ]);
+        log.threads[0].ended = true;
+        log.leave_out_forgotten();
+        assert_eq!(kept(&log), [(1, l, Enter), (2, l, Exit), (3, none, Cut), (5, l, Enter), (6, l, Exit)]);
+        assert_eq!(depths(&log), [0, 0, 0, 0, 0]);
+        assert_eq!(log.threads[0].forgotten, [(0, x), (3, x), (5, x)]);
+        // A guard found open and dropped later exits late: its span ran, and stays.
+        let mut late = raw(&[(0, x, Enter, 0), (1, none, Cut, 0), (2, x, Exit, LATE_EXIT)]);
+        late.leave_out_forgotten();
+        assert_eq!(kept(&late).len(), 3);
+        assert!(late.threads[0].forgotten.is_empty());
+    }
+
+    #[test]
+    fn a_full_log_drops_whole_spans_by_depth() {
+        let (a, b, c) = (SiteId(1), SiteId(2), SiteId(3));
+        let mut t = ThreadEvents::default();
+        let ev = |site, kind, depth| Event { t: Nanos(0), site, kind, after_loss: false, depth };
+        assert!(t.store(2, ev(a, Enter, 0)));
+        // Room for b but not for its exit and a's: b, and c inside it, are dropped.
+        assert!(!t.store(2, ev(b, Enter, 1)));
+        assert!(!t.store(9, ev(c, Enter, 2)));
+        assert!(!t.store(9, ev(c, Exit, 2)));
+        assert!(!t.store(9, ev(b, Exit, 1)));
+        assert!(t.store(9, ev(c, Enter, 1)), "recording resumes after the dropped span's exit");
+        assert!(t.store(9, ev(c, Exit, 1)));
+        assert!(!t.store(1, ev(b, Enter, 1)));
+        // b's guard forgotten: a's exit ends the dropping too.
+        assert!(t.store(9, ev(a, Exit, 0)));
+        assert!(t.store(9, ev(c, Enter, 0)));
+        assert_eq!(t.dropped, 5);
+        assert!(t.events[1].after_loss, "the edge after a drop is marked");
     }
 
     #[test]

@@ -106,24 +106,25 @@ impl SpanTree {
                         None => tree.dropped_outside = true,
                     }
                 }
-                match ev.kind {
-                    EventKind::Enter => {
-                        let parent = stack.last().map(|&(_, p)| p);
-                        let path = tree.intern(log, parent, ev.site);
-                        stack.push((ev.site, path));
-                    }
-                    // The span's own exit, or one further out (a guard dropped out of order):
-                    // every span above it ends there too, so that later spans nest where
-                    // they ran. The sweep unwinds the same way.
-                    EventKind::Exit => match stack.iter().rposition(|&(site, _)| site == ev.site) {
-                        Some(at) => {
-                            for &(_, p) in &stack[at + 1..] {
-                                tree.not_left[p as usize] = true;
-                            }
-                            stack.truncate(at);
+                // An exit ends its own span and any still open above it (a guard dropped
+                // out of order); an enter ends any still open at its depth (one the bench
+                // harness found open after its iteration, whose guard was then dropped
+                // late). Either way later spans nest where they ran. The sweep unwinds the
+                // same way.
+                match ev.ends_from(&stack, |&(site, _)| site) {
+                    Some(at) => {
+                        let left = usize::from(ev.kind == EventKind::Exit);
+                        for &(_, p) in stack.get(at + left..).unwrap_or_default() {
+                            tree.not_left[p as usize] = true;
                         }
-                        None => tree.unmatched_exits += 1,
-                    },
+                        stack.truncate(at);
+                        if ev.kind == EventKind::Enter {
+                            let parent = stack.last().map(|&(_, p)| p);
+                            let path = tree.intern(log, parent, ev.site);
+                            stack.push((ev.site, path));
+                        }
+                    }
+                    None => tree.unmatched_exits += 1,
                 }
             }
             for &(_, site) in forgotten {

@@ -673,18 +673,12 @@ impl Start {
                 {
                     clamp = ev.t.max(clamp);
                     i += 1;
-                    match ev.kind {
-                        EventKind::Enter => {
-                            if let Some(p) = tree.child(stack.last().copied(), ev.site) {
-                                stack.push(p);
-                            }
-                        }
-                        EventKind::Exit => {
-                            if let Some(at) =
-                                stack.iter().rposition(|&p| tree.paths[p as usize].site == ev.site)
-                            {
-                                stack.truncate(at);
-                            }
+                    if let Some(at) = ev.ends_from(&stack, |&p| tree.paths[p as usize].site) {
+                        stack.truncate(at);
+                        if ev.kind == EventKind::Enter
+                            && let Some(p) = tree.child(stack.last().copied(), ev.site)
+                        {
+                            stack.push(p);
                         }
                     }
                 }
@@ -880,22 +874,30 @@ impl<'a> Spans<'a> {
                 self.heap.push((next.t.max(et), th as u32));
             }
             let was = thread.stack.last().copied();
+            // Unwinds as `SpanTree::build` does.
+            let Some(at) = ev.ends_from(&thread.stack, |&p| sites[p as usize]) else { continue };
             let now = match ev.kind {
                 EventKind::Enter => {
-                    let Some(path) = tree.child(was, ev.site) else { continue };
-                    thread.stack.push(path);
-                    if let Some(w) = win {
-                        out[w].time[path as usize].calls += 1;
-                        out[w].time[path as usize].stretches += 1;
+                    thread.stack.truncate(at);
+                    let back = thread.stack.last().copied();
+                    match tree.child(back, ev.site) {
+                        Some(path) => {
+                            thread.stack.push(path);
+                            if let Some(w) = win {
+                                out[w].time[path as usize].calls += 1;
+                                out[w].time[path as usize].stretches += 1;
+                            }
+                            Some(path)
+                        }
+                        // A path the tree lacks (never, for a tree built from this log).
+                        None if back == was => continue,
+                        None => back,
                     }
-                    Some(path)
                 }
-                EventKind::Exit => {
-                    // Unwinds to the exiting span, as `SpanTree::build` does.
+                // A cut that ends nothing changes nothing.
+                EventKind::Cut if at == thread.stack.len() => continue,
+                EventKind::Exit | EventKind::Cut => {
                     let stack = &mut thread.stack;
-                    let Some(at) = stack.iter().rposition(|&p| sites[p as usize] == ev.site) else {
-                        continue;
-                    };
                     stack.truncate(at);
                     let back = stack.last().copied();
                     if let (Some(w), Some(q)) = (win, back) {

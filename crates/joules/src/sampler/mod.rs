@@ -281,9 +281,13 @@ impl<C: SamplerClock> Sampler<C> {
                 let from = before.get(i).copied().unwrap_or(0);
                 for ev in &thread.events[from..] {
                     fresh = true;
-                    // An orphaned exit (a span ended earlier by an enclosing guard dropped
+                    // A late exit (of a span ended earlier by an enclosing guard dropped
                     // first) must not make a running span look like rest.
-                    depth[i] = (depth[i] + if ev.kind == EventKind::Enter { 1 } else { -1 }).max(0);
+                    depth[i] = match ev.kind {
+                        EventKind::Enter => i64::from(ev.depth) + 1,
+                        EventKind::Exit if ev.depth == crate::spanlog::LATE_EXIT => depth[i],
+                        EventKind::Exit | EventKind::Cut => i64::from(ev.depth),
+                    };
                 }
             }
             let was = self.active;

@@ -253,7 +253,7 @@ impl Machine {
     /// of that stretch (idle power times the edge's lateness, microseconds) are split by
     /// the wrong count of running threads: the truth's total and the counter stay exact,
     /// one path's truth is off by that much.
-    fn edge(&mut self, thread: u32, t: Nanos, site: u32, name: &str, kind: EventKind, truth: &mut SimTruth) {
+    fn edge(&mut self, thread: u32, t: Nanos, edge: (u32, &str, EventKind, u16), truth: &mut SimTruth) {
         let late = t < self.settled;
         let before = late.then(|| {
             let others = self.running(thread);
@@ -261,7 +261,7 @@ impl Machine {
                 self.threads.get(&thread).and_then(|st| st.stack.last().map(|(_, p)| (p.clone(), st.extra)));
             (others, this)
         });
-        self.apply(thread, t.max(self.settled), site, name, kind, truth);
+        self.apply(thread, t.max(self.settled), edge, truth);
         if let Some((mut then, this_then)) = before {
             let seconds = self.noisy_seconds(t, self.settled);
             let idle = self.script.idle.0;
@@ -274,7 +274,9 @@ impl Machine {
         }
     }
 
-    fn apply(&mut self, thread: u32, t: Nanos, site: u32, name: &str, kind: EventKind, truth: &mut SimTruth) {
+    /// `edge`: site, name, kind and depth (as in a span log's events).
+    fn apply(&mut self, thread: u32, t: Nanos, edge: (u32, &str, EventKind, u16), truth: &mut SimTruth) {
+        let (site, name, kind, depth) = edge;
         self.advance(t, truth);
         let idle = self.script.idle.0;
         let thread_extra = self.script.threads.get(&thread).map_or(0.0, |w| w.0);
@@ -282,6 +284,8 @@ impl Machine {
         let st = self.threads.entry(thread).or_default();
         match kind {
             EventKind::Enter => {
+                // Spans still open at its depth were forgotten: they end here.
+                st.stack.truncate(usize::from(depth));
                 let path = match st.stack.last() {
                     Some((_, parent)) => format!("{parent}/{name}"),
                     None => name.to_owned(),
@@ -289,10 +293,12 @@ impl Machine {
                 st.stack.push((site, path));
                 st.extra = power(name);
             }
-            EventKind::Exit => {
-                // Unwinds to the exiting span, as the attribution does.
-                if let Some(at) = st.stack.iter().rposition(|(s, _)| *s == site) {
-                    st.stack.truncate(at);
+            EventKind::Exit | EventKind::Cut => {
+                // Unwinds to the exiting span, as the attribution does; a late exit (of a
+                // span already ended) changes nothing. A cut ends what is open at its depth.
+                let depth = usize::from(depth);
+                if kind == EventKind::Cut || st.stack.get(depth).is_some_and(|(s, _)| *s == site) {
+                    st.stack.truncate(depth);
                 }
                 st.extra = match st.stack.last() {
                     Some((_, path)) => power(path.rsplit('/').next().unwrap_or(path)),
@@ -324,8 +330,8 @@ fn book<S: AsRef<str>>(idle: f64, running: &[(S, f64)], seconds: f64, truth: &mu
     total
 }
 
-/// A span edge the tap saw: (thread, t, site, kind).
-type Tapped = (u32, Nanos, u32, EventKind);
+/// A span edge the tap saw: (thread, t, site, kind, depth).
+type Tapped = (u32, Nanos, u32, EventKind, u16);
 
 thread_local! {
     /// This thread's ring of tapped edges.
@@ -343,7 +349,7 @@ fn rings() -> MutexGuard<'static, Vec<rtrb::Consumer<Tapped>>> {
     TAP_RINGS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn tap(thread: u32, t: Nanos, site: u32, kind: EventKind) {
+fn tap(thread: u32, t: Nanos, site: u32, kind: EventKind, depth: u16) {
     let _ = TAP_RING.try_with(|cell| {
         let mut ring = cell.borrow_mut();
         let producer = ring.get_or_insert_with(|| {
@@ -353,7 +359,7 @@ fn tap(thread: u32, t: Nanos, site: u32, kind: EventKind) {
         });
         // A full ring (the simulator not read for a long while) loses the edge; the
         // machine then keeps that thread's previous power, and its truth says so.
-        let _ = producer.push((thread, t, site, kind));
+        let _ = producer.push((thread, t, site, kind, depth));
     });
 }
 
@@ -371,8 +377,8 @@ fn drain_taps(out: &mut Vec<Tapped>) {
 enum Feed {
     /// Live spans, through the edge tap; site names looked up once per site.
     Tap { names: Vec<Option<&'static str>>, installed: bool, pending: Vec<Tapped> },
-    /// A log known in advance, merged across threads by time: (t, thread, site, kind).
-    Log { events: Vec<(Nanos, u32, u32, EventKind)>, names: Vec<String>, next: usize },
+    /// A log known in advance, merged across threads by time: (t, thread, site, kind, depth).
+    Log { events: Vec<(Nanos, u32, u32, EventKind, u16)>, names: Vec<String>, next: usize },
 }
 
 /// The simulated source.
@@ -398,10 +404,10 @@ impl Sim {
     /// A simulated package following `script`, driven by the spans of `log` (offline replays,
     /// where the log is written before the sampler reads).
     pub fn replaying(script: SimScript, log: &SpanLog) -> Self {
-        let mut events: Vec<(Nanos, u32, u32, EventKind)> = log
+        let mut events: Vec<(Nanos, u32, u32, EventKind, u16)> = log
             .threads
             .iter()
-            .flat_map(|t| t.events.iter().map(move |e| (e.t, t.index, e.site.0, e.kind)))
+            .flat_map(|t| t.events.iter().map(move |e| (e.t, t.index, e.site.0, e.kind, e.depth)))
             .collect();
         events.sort_by_key(|e| e.0);
         let names = log.sites.iter().map(|s| s.name.clone()).collect();
@@ -494,23 +500,23 @@ impl Source for Sim {
                 // delayed between its stamp and here must not show a step that came after.
                 pending.sort_by_key(|e| e.1);
                 let due = pending.partition_point(|e| e.1 <= ctx.now);
-                for &(thread, t, site, kind) in &pending[..due] {
+                for &(thread, t, site, kind, depth) in &pending[..due] {
                     let i = site as usize;
                     if names.len() <= i {
                         names.resize(i + 1, None);
                     }
                     let name = *names[i].get_or_insert_with(|| crate::span::site_name(site).unwrap_or("?"));
-                    self.machine.edge(thread, t, site, name, kind, &mut truth);
+                    self.machine.edge(thread, t, (site, name, kind, depth), &mut truth);
                 }
                 pending.drain(..due);
             }
             Feed::Log { events, names, next } => {
-                while let Some(&(t, thread, site, kind)) = events.get(*next) {
+                while let Some(&(t, thread, site, kind, depth)) = events.get(*next) {
                     if t > ctx.now {
                         break;
                     }
                     let name = names.get(site as usize - 1).map_or("?", String::as_str);
-                    self.machine.edge(thread, t, site, name, kind, &mut truth);
+                    self.machine.edge(thread, t, (site, name, kind, depth), &mut truth);
                     *next += 1;
                 }
             }
@@ -542,18 +548,18 @@ mod tests {
             .update_period(Nanos(50_000));
         let mut m = Machine::new(script);
         let mut truth = SimTruth::default();
-        m.edge(0, Nanos(0), 1, "a", EventKind::Enter, &mut truth);
-        m.edge(0, Nanos(10_000), 2, "b", EventKind::Enter, &mut truth);
+        m.edge(0, Nanos(0), (1, "a", EventKind::Enter, 0), &mut truth);
+        m.edge(0, Nanos(10_000), (2, "b", EventKind::Enter, 1), &mut truth);
         m.advance(Nanos(70_000), &mut truth);
         let shown = m.published;
         assert!(close(shown, 30.0 * 10e-6 + 50.0 * 40e-6), "step at 50 us: {shown}");
         // b's exit was stamped at 40 us but arrives after the machine reached 70 us (past the
         // step at 50 us).
-        m.edge(0, Nanos(40_000), 2, "b", EventKind::Exit, &mut truth);
+        m.edge(0, Nanos(40_000), (2, "b", EventKind::Exit, 1), &mut truth);
         assert_eq!(m.published, shown, "a published step stays as it was");
         assert!(close(truth.exclusive["a/b"].0, 50.0 * 30e-6), "{truth:?}");
         assert!(close(truth.exclusive["a"].0, 30.0 * 40e-6), "{truth:?}");
-        m.edge(0, Nanos(60_000), 1, "a", EventKind::Exit, &mut truth);
+        m.edge(0, Nanos(60_000), (1, "a", EventKind::Exit, 0), &mut truth);
         m.advance(Nanos(120_000), &mut truth);
         // a ran from 0 to 10 us and from 40 to 60 us.
         assert!(close(truth.exclusive["a"].0, 30.0 * 30e-6), "{truth:?}");
@@ -574,11 +580,11 @@ mod tests {
             .update_period(Nanos(50_000));
         let mut m = Machine::new(script);
         let mut truth = SimTruth::default();
-        m.edge(0, Nanos(0), 1, "a", EventKind::Enter, &mut truth);
+        m.edge(0, Nanos(0), (1, "a", EventKind::Enter, 0), &mut truth);
         m.advance(Nanos(99_000), &mut truth);
         let before = m.published;
         // Stamped at 10 us: nearly all of the 99 us so far was idle (0 W) after all.
-        m.edge(0, Nanos(10_000), 1, "a", EventKind::Exit, &mut truth);
+        m.edge(0, Nanos(10_000), (1, "a", EventKind::Exit, 0), &mut truth);
         m.advance(Nanos(120_000), &mut truth);
         assert!(m.published >= before, "{} < {before}", m.published);
         assert!(close(m.energy, 100.0 * 10e-6));

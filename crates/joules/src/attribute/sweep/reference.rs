@@ -43,11 +43,16 @@ pub(super) fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup
                         sums.out[w].time[path as usize].stretches += 1;
                     }
                 }
-                EventKind::Exit => {
-                    // Unwinds to the exiting span, as `SpanTree::build` does.
+                EventKind::Exit | EventKind::Cut => {
+                    // Unwinds to the exiting span, as `SpanTree::build` does; a cut to its
+                    // depth.
                     let stack = &mut threads[th].stack;
-                    let Some(at) = stack.iter().rposition(|&p| tree.paths[p as usize].site == ev.site) else {
-                        continue;
+                    let at = match ev.kind {
+                        EventKind::Cut => usize::from(ev.depth).min(stack.len()),
+                        _ => match stack.iter().rposition(|&p| tree.paths[p as usize].site == ev.site) {
+                            Some(at) => at,
+                            None => continue,
+                        },
                     };
                     stack.truncate(at);
                     let back = threads[th].stack.last().copied();
