@@ -332,7 +332,15 @@ fn each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept() {
                 assert_eq!(calls("flood_edge"), 0.0, "{}: no warm-up span is kept", bench.name);
             }
         }
-        assert!(report.benches[0].warnings.iter().any(|w| w.contains("span edges were dropped")));
+        // The first bench's warm-up overflowed its share: said, apart from the rest.
+        assert!(
+            report.benches[0]
+                .warnings
+                .iter()
+                .any(|w| w.contains("span edges were dropped") && w.contains("of them during warm-ups")),
+            "{:?}",
+            report.benches[0].warnings
+        );
         return;
     }
     joules::__private::set_span_log_capacity(30_000);

@@ -31,6 +31,11 @@ fn drifting(extra: &[&str], costlier: Option<&str>) -> Output {
 }
 
 fn bench_with(shape: &[&str], extra: &[&str], costlier: Option<&str>) -> Output {
+    let drift = shape.contains(&"--runs");
+    bench_drifting(shape, extra, costlier, drift)
+}
+
+fn bench_drifting(shape: &[&str], extra: &[&str], costlier: Option<&str>, drift: bool) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-joules"));
     cmd.args(["joules", "bench", "--manifest-path"])
         .arg(fixture())
@@ -39,7 +44,7 @@ fn bench_with(shape: &[&str], extra: &[&str], costlier: Option<&str>) -> Output 
         .args(extra)
         .env("CARGO_TARGET_DIR", target_dir())
         .env_remove("GITHUB_STEP_SUMMARY");
-    if shape.contains(&"--runs") {
+    if drift {
         cmd.env("SIMBENCH_DRIFT", "0.02");
     } else {
         cmd.env_remove("SIMBENCH_DRIFT");
@@ -127,6 +132,33 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
         saved_bytes,
         "comparing never rewrites the baseline, and a failed gate is not saved"
     );
+}
+
+/// The README's count of false alarms with single runs: on the drifting fixture (±2% power
+/// per process), single-run comparisons test within-run spreads, and most unchanged reruns
+/// flag a layer. Not run by default (20 process runs, about a minute); run it with
+/// `cargo test -p cargo-joules --test integration -- --ignored --nocapture single_runs`.
+#[test]
+#[ignore = "a measurement for the README, about a minute"]
+fn single_runs_of_a_drifting_fixture_raise_false_alarms() {
+    let _turn = crate::fixture_lock();
+    let single = ["--samples", "10", "--bench", "layers"];
+    let saved = bench_drifting(&single, &["--save-baseline", "single"], None, true);
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let mut flagged = 0;
+    for _ in 0..20 {
+        let out = bench_drifting(&single, &["--baseline", "single"], None, true);
+        let lines = regressed_lines(&out);
+        let improved =
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("improved ")).count();
+        if !lines.is_empty() || improved > 0 {
+            flagged += 1;
+        }
+    }
+    println!(
+        "single-run comparisons of an unchanged drifting fixture that flagged a figure: {flagged} of 20"
+    );
+    assert!(flagged > 0, "±2% drift between runs is beyond what one run's spread allows");
 }
 
 /// A source that breaks mid-run (its read panics): the run fails with its own exit code and

@@ -126,7 +126,13 @@ impl Bencher<'_> {
         let dither = phase_locked(self.profiler, warm_up);
         // No figure uses the warm-up's spans: they must not fill the log (as a warm-up
         // millions of spans long would, leaving the samples none).
-        let _ = self.profiler.discard_spans(warm_up);
+        if self.profiler.discard_spans(warm_up).is_none() {
+            self.warnings.push(
+                "the sampler did not answer within 5 s when asked to drop the warm-up's spans: \
+                 they fill the span log, and later spans may be dropped"
+                    .to_owned(),
+            );
+        }
         let pauses = dither.map_or(0, |step| u128::from(step.0 / 2));
         let per_iter = (start.elapsed().as_nanos() / u128::from(n) + pauses).max(1);
         if let Some(step) = dither {
@@ -205,9 +211,16 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     let mut windows = Vec::new();
     for (i, (name, f)) in selected.iter().enumerate() {
         // Each bench gets its share of the span log: a runaway one cannot starve the next.
-        let _ = profiler.share_span_log(selected.len() - i);
+        let shared = profiler.share_span_log(selected.len() - i);
         let mut b =
             Bencher { name, profiler: &profiler, config: &config, samples: Vec::new(), warnings: Vec::new() };
+        if shared.is_none() {
+            b.warnings.push(
+                "the sampler did not answer within 5 s when asked to give this bench its share of \
+                 the span log: it may run short of room for spans"
+                    .to_owned(),
+            );
+        }
         f(&mut b);
         // Found between samples, not after every bench has run for minutes (a stop after the
         // last sample is left to the check below, which forgives it).

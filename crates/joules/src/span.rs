@@ -89,7 +89,7 @@ pub(crate) struct RawEvent {
 }
 
 // Ring sizes are stated at 16 bytes an event: the depth took what was padding.
-const _: () = assert!(std::mem::size_of::<RawEvent>() == 16);
+const _: () = assert!(size_of::<RawEvent>() == 16);
 
 impl RawEvent {
     /// Its kind and its depth as the log keeps it.

@@ -70,7 +70,7 @@ pub struct Event {
 }
 
 // The log's memory figures (16 bytes an event) hold with the depth in what was padding.
-const _: () = assert!(std::mem::size_of::<Event>() == 16);
+const _: () = assert!(size_of::<Event>() == 16);
 
 impl Event {
     /// The depth at which the open spans `open` (one per depth, innermost last, each known
@@ -96,6 +96,10 @@ pub struct ThreadEvents {
     pub events: Vec<Event>,
     /// Events lost because the thread's ring or the log was full.
     pub dropped: u64,
+    /// Of `dropped`, those lost during a benchmark's warm-up (whose spans no figure uses).
+    pub dropped_in_warm_up: u64,
+    /// `dropped` when the running benchmark was given its share of the log.
+    dropped_before: u64,
     /// Recorded spans not yet left (the log keeps room for their exits).
     pub(crate) open: usize,
     /// The depth of the span being dropped whole because the log was full: spans inside it
@@ -173,6 +177,11 @@ impl SpanLog {
         self.threads.iter().map(|t| t.dropped).sum()
     }
 
+    /// Of [`dropped`](Self::dropped), those lost during benchmarks' warm-ups.
+    pub fn dropped_in_warm_up(&self) -> u64 {
+        self.threads.iter().map(|t| t.dropped_in_warm_up).sum()
+    }
+
     pub(crate) fn thread_mut(&mut self, index: u32, name: Option<&str>) -> &mut ThreadEvents {
         let known = self
             .positions
@@ -203,6 +212,9 @@ impl SpanLog {
     /// share, with `parts` benchmarks still to run, so that none can starve the next);
     /// returns how many events that is. Room a benchmark leaves unused passes on.
     pub(crate) fn share_room(&mut self, parts: usize) -> usize {
+        for thread in &mut self.threads {
+            thread.dropped_before = thread.dropped;
+        }
         self.cap = None;
         let share = self.room() / parts.max(1);
         self.cap = Some(self.len + share);
@@ -215,6 +227,9 @@ impl SpanLog {
     pub(crate) fn discard_within(&mut self, from: Nanos, until: Nanos) -> usize {
         let mut removed = 0;
         for thread in &mut self.threads {
+            // The warm-up began after the share was given (threads seen later start at 0).
+            thread.dropped_in_warm_up += thread.dropped - thread.dropped_before.min(thread.dropped);
+            thread.dropped_before = thread.dropped;
             let lo = thread.events.partition_point(|e| e.t < from);
             let hi = thread.events.partition_point(|e| e.t <= until);
             // The positions of complete spans in the window (outermost ones, with all they

@@ -312,8 +312,10 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
                 )
             })
             .collect();
+        let warm = rec.spans.dropped_in_warm_up();
+        let warm = if warm > 0 { format!(", {warm} of them during warm-ups") } else { String::new() };
         w.push(format!(
-            "{dropped} span edges were dropped, whole spans at a time ({}): the thread's span ring \
+            "{dropped} span edges were dropped, whole spans at a time ({}{warm}): the thread's span ring \
              (65536 edges by default, between two looks of the sampler) or the log (16M edges; \
              a benchmark run gives each bench an even share of the room left, and keeps no \
              warm-up) was full. A dropped span's time and energy show in the span around it (flagged \
