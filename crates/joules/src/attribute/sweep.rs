@@ -725,10 +725,9 @@ fn sweep_part(
             st.next = start.next[d];
             st.defer = true;
             if let Some(r) = st.next.checked_sub(1)
-                && let (Some(&t1), Some(&e1)) = (s.times.get(r + 1), s.energy.get(r + 1))
+                && let Some(power) = interval_power(s, r)
             {
-                let span = (t1 - s.times[r]).as_secs_f64();
-                st.power = if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 };
+                st.power = power;
             }
         }
     }
@@ -1037,10 +1036,16 @@ fn close_reading(
         st.base = 0.0;
     }
     st.next += 1;
-    if let (Some(&t1), Some(&e1)) = (s.times.get(st.next), s.energy.get(st.next)) {
-        let span = (t1 - s.times[r]).as_secs_f64();
-        st.power = if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 };
+    if let Some(power) = interval_power(s, r) {
+        st.power = power;
     }
+}
+
+/// The mean power, watts, from reading `r` to the next, if there is a next (0 over no time).
+fn interval_power(s: &Series, r: usize) -> Option<f64> {
+    let (&t1, &e1) = (s.times.get(r + 1)?, s.energy.get(r + 1)?);
+    let span = (t1 - s.times[r]).as_secs_f64();
+    Some(if span > 0.0 { (e1.0 - s.energy[r].0) / span } else { 0.0 })
 }
 
 /// Settles every window's paths from the sums.
