@@ -38,6 +38,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
             inclusive_j: est(pkg),
             exclusive_above_idle_j: Some(est(pkg * 0.8)),
             method: if time_ns < 976_000.0 * 50.0 { "regression" } else { "time-share" }.into(),
+            ops_per_j: None,
         }],
         flags: if time_ns < 976_000.0 {
             vec![Flag::BelowResolution {
@@ -49,6 +50,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
             vec![]
         },
         site: None,
+        ops: None,
     };
     let mut spans = vec![
         span("forward", 0, 400.0, 4e-6, 1.0),

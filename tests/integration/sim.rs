@@ -411,3 +411,87 @@ fn a_guard_an_iteration_forgets_ends_with_the_iteration() {
     );
     assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
 }
+
+const OPS_TEST: &str = "sim::declared_operations_give_ops_per_call_and_per_joule_in_every_format";
+
+/// A layer whose multiply-adds come from its shape.
+#[measure_energy(ops = rows * cols)]
+fn matvec(rows: u64, cols: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_micros(rows * cols / 1000) {
+        std::hint::spin_loop();
+    }
+}
+
+#[measure_energy]
+fn model() {
+    matvec(1000, 300);
+    matvec(1000, 100);
+    // Counted at run time, inside a span of its own.
+    let _softmax = joules::span!("softmax");
+    joules::add_ops(50_000);
+}
+
+fn runs_a_model(b: &mut joules::bench::Bencher<'_>) {
+    b.iter(model);
+}
+
+/// Operations declared by `#[measure_energy(ops = ...)]` and `joules::add_ops`: each path
+/// gets its own per call, its descendants' added in `inclusive`, and operations per joule
+/// with an interval from the joules', in the JSON, the table, Markdown and CSV.
+#[test]
+fn declared_operations_give_ops_per_call_and_per_joule_in_every_format() {
+    if !joules_tests::caps::in_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("report.json");
+        let n = |v: &str| std::path::PathBuf::from(v);
+        joules_tests::caps::run_in_child(
+            OPS_TEST,
+            &[
+                ("JOULES_SAMPLES", &n("4")),
+                ("JOULES_SAMPLE_MS", &n("30")),
+                ("JOULES_WARM_UP_MS", &n("20")),
+                ("JOULES_IDLE_MS", &n("0")),
+                (joules::bench::OUT_ENV, &out),
+            ],
+        );
+        let report = joules::report::Report::read(&out).unwrap();
+        let bench = &report.benches[0];
+        let span = |path: &str| bench.spans.iter().find(|s| s.path == path).unwrap();
+        let ops = |path: &str| span(path).ops.clone().unwrap_or_else(|| panic!("{path} has ops"));
+        // Two calls of one site: 300k and 100k multiply-adds, 200k a call.
+        assert_eq!(ops("model/matvec").per_call, 200_000.0);
+        assert_eq!(ops("model/matvec").exclusive.point, 400_000.0);
+        assert_eq!(ops("model/softmax").per_call, 50_000.0);
+        assert_eq!(ops("model").exclusive.point, 0.0, "model declares none of its own");
+        assert_eq!(ops("model").inclusive.point, 450_000.0, "but holds its layers'");
+        for path in ["model", "model/matvec", "model/softmax"] {
+            let s = span(path);
+            let e = &s.energy[0];
+            let rate = e.ops_per_j.as_ref().unwrap_or_else(|| panic!("{path}: ops/J"));
+            let want = s.ops.as_ref().unwrap().inclusive.point / e.inclusive_j.point;
+            assert!((rate.point - want).abs() <= 1e-9 * want, "{path}: {} vs {want}", rate.point);
+            let (lo, hi) = (rate.lo.unwrap(), rate.hi.unwrap_or(f64::INFINITY));
+            assert!(lo < rate.point && rate.point < hi, "{path}: an interval around it: {lo} {hi}");
+        }
+        let table = joules::render::report(&report, joules::render::Format::Table);
+        assert!(table.contains("ops/J (incl)") && table.contains("ops/call"), "{table}");
+        assert!(table.contains("200.0 k") && table.contains("Mops/J ("), "{table}");
+        let md = joules::render::report(&report, joules::render::Format::Markdown);
+        assert!(md.contains("| ops/J (incl) |") && md.contains("Mops/J ("), "{md}");
+        // Rows of the table line up with its header.
+        let header = md.lines().find(|l| l.starts_with("| span |")).unwrap();
+        for line in md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| span")) {
+            assert_eq!(line.matches('|').count(), header.matches('|').count(), "{line}");
+        }
+        let csv = joules::render::report(&report, joules::render::Format::Csv);
+        assert!(csv.lines().any(|l| l.contains("model/matvec,,,inclusive_ops,ops,4e5")), "{csv}");
+        assert!(csv.lines().any(|l| l.contains(",ops_per_j,ops/J,")), "{csv}");
+        return;
+    }
+    let code = joules::bench::run_with(
+        Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))),
+        &[(OPS_TEST, runs_a_model as fn(&mut joules::bench::Bencher<'_>))],
+    );
+    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+}

@@ -10,6 +10,9 @@ pub(crate) struct MeasureArgs {
     pub(crate) name: Option<LitStr>,
     /// `sync = path`: a `fn()` called at both edges of the span, e.g. to wait for a GPU.
     pub(crate) sync: Option<syn::Path>,
+    /// `ops = expr`: the operations (e.g. multiply-adds) one call does, computed from the
+    /// arguments as the span is entered.
+    pub(crate) ops: Option<syn::Expr>,
 }
 
 impl Parse for MeasureArgs {
@@ -36,12 +39,24 @@ impl Parse for MeasureArgs {
                         "`sync` takes the path of a `fn()`, e.g. `sync = gpu::synchronize`",
                     )
                 })?);
+            } else if lookahead.peek(kw::ops) {
+                let key: kw::ops = input.parse()?;
+                if args.ops.is_some() {
+                    return Err(syn::Error::new(key.span, "`ops` is given twice"));
+                }
+                input.parse::<Token![=]>()?;
+                args.ops = Some(input.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`ops` takes an expression of the arguments, e.g. `ops = 2 * n * k * m`",
+                    )
+                })?);
             } else if input.peek(syn::Ident) {
                 let unknown: syn::Ident = input.parse()?;
                 return Err(syn::Error::new(
                     unknown.span(),
                     format!(
-                        "unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"` and `sync = path`"
+                        "unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`, `sync = path` and `ops = expr`"
                     ),
                 ));
             } else {
@@ -81,4 +96,5 @@ fn parse_name(input: ParseStream<'_>) -> syn::Result<LitStr> {
 mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(sync);
+    syn::custom_keyword!(ops);
 }

@@ -43,17 +43,24 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
         Some(sync) => quote! { ::joules::__private::enter_synced(&__JOULES_SITE, #sync) },
         None => quote! { ::joules::__private::enter(&__JOULES_SITE) },
     };
+    // Counted once a call, inside its span; for an `async fn`, in its first poll.
+    let ops = args.ops.as_ref().map(|expr| {
+        quote_spanned! {expr.span()=>
+            ::joules::add_ops(::joules::__private::OpsCount::ops(#expr));
+        }
+    });
     let body = if sig.asyncness.is_some() {
         // The guard must not live across an `.await` (the future may move threads), so the
         // span is entered around each poll of the body instead.
         quote_spanned! {block.span()=>
             #site
-            ::joules::__private::Instrumented::new(&__JOULES_SITE, async move #block).await
+            ::joules::__private::Instrumented::new(&__JOULES_SITE, async move { #ops #block }).await
         }
     } else {
         quote_spanned! {block.span()=>
             #site
             let __joules_guard = #enter;
+            #ops
             #block
         }
     };

@@ -12,7 +12,10 @@ use proc_macro::TokenStream;
 /// `fn()` called at both edges of the span while a profiler runs (to wait for a GPU, whose work
 /// is asynchronous: without it the span measures only the launch). Works on free functions,
 /// methods, generic functions and `async fn`s (an async span is entered on every poll, so only
-/// time the future actually runs counts). See the `joules` crate for the full story.
+/// time the future actually runs counts). `ops = expr` declares the operations one call does
+/// (e.g. `ops = 2 * rows * cols` multiply-adds), computed from the arguments as the span is
+/// entered: reports then give operations per call and per joule. See the `joules` crate for
+/// the full story.
 #[proc_macro_attribute]
 pub fn measure_energy(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = match syn::parse::<attr::MeasureArgs>(args) {

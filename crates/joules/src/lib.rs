@@ -58,7 +58,7 @@ pub use joules_macros::measure_energy;
 pub use profiler::{
     ProfileError, Profiler, ProfilerBuilder, Recording, SourceInfo, Unavailable, probe_sources,
 };
-pub use span::{SpanGuard, SyncedGuard};
+pub use span::{SpanGuard, SyncedGuard, add_ops};
 pub use units::{Joules, Nanos, Watts};
 
 /// Opens a span for the rest of the enclosing block: `let _span = joules::span!("name");`.
@@ -90,6 +90,7 @@ macro_rules! bench_main {
 /// What the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::span::OpsCount;
     pub use crate::span::{Instrumented, Site, enter, enter_synced, set_span_ring_capacity};
     pub use crate::spanlog::set_span_log_capacity;
 }

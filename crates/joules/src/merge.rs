@@ -1,7 +1,7 @@
 //! Reports merged: the bench targets of one `cargo joules bench` into one report, and its
 //! process runs (`--runs N`) into one whose figures keep every run's value.
 
-use crate::report::{BenchReport, DomainReport, Flag, Report, SpanEnergy, SpanReport};
+use crate::report::{BenchReport, DomainReport, Flag, Report, SpanEnergy, SpanOps, SpanReport};
 use crate::stats::Estimate;
 
 /// One report of several bench targets' reports, run on this machine one after another:
@@ -209,16 +209,26 @@ fn merge_span(all: &[&BenchReport], path: &str, domains: &[DomainReport]) -> Spa
     out.calls = req(|s| &s.calls);
     out.exclusive_ns = req(|s| &s.exclusive_ns);
     out.inclusive_ns = req(|s| &s.inclusive_ns);
+    out.ops = out.ops.take().and_then(|first| {
+        Some(SpanOps {
+            exclusive: over(&ss, |s| s.ops.as_ref().map(|o| &o.exclusive))?,
+            inclusive: over(&ss, |s| s.ops.as_ref().map(|o| &o.inclusive))?,
+            per_call: first.per_call,
+        })
+    });
+    let inclusive_ops = out.ops.as_ref().map(|o| o.inclusive.point);
     out.energy = domains
         .iter()
         .filter_map(|d| {
             let es: Vec<Option<&SpanEnergy>> =
                 ss.iter().map(|s| s.and_then(|s| s.energy.iter().find(|e| e.domain == d.domain))).collect();
             let first = es.iter().flatten().next()?;
+            let inclusive_j = over(&es, |e| Some(&e.inclusive_j))?;
             Some(SpanEnergy {
                 domain: d.domain.clone(),
                 exclusive_j: over(&es, |e| Some(&e.exclusive_j))?,
-                inclusive_j: over(&es, |e| Some(&e.inclusive_j))?,
+                ops_per_j: inclusive_ops.and_then(|ops| inclusive_j.per_unit(ops)),
+                inclusive_j,
                 exclusive_above_idle_j: over(&es, |e| e.exclusive_above_idle_j.as_ref()),
                 method: first.method.clone(),
             })

@@ -125,6 +125,21 @@ pub struct SpanReport {
     /// Where the innermost span is in the code (absent in reports from before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<SpanSite>,
+    /// Operations declared in its calls (`#[measure_energy(ops = ...)]`, `joules::add_ops`),
+    /// per iteration; absent where neither it nor a span inside it declared any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<SpanOps>,
+}
+
+/// The operations a span path declared, per iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpanOps {
+    /// Declared in its own calls.
+    pub exclusive: Estimate,
+    /// Its own and its descendants': what its inclusive joules paid for.
+    pub inclusive: Estimate,
+    /// Per call: its own.
+    pub per_call: f64,
 }
 
 /// Where a span is in the code.
@@ -153,6 +168,10 @@ pub struct SpanEnergy {
     /// How its energy was attributed: "regression" or "time-share".
     #[serde(default = "time_share_name")]
     pub method: String,
+    /// Inclusive operations per inclusive joule, its interval from the joules'; absent
+    /// without declared operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_per_j: Option<Estimate>,
 }
 
 fn time_share_name() -> String {

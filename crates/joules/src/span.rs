@@ -42,6 +42,9 @@ const LATE_BIT: u32 = 1 << 31;
 const MAX_DEPTH: u32 = LATE_EXIT as u32;
 /// The site of a cut ([`EventKind::Cut`]): no site has id 0.
 const CUT_SITE: u32 = 0;
+/// The site of a count of operations (the count in `raw`, the span's depth in `depth`): no
+/// site is given this id.
+const OPS_SITE: u32 = SITE_BITS;
 /// `Local::skip_from` while no span is being dropped.
 const NOT_SKIPPING: u32 = u32::MAX;
 /// Bumped by every profiler start: a thread's ring bookkeeping from an earlier profile
@@ -354,7 +357,16 @@ impl Local {
 
     /// Pushes an edge the ring has room for, marked if spans were dropped before it.
     #[inline]
-    fn record(&mut self, mut event: RawEvent) -> bool {
+    fn record(&mut self, event: RawEvent) -> bool {
+        let pushed = self.record_untapped(event);
+        if pushed {
+            run_edge_tap(self.index, event);
+        }
+        pushed
+    }
+
+    #[inline]
+    fn record_untapped(&mut self, mut event: RawEvent) -> bool {
         if self.lost {
             event.site |= LOSS_BIT;
         }
@@ -366,7 +378,6 @@ impl Local {
         }
         self.lost = false;
         self.free = self.free.saturating_sub(1);
-        run_edge_tap(self.index, event);
         true
     }
 }
@@ -450,6 +461,65 @@ fn push_exit(raw: u64, guard: &SpanGuard) {
     });
 }
 
+/// A count of operations, as `#[measure_energy(ops = ...)]` takes it: any primitive number
+/// (a negative or fractional count is clamped and rounded down).
+#[diagnostic::on_unimplemented(
+    message = "`ops = ...` takes a number of operations, not `{Self}`",
+    label = "a count of operations, e.g. `2 * rows * cols`"
+)]
+pub trait OpsCount {
+    /// The count.
+    fn ops(self) -> u64;
+}
+
+macro_rules! ops_count {
+    ($($t:ty),*) => {$(
+        impl OpsCount for $t {
+            #[inline(always)]
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation, clippy::cast_lossless)]
+            fn ops(self) -> u64 {
+                if self > (0 as $t) { self as u64 } else { 0 }
+            }
+        }
+    )*};
+}
+ops_count!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
+
+/// Declares `ops` operations (e.g. multiply-adds) done in the innermost span open on this
+/// thread. Reports give each span path its operations per call and per joule. What
+/// `#[measure_energy(ops = ...)]` calls on entering its span; call it inside a span whose
+/// work is known only as it runs. Outside any span, or with no profiler running, it does
+/// nothing; like a span edge it takes no lock and makes no syscall.
+#[inline]
+pub fn add_ops(ops: u64) {
+    if ACTIVE.load(Relaxed) {
+        add_ops_active(ops);
+    }
+}
+
+#[inline(never)]
+fn add_ops_active(ops: u64) {
+    let generation = GENERATION.load(Relaxed);
+    let _ = LOCAL.try_with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let Some(local) = slot.as_mut() else { return };
+        if local.generation != generation || local.depth == 0 {
+            return;
+        }
+        let depth = local.depth - 1;
+        if local.skip_from <= depth {
+            // Its span is being dropped: the count goes with it.
+            return;
+        }
+        if !local.room_for(local.owed() + 1) {
+            local.drop_edge();
+            local.lost = true;
+            return;
+        }
+        local.record_untapped(RawEvent { raw: ops, site: OPS_SITE, depth });
+    });
+}
+
 /// Spans open on this thread (guards not yet dropped) in the running profile.
 pub(crate) fn open_depth() -> u32 {
     let generation = GENERATION.load(Relaxed);
@@ -518,7 +588,7 @@ fn intern(site: &'static Site) -> u32 {
     }
     reg.sites.push(site);
     let id = u32::try_from(reg.sites.len()).expect("fewer than 2^30 span sites");
-    assert!(id <= SITE_BITS, "fewer than 2^30 span sites");
+    assert!(id < OPS_SITE, "fewer than 2^30 - 1 span sites");
     site.id.store(id, Relaxed);
     id
 }
@@ -578,6 +648,14 @@ pub(crate) fn drain_into(log: &mut SpanLog, start_raw: u64) {
         if let Ok(chunk) = queue.consumer.read_chunk(n) {
             let (a, b) = chunk.as_slices();
             for ev in a.iter().chain(b) {
+                if ev.site & (EXIT_BIT | SITE_BITS) == OPS_SITE {
+                    // A loss mark it carries passes to the next edge.
+                    thread.lost |= ev.site & LOSS_BIT != 0;
+                    if thread.store_ops(room.saturating_sub(stored), ev.depth as u16, ev.raw) {
+                        stored += 1;
+                    }
+                    continue;
+                }
                 let (kind, depth) = ev.decode();
                 let event = Event {
                     t: clock::since(start_raw, ev.raw),

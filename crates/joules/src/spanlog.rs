@@ -100,13 +100,18 @@ pub struct ThreadEvents {
     pub dropped_in_warm_up: u64,
     /// `dropped` when the running benchmark was given its share of the log.
     dropped_before: u64,
-    /// Recorded spans not yet left (the log keeps room for their exits).
-    pub(crate) open: usize,
+    /// Where the recorded spans not yet left were entered (one per depth): the log keeps
+    /// room for their exits.
+    pub(crate) open_at: Vec<usize>,
     /// The depth of the span being dropped whole because the log was full: spans inside it
     /// are dropped too.
     pub(crate) skip_from: Option<u16>,
-    /// The sites of the spans open, for logs built by hand ([`SpanLog::push`]).
-    built: Vec<SiteId>,
+    /// The sites of the spans open and where they were entered, for logs built by hand
+    /// ([`SpanLog::push`]).
+    built: Vec<(SiteId, usize)>,
+    /// Operations declared in spans (`#[measure_energy(ops = ...)]`, [`add_ops`](crate::add_ops)):
+    /// the position in `events` of the span's enter, and how many. A span may have several.
+    pub ops: Vec<(usize, u64)>,
     /// Spans were dropped since the last edge stored: the next one is marked.
     pub(crate) lost: bool,
     /// The thread has exited and its ring is drained: every guard it made has been dropped,
@@ -160,6 +165,16 @@ impl SpanLog {
     pub fn push(&mut self, index: u32, t: Nanos, site: SiteId, kind: EventKind) {
         self.thread_mut(index, None).push(t, site.0, kind);
         self.len += 1;
+    }
+
+    /// Declares `ops` operations in the innermost span open on thread `index` (for logs built
+    /// by hand); false if none is open.
+    pub fn add_ops(&mut self, index: u32, ops: u64) -> bool {
+        let thread = self.thread_mut(index, None);
+        let Some(&(_, at)) = thread.built.last() else { return false };
+        thread.ops.push((at, ops));
+        self.len += 1;
+        true
     }
 
     /// Total events stored.
@@ -271,8 +286,9 @@ impl SpanLog {
             }
             // Spans lost before a removed span's enter were lost in what was open around it,
             // which stays; those lost inside it went with it.
-            thread.remove(&gone, |i| starts.binary_search(&i).is_ok());
+            let ops = thread.remove(&gone, |i| starts.binary_search(&i).is_ok());
             removed += gone.len();
+            self.len -= ops;
         }
         self.len -= removed;
         removed
@@ -310,10 +326,10 @@ impl ThreadEvents {
                 0
             }
             EventKind::Enter => {
-                self.built.push(site);
+                self.built.push((site, self.events.len()));
                 self.built.len() - 1
             }
-            EventKind::Exit => match self.built.iter().rposition(|&s| s == site) {
+            EventKind::Exit => match self.built.iter().rposition(|&(s, _)| s == site) {
                 Some(at) => {
                     self.built.truncate(at);
                     at
@@ -339,9 +355,10 @@ impl ThreadEvents {
     /// encloses along.
     pub(crate) fn store(&mut self, room: usize, event: Event) -> bool {
         let depth = event.depth;
+        let at_depth = self.open_at.len().min(usize::from(depth));
         match event.kind {
             EventKind::Exit if depth == LATE_EXIT => {
-                if room < self.open + 1 {
+                if room < self.open_at.len() + 1 {
                     self.dropped += 1;
                     return false;
                 }
@@ -357,19 +374,15 @@ impl ThreadEvents {
                     }
                     self.skip_from = None;
                 }
-                self.open = self.open.min(usize::from(depth));
+                self.open_at.truncate(at_depth);
             }
             EventKind::Cut => {
-                if self.skip_from.is_some_and(|skip| depth > skip)
-                    || room < self.open.min(usize::from(depth)) + 1
-                {
+                if self.skip_from.is_some_and(|skip| depth > skip) || room < at_depth + 1 {
                     self.dropped += 1;
                     return false;
                 }
-                if self.skip_from.is_some() {
-                    self.skip_from = None;
-                }
-                self.open = self.open.min(usize::from(depth));
+                self.skip_from = None;
+                self.open_at.truncate(at_depth);
             }
             EventKind::Enter => {
                 if let Some(skip) = self.skip_from {
@@ -380,23 +393,38 @@ impl ThreadEvents {
                     // The span being dropped was cut off (its guard forgotten).
                     self.skip_from = None;
                 }
-                self.open = self.open.min(usize::from(depth));
-                if room < self.open + 2 {
+                self.open_at.truncate(at_depth);
+                if room < self.open_at.len() + 2 {
                     self.skip_from = Some(depth);
                     self.dropped += 1;
                     self.lost = true;
                     return false;
                 }
-                self.open += 1;
+                self.open_at.push(self.events.len());
             }
         }
         self.push_event(event);
         true
     }
 
+    /// Stores operations declared in the span open at `depth`, read from the thread's ring;
+    /// false if they were not kept: the span was dropped (its operations go with it), or the
+    /// log is full (counted as dropped, and the span flagged as having lost something).
+    pub(crate) fn store_ops(&mut self, room: usize, depth: u16, ops: u64) -> bool {
+        let Some(&at) = self.open_at.get(usize::from(depth)) else { return false };
+        if room < self.open_at.len() + 1 {
+            self.dropped += 1;
+            self.lost = true;
+            return false;
+        }
+        self.ops.push((at, ops));
+        true
+    }
+
     /// Removes the edges at `gone` (sorted positions). A loss marked on a removed edge for
     /// which `carries` holds moves to the next edge kept; each forgotten span keeps its place.
-    fn remove(&mut self, gone: &[usize], carries: impl Fn(usize) -> bool) {
+    /// Returns how many operation counts went with their spans.
+    fn remove(&mut self, gone: &[usize], carries: impl Fn(usize) -> bool) -> usize {
         let mut gone_iter = gone.iter().copied().peekable();
         let mut kept = Vec::with_capacity(self.events.len() - gone.len());
         let mut carry_loss = false;
@@ -416,10 +444,18 @@ impl ThreadEvents {
         for (at, _) in &mut self.forgotten {
             *at = new_at[(*at).min(new_at.len() - 1)];
         }
+        // Operations of a span taken out go with it.
+        let ops = self.ops.len();
+        self.ops.retain(|&(at, _)| gone.binary_search(&at).is_err());
+        for (at, _) in &mut self.ops {
+            *at = new_at[*at];
+        }
         self.events = kept;
+        ops - self.ops.len()
     }
 
-    /// See [`SpanLog::leave_out_forgotten`]; returns how many enters it left out.
+    /// See [`SpanLog::leave_out_forgotten`]; returns how many entries (enters, and operation
+    /// counts of the spans left out) went.
     fn leave_out_forgotten(&mut self) -> usize {
         // Enters open now (one per depth), and enters cut off awaiting a late exit.
         let mut open: Vec<(SiteId, usize)> = Vec::new();
@@ -482,9 +518,9 @@ impl ThreadEvents {
         }
         // Its place: the first edge after it (`remove` maps it so).
         self.forgotten.extend(cut.iter().map(|&(site, i)| (i, site)));
-        self.remove(&gone, |_| true);
+        let ops = self.remove(&gone, |_| true);
         self.forgotten.sort_by_key(|&(at, _)| at);
-        cut.len()
+        cut.len() + ops
     }
 }
 
@@ -653,6 +689,31 @@ mod tests {
         assert!(t.store(9, ev(c, Enter, 0)));
         assert_eq!(t.dropped, 5);
         assert!(t.events[1].after_loss, "the edge after a drop is marked");
+    }
+
+    #[test]
+    fn operations_stay_with_their_span() {
+        let (a, b) = (SiteId(1), SiteId(2));
+        let mut t = ThreadEvents::default();
+        let ev = |site, kind, depth| Event { t: Nanos(0), site, kind, after_loss: false, depth };
+        assert!(t.store(9, ev(a, Enter, 0)));
+        assert!(t.store(9, ev(b, Enter, 1)));
+        assert!(t.store_ops(9, 1, 7), "b's");
+        assert!(t.store_ops(9, 0, 5), "a's, declared while b runs");
+        assert!(!t.store_ops(9, 2, 3), "no span open at depth 2");
+        assert!(!t.store_ops(2, 1, 3), "no room: dropped, and said");
+        assert_eq!((t.dropped, t.lost), (1, true));
+        assert!(t.store(9, ev(b, Exit, 1)));
+        assert_eq!(t.ops, [(1, 7), (0, 5)]);
+        // A span taken out takes its operations along; the others follow their span.
+        t.remove(&[1, 2], |_| false);
+        assert_eq!(t.ops, [(0, 5)]);
+        let mut l = log(&[(0, a, Enter), (1, b, Enter), (2, b, Exit), (3, a, Exit), (4, b, Enter)]);
+        assert!(l.add_ops(0, 11));
+        l.push(0, Nanos(5), b, Exit);
+        assert!(!l.add_ops(0, 1), "no span open");
+        assert_eq!(l.discard_within(Nanos(0), Nanos(3)), 4);
+        assert_eq!(l.threads[0].ops, [(0, 11)], "the second b's, now first");
     }
 
     #[test]

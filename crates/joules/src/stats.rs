@@ -131,6 +131,30 @@ impl Estimate {
         }
     }
 
+    /// `amount` (known exactly, e.g. declared operations) per unit of this figure (e.g.
+    /// joules): its interval is this one's, inverted and widened by `systematic`. None when
+    /// this figure is not above 0. The upper bound is None where this figure's interval
+    /// reaches 0 (any rate above the lower bound is then possible).
+    pub fn per_unit(&self, amount: f64) -> Option<Estimate> {
+        if !(amount > 0.0 && self.point > 0.0 && amount.is_finite()) {
+            return None;
+        }
+        let bias = self.systematic.unwrap_or(0.0);
+        let point = amount / self.point;
+        let rel = |se: f64| point * se / self.point;
+        Some(Estimate {
+            point,
+            lo: self.hi.map(|h| amount / (h + bias)),
+            hi: self.lo.map(|l| l - bias).filter(|&l| l > 0.0).map(|l| amount / l),
+            stderr: self.stderr.map(rel),
+            level: self.level,
+            samples: self.samples.iter().filter(|&&x| x > 0.0).map(|&x| amount / x).collect(),
+            systematic: None,
+            model_stderr: self.model_stderr.map(rel),
+            runs: self.runs.iter().filter(|&&x| x > 0.0).map(|&x| amount / x).collect(),
+        })
+    }
+
     /// Sample standard deviation, with at least two samples.
     pub fn sd(&self) -> Option<f64> {
         let n = self.samples.len();

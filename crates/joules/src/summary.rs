@@ -3,7 +3,9 @@
 
 use crate::attribute::{self, Attribution, Choice, Method, PathId, SpanTree, Window};
 use crate::profiler::Recording;
-use crate::report::{BenchReport, DomainReport, Flag, Report, SampleInfo, SpanEnergy, SpanReport, SpanSite};
+use crate::report::{
+    BenchReport, DomainReport, Flag, Report, SampleInfo, SpanEnergy, SpanOps, SpanReport, SpanSite,
+};
 use crate::spanlog::SpanLog;
 use crate::stats::Estimate;
 use crate::timeline::{Series, Timeline};
@@ -107,6 +109,20 @@ pub fn summarize(
         }
     }
 
+    // Per sample, each path's operations with its descendants' (children follow parents).
+    let inclusive_ops: Vec<Vec<u64>> = parts
+        .iter()
+        .map(|a| {
+            let mut ops: Vec<u64> =
+                (0..tree.paths.len()).map(|p| a.time.get(p).map_or(0, |t| t.ops)).collect();
+            for p in (0..tree.paths.len()).rev() {
+                if let Some(q) = tree.paths[p].parent {
+                    ops[q as usize] = ops[q as usize].saturating_add(ops[p]);
+                }
+            }
+            ops
+        })
+        .collect();
     let mut spans = Vec::new();
     for p in dfs_order(tree) {
         let pi = p as usize;
@@ -161,6 +177,16 @@ pub fn summarize(
         }
         let at = log.site(node.site);
         let site = Some(SpanSite { module: at.module.clone(), file: at.file.clone(), line: at.line });
+        let ops = inclusive_ops.iter().any(|o| o[pi] > 0).then(|| {
+            let exclusive = per_iter(&|i| parts[i].time[pi].ops as f64);
+            let total_calls: u64 = parts.iter().map(|a| a.time[pi].calls).sum();
+            let total_ops: u64 = parts.iter().map(|a| a.time[pi].ops).sum();
+            SpanOps {
+                exclusive,
+                inclusive: per_iter(&|i| inclusive_ops[i][pi] as f64),
+                per_call: if total_calls > 0 { total_ops as f64 / total_calls as f64 } else { 0.0 },
+            }
+        });
         spans.push(SpanReport {
             path: node.name.clone(),
             depth: node.depth,
@@ -186,14 +212,13 @@ pub fn summarize(
                         // samples (or its standard error).
                         exclusive_j.systematic = Some(per_iter(&|i| share(i).edge[pi].0).point / 4.0);
                     }
+                    let inclusive_j =
+                        modelled(&|i| share(i).inclusive[pi].0, &|i| share(i).inclusive_se[pi], &dof);
                     SpanEnergy {
                         domain: td.domain.id.clone(),
                         exclusive_j,
-                        inclusive_j: modelled(
-                            &|i| share(i).inclusive[pi].0,
-                            &|i| share(i).inclusive_se[pi],
-                            &dof,
-                        ),
+                        ops_per_j: ops.as_ref().and_then(|o| inclusive_j.per_unit(o.inclusive.point)),
+                        inclusive_j,
                         // Idle once per unit of wall time: over the span's share of it (two
                         // threads in one span share each instant), not its thread-time.
                         exclusive_above_idle_j: idle.map(|w| {
@@ -210,6 +235,7 @@ pub fn summarize(
                 .collect(),
             flags,
             site,
+            ops,
         });
     }
     BenchReport {

@@ -24,6 +24,11 @@ impl Dense {
     fn forward(&self, x: &Array2<f32>) -> Array2<f32> {
         x.dot(&self.weights) + &self.bias
     }
+
+    /// Multiply-adds of a forward pass over `rows` inputs.
+    fn macs(&self, rows: usize) -> usize {
+        rows * self.weights.len()
+    }
 }
 
 /// The network.
@@ -61,17 +66,17 @@ impl Mlp {
         softmax(logits)
     }
 
-    #[measure_energy(name = "dense1")]
+    #[measure_energy(name = "dense1", ops = self.layers[0].macs(x.nrows()))]
     fn dense1(&self, x: &Array2<f32>) -> Array2<f32> {
         self.layers[0].forward(x)
     }
 
-    #[measure_energy(name = "dense2")]
+    #[measure_energy(name = "dense2", ops = self.layers[1].macs(x.nrows()))]
     fn dense2(&self, x: &Array2<f32>) -> Array2<f32> {
         self.layers[1].forward(x)
     }
 
-    #[measure_energy(name = "dense3")]
+    #[measure_energy(name = "dense3", ops = self.layers[2].macs(x.nrows()))]
     fn dense3(&self, x: &Array2<f32>) -> Array2<f32> {
         self.layers[2].forward(x)
     }

@@ -230,6 +230,8 @@ pub struct PathTime {
     pub calls: u64,
     /// Times it became some thread's innermost span (entered, or returned to from a child).
     pub stretches: u64,
+    /// Operations declared in its calls entered in the window (descendants' not included).
+    pub ops: u64,
 }
 
 /// How a path's energy in a domain was attributed.

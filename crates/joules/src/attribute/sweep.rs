@@ -41,6 +41,8 @@ const FLAT_WITHIN: f64 = 0.05;
 
 struct Thread {
     next: usize,
+    /// The next of its operation counts (`Spans::ops`) not yet reached.
+    next_ops: usize,
     stack: Vec<PathId>,
     /// Its position in the running list, or NONE.
     slot: u32,
@@ -206,6 +208,7 @@ impl Sums {
                 x.inclusive.0 += y.inclusive.0;
                 x.calls += y.calls;
                 x.stretches += y.stretches;
+                x.ops += y.ops;
             }
         }
         for (a, b) in self.per.iter_mut().flatten().zip(o.per.iter().flatten()) {
@@ -820,13 +823,35 @@ struct Spans<'a> {
     heap: Edges,
     threads: Vec<Thread>,
     running: Running,
+    /// Per thread, the operations declared in spans: (position of the span's enter, how
+    /// many), sorted, one entry per span.
+    ops: Vec<Vec<(usize, u64)>>,
 }
 
 impl<'a> Spans<'a> {
     /// From the log's start, or from a cut.
     fn new(log: &'a SpanLog, tree: &'a SpanTree, start: Option<&Start>) -> Self {
-        let mut threads: Vec<Thread> =
-            log.threads.iter().map(|_| Thread { next: 0, stack: Vec::new(), slot: NONE }).collect();
+        let mut threads: Vec<Thread> = log
+            .threads
+            .iter()
+            .map(|_| Thread { next: 0, next_ops: 0, stack: Vec::new(), slot: NONE })
+            .collect();
+        let ops: Vec<Vec<(usize, u64)>> = log
+            .threads
+            .iter()
+            .map(|t| {
+                let mut ops = t.ops.clone();
+                ops.sort_unstable();
+                ops.dedup_by(|b, a| {
+                    let same = a.0 == b.0;
+                    if same {
+                        a.1 = a.1.saturating_add(b.1);
+                    }
+                    same
+                });
+                ops
+            })
+            .collect();
         let mut heap = Edges::default();
         let mut running = Running::default();
         for (i, t) in log.threads.iter().enumerate() {
@@ -842,8 +867,11 @@ impl<'a> Spans<'a> {
                 heap.push((ev.t.max(before), i as u32));
             }
         }
+        for (thread, ops) in threads.iter_mut().zip(&ops) {
+            thread.next_ops = ops.partition_point(|&(at, _)| at < thread.next);
+        }
         let sites = tree.paths.iter().map(|p| p.site).collect();
-        Spans { log, tree, sites, heap, threads, running }
+        Spans { log, tree, sites, heap, threads, running, ops }
     }
 
     /// Applies every span edge at or before `t`: the paths' clocks, the meters' lists, and
@@ -883,8 +911,18 @@ impl<'a> Spans<'a> {
                         Some(path) => {
                             thread.stack.push(path);
                             if let Some(w) = win {
-                                out[w].time[path as usize].calls += 1;
-                                out[w].time[path as usize].stretches += 1;
+                                let time = &mut out[w].time[path as usize];
+                                time.calls += 1;
+                                time.stretches += 1;
+                                let (ops, at) = (&self.ops[th], thread.next - 1);
+                                while ops.get(thread.next_ops).is_some_and(|&(o, _)| o < at) {
+                                    thread.next_ops += 1;
+                                }
+                                if let Some(&(o, n)) = ops.get(thread.next_ops)
+                                    && o == at
+                                {
+                                    time.ops = time.ops.saturating_add(n);
+                                }
                             }
                             Some(path)
                         }

@@ -39,9 +39,16 @@ pub(super) fn report(report: &Report) -> String {
         }
         for s in &b.spans {
             row(&b.name, &s.path, "", "", "exclusive_time", "ns", &s.exclusive_ns);
+            if let Some(o) = &s.ops {
+                row(&b.name, &s.path, "", "", "exclusive_ops", "ops", &o.exclusive);
+                row(&b.name, &s.path, "", "", "inclusive_ops", "ops", &o.inclusive);
+            }
             for (d, e) in b.domains.iter().zip(&s.energy) {
                 row(&b.name, &s.path, &d.domain, &d.provenance, "exclusive", "J", &e.exclusive_j);
                 row(&b.name, &s.path, &d.domain, &d.provenance, "inclusive", "J", &e.inclusive_j);
+                if let Some(r) = &e.ops_per_j {
+                    row(&b.name, &s.path, &d.domain, &d.provenance, "ops_per_j", "ops/J", r);
+                }
             }
         }
     }

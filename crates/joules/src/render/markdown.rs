@@ -20,12 +20,21 @@ pub(super) fn report(report: &Report) -> String {
             bench.samples.len(),
             if super::run_count(bench) > 1 { " between runs" } else { "" }
         );
+        let with_ops = bench.spans.iter().any(|s| s.ops.is_some());
         let mut header = "| span | calls | time (excl) |".to_owned();
         let mut rule = "|---|---:|---:|".to_owned();
+        if with_ops {
+            header.push_str(" ops/call |");
+            rule.push_str("---:|");
+        }
         for d in &bench.domains {
             let tag = short_provenance(&d.provenance);
             let _ = write!(header, " {} excl ({tag}) | {} incl ({tag}) | share |", d.domain, d.domain);
             rule.push_str("---:|---:|---:|");
+            if with_ops {
+                header.push_str(" ops/J (incl) |");
+                rule.push_str("---:|");
+            }
         }
         let _ = writeln!(out, "{header}\n{rule}");
         for s in &bench.spans {
@@ -37,6 +46,9 @@ pub(super) fn report(report: &Report) -> String {
                 s.calls.point,
                 time(&s.exclusive_ns)
             );
+            if with_ops {
+                let _ = write!(out, " {} |", super::table::ops_per_call(s));
+            }
             for (d, e) in bench.domains.iter().zip(&s.energy) {
                 let _ = write!(
                     out,
@@ -45,21 +57,25 @@ pub(super) fn report(report: &Report) -> String {
                     energy(&e.inclusive_j),
                     percent(e.inclusive_j.point, d.total_j.point)
                 );
+                if with_ops {
+                    let _ = write!(out, " {} |", super::table::ops_per_joule(e));
+                }
             }
             out.push('\n');
         }
-        let _ = write!(out, "| (unattributed) | | |");
+        let gap = if with_ops { " |" } else { "" };
+        let _ = write!(out, "| (unattributed) | | |{gap}");
         for d in &bench.domains {
             let _ = write!(
                 out,
-                " {} | | {} |",
+                " {} | | {} |{gap}",
                 energy(&d.unattributed_j),
                 percent(d.unattributed_j.point, d.total_j.point)
             );
         }
-        let _ = write!(out, "\n| **total** | | |");
+        let _ = write!(out, "\n| **total** | | |{gap}");
         for d in &bench.domains {
-            let _ = write!(out, " | **{}** | 100% |", energy(&d.total_j));
+            let _ = write!(out, " | **{}** | 100% |{gap}", energy(&d.total_j));
         }
         out.push_str("\n\n");
         for d in &bench.domains {

@@ -21,6 +21,30 @@ impl Scale {
         Scale { factor: s.factor * 1e-9, unit: s.unit }
     }
 
+    /// The unit (Tops/J .. ops/J) for `typical` operations per joule.
+    pub fn ops_per_joule(typical: f64) -> Self {
+        Self::pick(
+            typical,
+            &[(1e12, "Tops/J"), (1e9, "Gops/J"), (1e6, "Mops/J"), (1e3, "kops/J"), (1.0, "ops/J")],
+        )
+    }
+
+    /// The unit (T .. none) for a count of `typical` operations.
+    pub fn ops(typical: f64) -> Self {
+        Self::pick(typical, &[(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")])
+    }
+
+    /// A rate's point and its interval, which need not be symmetric (a rate per joule is the
+    /// inverse of joules): `point (lo-hi)`, `point (≥ lo)` where the upper end is unbounded.
+    pub fn interval(&self, e: &Estimate) -> String {
+        let bare = |v: f64| self.format(v).trim_end_matches(self.unit).trim_end().to_owned();
+        match (e.lo, e.hi) {
+            (Some(lo), Some(hi)) => format!("{} ({}–{})", self.format(e.point), bare(lo), bare(hi)),
+            (Some(lo), None) => format!("{} (≥ {})", self.format(e.point), bare(lo)),
+            _ => format!("{} (1 sample)", self.format(e.point)),
+        }
+    }
+
     fn pick(typical: f64, units: &[(f64, &'static str)]) -> Self {
         let typical = typical.abs();
         let &(factor, unit) = units.iter().find(|(f, _)| typical >= *f).unwrap_or(&units[units.len() - 1]);

@@ -46,7 +46,11 @@ pub fn bench_table(bench: &BenchReport) -> String {
     );
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    let with_ops = bench.spans.iter().any(|s| s.ops.is_some());
     let mut header = vec![Cell::new("span"), Cell::new("calls"), Cell::new("time (excl)")];
+    if with_ops {
+        header.push(Cell::new("ops/call"));
+    }
     for d in &bench.domains {
         let label = match &d.part_of {
             Some(p) => format!("{} ⊂ {p}", d.domain),
@@ -56,6 +60,9 @@ pub fn bench_table(bench: &BenchReport) -> String {
         header.push(Cell::new(format!("{label} excl [{tag}]")));
         header.push(Cell::new(format!("{label} incl [{tag}]")));
         header.push(Cell::new("share"));
+        if with_ops {
+            header.push(Cell::new("ops/J (incl)"));
+        }
     }
     header.push(Cell::new("notes"));
     table.set_header(header);
@@ -69,18 +76,28 @@ pub fn bench_table(bench: &BenchReport) -> String {
             Cell::new(format!("{:.2}", s.calls.point)).set_alignment(CellAlignment::Right),
             Cell::new(time(&s.exclusive_ns)).set_alignment(CellAlignment::Right),
         ];
+        if with_ops {
+            row.push(Cell::new(ops_per_call(s)).set_alignment(CellAlignment::Right));
+        }
         for (d, e) in bench.domains.iter().zip(&s.energy) {
             row.push(Cell::new(energy(&e.exclusive_j)).set_alignment(CellAlignment::Right));
             row.push(Cell::new(energy(&e.inclusive_j)).set_alignment(CellAlignment::Right));
             row.push(
                 Cell::new(percent(e.inclusive_j.point, d.total_j.point)).set_alignment(CellAlignment::Right),
             );
+            if with_ops {
+                row.push(Cell::new(ops_per_joule(e)).set_alignment(CellAlignment::Right));
+            }
         }
         row.push(Cell::new(notes(s)));
         table.add_row(row);
     }
     let mut unattributed = vec![Cell::new("(unattributed)"), Cell::new(""), Cell::new("")];
     let mut total = vec![Cell::new("total"), Cell::new(""), Cell::new("")];
+    if with_ops {
+        unattributed.push(Cell::new(""));
+        total.push(Cell::new(""));
+    }
     for d in &bench.domains {
         unattributed.push(Cell::new(energy(&d.unattributed_j)).set_alignment(CellAlignment::Right));
         unattributed.push(Cell::new(""));
@@ -90,6 +107,10 @@ pub fn bench_table(bench: &BenchReport) -> String {
         total.push(Cell::new(""));
         total.push(Cell::new(energy(&d.total_j)).set_alignment(CellAlignment::Right));
         total.push(Cell::new("100%").set_alignment(CellAlignment::Right));
+        if with_ops {
+            unattributed.push(Cell::new(""));
+            total.push(Cell::new(""));
+        }
     }
     unattributed.push(Cell::new(""));
     total.push(Cell::new(""));
@@ -126,6 +147,19 @@ pub fn bench_table(bench: &BenchReport) -> String {
         let _ = writeln!(out, "  warning: {w}");
     }
     out
+}
+
+/// Operations declared per call (its own), or "-" where it declares none.
+pub(super) fn ops_per_call(s: &SpanReport) -> String {
+    match &s.ops {
+        Some(o) if o.per_call > 0.0 => Scale::ops(o.per_call).format(o.per_call).trim_end().to_owned(),
+        _ => "-".into(),
+    }
+}
+
+/// Inclusive operations per inclusive joule with its interval, or "-".
+pub(super) fn ops_per_joule(e: &crate::report::SpanEnergy) -> String {
+    e.ops_per_j.as_ref().map_or_else(|| "-".into(), |r| Scale::ops_per_joule(r.point).interval(r))
 }
 
 pub(super) fn energy(e: &Estimate) -> String {

@@ -8,6 +8,17 @@ fn free(x: u32) -> u32 {
 #[measure_energy(name = "renamed")]
 fn named() {}
 
+// Operations from the arguments, of any numeric type; the arguments stay usable.
+#[measure_energy(ops = 2 * rows * cols)]
+fn matvec(rows: usize, cols: usize, x: Vec<f32>) -> Vec<f32> {
+    x.into_iter().take(rows.min(cols)).collect()
+}
+
+#[measure_energy(name = "scaled", ops = (n as f64) * 1.5)]
+async fn scaled(n: u32, data: String) -> usize {
+    data.len() + n as usize
+}
+
 #[measure_energy(name = "generic",)]
 fn generic<T: Clone + Default>(x: &T) -> T
 where
@@ -64,6 +75,8 @@ fn early_return(v: Option<u8>) -> Option<u8> {
 fn main() {
     let _ = free(1) + generic::<u8>(&3) as u32;
     named();
+    let _ = matvec(2, 3, vec![1.0; 3]);
+    let _ = scaled(2, String::new());
     let mut l = Layer;
     let _ = l.forward(1.0) + l.run() as f32;
     let _ = l.forward_async(1.0);

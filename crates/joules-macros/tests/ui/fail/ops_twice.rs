@@ -1,0 +1,6 @@
+#[joules::measure_energy(ops = 1, ops = 2)]
+fn layer() {}
+
+fn main() {
+    layer();
+}
