@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use crate::clock;
-use crate::spanlog::{Event, EventKind, LATE_EXIT, SiteId, SiteInfo, SpanLog};
+use crate::spanlog::{Event, EventKind, LATE, SiteId, SiteInfo, SpanLog};
 
 /// True while a profiler runs. The only thing an idle span reads.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -38,8 +38,8 @@ const SKIPPED: u32 = u32::MAX;
 /// guard was dropped first, or the bench harness found it still open when the iteration
 /// that entered it returned. The exit closes nothing; it tells the log the span ran.
 const LATE_BIT: u32 = 1 << 31;
-/// Spans nested deeper than this are dropped (and counted): the log stores depths in 16 bits.
-const MAX_DEPTH: u32 = LATE_EXIT as u32;
+/// Spans nested deeper than this are dropped (and counted): the log stores depths in 15 bits.
+const MAX_DEPTH: u32 = LATE as u32 - 1;
 /// The site of a cut ([`EventKind::Cut`]): no site has id 0.
 const CUT_SITE: u32 = 0;
 /// The site of a count of operations (the count in `raw`, the span's depth in `depth`): no
@@ -103,7 +103,7 @@ impl RawEvent {
             (false, _) => EventKind::Enter,
         };
         // Below `MAX_DEPTH`, which fits: deeper spans are never recorded.
-        let depth = if self.depth & LATE_BIT != 0 { LATE_EXIT } else { self.depth as u16 };
+        let depth = (self.depth & !LATE_BIT) as u16 | if self.depth & LATE_BIT != 0 { LATE } else { 0 };
         (kind, depth)
     }
 }
@@ -119,8 +119,8 @@ pub struct SpanGuard {
     generation: u32,
     /// Spans open around it on its thread when it was entered.
     depth: u32,
-    /// Its thread's era then (see `Local::era`).
-    era: u32,
+    /// Its enter's serial number on its thread (see `Local::serials`).
+    serial: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -194,7 +194,7 @@ fn run_sync_hook() {
 #[inline(always)]
 pub fn enter(site: &'static Site) -> SpanGuard {
     if !ACTIVE.load(Relaxed) {
-        return SpanGuard { site: 0, generation: 0, depth: 0, era: 0, _not_send: PhantomData };
+        return SpanGuard { site: 0, generation: 0, depth: 0, serial: 0, _not_send: PhantomData };
     }
     enter_active(site)
 }
@@ -207,8 +207,8 @@ fn enter_active(site: &'static Site) -> SpanGuard {
         id = intern(site);
     }
     let generation = GENERATION.load(Relaxed);
-    let (site, depth, era) = push_enter(clock::raw_now(), id, generation);
-    SpanGuard { site, generation, depth, era, _not_send: PhantomData }
+    let (site, depth, serial) = push_enter(clock::raw_now(), id, generation);
+    SpanGuard { site, generation, depth, serial, _not_send: PhantomData }
 }
 
 impl Drop for SpanGuard {
@@ -304,12 +304,17 @@ struct Local {
     lost: bool,
     /// The profile the counts above belong to.
     generation: u32,
-    /// Bumped whenever spans are cut off above some depth (an enclosing guard dropped first,
-    /// or the harness found guards still open after an iteration): a guard from an earlier
-    /// era at or above `floor` was cut off, and its exit is late.
-    era: u32,
-    floor: u32,
+    /// The serial number of the span open at each depth (the first [`SERIAL_DEPTHS`]): a
+    /// guard whose depth now holds another span's was cut off (an enclosing guard dropped
+    /// first, or the harness found it open after its iteration), and its exit is late, even
+    /// where spans entered since fill its depth again.
+    serials: [u32; SERIAL_DEPTHS],
+    next_serial: u32,
 }
+
+/// Depths whose spans' serial numbers a thread keeps (256 bytes). Deeper, a cut-off guard is
+/// known late only while its depth stays empty.
+const SERIAL_DEPTHS: usize = 64;
 
 impl Local {
     /// True if the ring has `n` free slots.
@@ -337,12 +342,26 @@ impl Local {
         }
     }
 
+    /// A serial number for a span entered at `depth`.
+    #[inline]
+    fn stamp(&mut self, depth: u32) -> u32 {
+        self.next_serial = self.next_serial.wrapping_add(1);
+        if let Some(s) = self.serials.get_mut(depth as usize) {
+            *s = self.next_serial;
+        }
+        self.next_serial
+    }
+
+    /// Whether the guard entered at `depth` with `serial` has been cut off.
+    #[inline]
+    fn cut_off(&self, depth: u32, serial: u32) -> bool {
+        depth >= self.depth || self.serials.get(depth as usize).is_some_and(|&s| s != serial)
+    }
+
     /// Spans at `depth` and above are gone: their exits are no longer owed, and the
     /// guards, if they are ever dropped, exit late.
     #[inline]
     fn cut(&mut self, depth: u32) {
-        self.era = self.era.wrapping_add(1);
-        self.floor = depth;
         self.depth = depth;
         if self.skip_from >= depth {
             self.skip_from = NOT_SKIPPING;
@@ -387,7 +406,7 @@ thread_local! {
 }
 
 /// Records an enter; returns the guard's site ([`SKIPPED`] if the span is dropped), depth and
-/// era.
+/// serial number.
 ///
 /// Drops happen at span granularity: an enter is recorded only if the ring has room for it,
 /// its exit and the exits of every span open around it, so a recorded span's exit is never
@@ -401,16 +420,17 @@ fn push_enter(raw: u64, site: u32, generation: u32) -> (u32, u32, u32) {
             let mut slot = cell.borrow_mut();
             let Some(local) = slot.as_mut() else {
                 let local = register_thread(&mut slot, RawEvent { raw, site, depth: 0 }, generation);
-                return (site, 0, local.era);
+                return (site, 0, local.stamp(0));
             };
             local.sync(generation);
             let depth = local.depth;
             local.depth = depth.saturating_add(1);
+            let serial = local.stamp(depth);
             // Room for this enter, its exit and the exits of the `depth` spans around it.
             let room =
                 local.skip_from == NOT_SKIPPING && depth < MAX_DEPTH && local.room_for(depth as usize + 2);
             if room && local.record(RawEvent { raw, site, depth }) {
-                return (site, depth, local.era);
+                return (site, depth, serial);
             }
             if !room {
                 // (A failed `record` counted itself.)
@@ -420,7 +440,7 @@ fn push_enter(raw: u64, site: u32, generation: u32) -> (u32, u32, u32) {
                 local.skip_from = depth;
             }
             local.lost = true;
-            (SKIPPED, depth, local.era)
+            (SKIPPED, depth, serial)
         })
         .unwrap_or((SKIPPED, 0, 0))
 }
@@ -437,7 +457,7 @@ fn push_exit(raw: u64, guard: &SpanGuard) {
             return;
         }
         let depth = guard.depth;
-        if depth >= local.depth || (guard.era != local.era && depth >= local.floor) {
+        if local.cut_off(depth, guard.serial) {
             if guard.site == SKIPPED || !local.room_for(local.owed() + 1) {
                 local.drop_edge();
                 return;
@@ -571,8 +591,8 @@ fn register_thread(slot: &mut Option<Local>, first: RawEvent, generation: u32) -
         free,
         lost: false,
         generation,
-        era: 0,
-        floor: 0,
+        serials: [0; SERIAL_DEPTHS],
+        next_serial: 0,
     });
     run_edge_tap(local.index, first);
     local

@@ -46,8 +46,12 @@ pub enum EventKind {
     Cut,
 }
 
-/// [`Event::depth`] of an exit that closes nothing: its guard was dropped after its span had
-/// ended (an enclosing guard was dropped first). It tells that the span was not forgotten.
+/// Set in [`Event::depth`] of an exit that closes nothing: its guard was dropped after its
+/// span had ended (an enclosing guard was dropped first, or the bench harness cut it). The
+/// rest of the depth is its span's. It tells that the span was not forgotten.
+pub const LATE: u16 = 1 << 15;
+
+/// [`Event::depth`] of a late exit whose span's depth is not known (a log built by hand).
 pub const LATE_EXIT: u16 = u16::MAX;
 
 /// One span edge.
@@ -65,7 +69,7 @@ pub struct Event {
     /// How many of the thread's spans were open around this one: an exit closes the span
     /// entered at its depth (and any left open above it), so recursion pairs every exit
     /// with its own enter. An enter at a depth where spans are still open ends them (their
-    /// guards were found forgotten). [`LATE_EXIT`] for an exit that closes nothing.
+    /// guards were found forgotten). [`LATE`] is set on an exit that closes nothing.
     pub depth: u16,
 }
 
@@ -73,6 +77,11 @@ pub struct Event {
 const _: () = assert!(size_of::<Event>() == 16);
 
 impl Event {
+    /// An exit that closes nothing (see [`LATE`]).
+    pub fn is_late(&self) -> bool {
+        self.kind == EventKind::Exit && self.depth & LATE != 0
+    }
+
     /// The depth at which the open spans `open` (one per depth, innermost last, each known
     /// by its site) end at this edge: for an enter or a cut, its own depth; for an exit, the
     /// depth of the span it closes, if one is open there. Spans there and above end.
@@ -96,7 +105,8 @@ pub struct ThreadEvents {
     pub events: Vec<Event>,
     /// Events lost because the thread's ring or the log was full.
     pub dropped: u64,
-    /// Of `dropped`, those lost during a benchmark's warm-up (whose spans no figure uses).
+    /// Of `dropped`, those lost before a benchmark's samples: its set-up and warm-up (whose
+    /// spans no figure uses).
     pub dropped_in_warm_up: u64,
     /// `dropped` when the running benchmark was given its share of the log.
     dropped_before: u64,
@@ -192,7 +202,8 @@ impl SpanLog {
         self.threads.iter().map(|t| t.dropped).sum()
     }
 
-    /// Of [`dropped`](Self::dropped), those lost during benchmarks' warm-ups.
+    /// Of [`dropped`](Self::dropped), those lost before benchmarks' samples (set-up and
+    /// warm-up).
     pub fn dropped_in_warm_up(&self) -> u64 {
         self.threads.iter().map(|t| t.dropped_in_warm_up).sum()
     }
@@ -237,8 +248,10 @@ impl SpanLog {
     }
 
     /// Removes every span that began and ended within `[from, until]` (e.g. a warm-up, whose
-    /// spans no figure uses), freeing its room; returns how many edges went. A thread whose
-    /// edges there do not nest cleanly (a lost, late or forgotten exit) keeps them all.
+    /// spans no figure uses), freeing its room; returns how many edges went. A span whose
+    /// guard was forgotten ends at the cut (or shallower enter) after it. A thread whose
+    /// edges there do not nest cleanly (an exit that is not the innermost span's) keeps them
+    /// all.
     pub(crate) fn discard_within(&mut self, from: Nanos, until: Nanos) -> usize {
         let mut removed = 0;
         for thread in &mut self.threads {
@@ -254,16 +267,27 @@ impl SpanLog {
             let mut clean = true;
             for (i, ev) in thread.events.iter().enumerate().take(hi).skip(lo) {
                 match ev.kind {
-                    // An enter that ends spans still open, or an exit that is not the
-                    // innermost span's (late, or ending more): not clean.
-                    EventKind::Enter | EventKind::Cut if open.last().is_some_and(|&(d, _)| ev.depth <= d) => {
-                        clean = false;
-                    }
-                    // A cut outside every span of the window ends spans from before it.
-                    EventKind::Cut => {}
-                    EventKind::Enter => {
-                        open.push((ev.depth, ev.site));
-                        run.push(i);
+                    EventKind::Enter | EventKind::Cut => {
+                        // A cut, or an enter at a depth still open, ends the spans open there
+                        // (their guards were forgotten): the run they began in may be whole.
+                        if open.last().is_some_and(|&(d, _)| ev.depth <= d) {
+                            while open.last().is_some_and(|&(d, _)| d >= ev.depth) {
+                                open.pop();
+                            }
+                            if ev.kind == EventKind::Cut {
+                                run.push(i);
+                            }
+                            if open.is_empty() {
+                                starts.push(run[0]);
+                                gone.append(&mut run);
+                            }
+                        } else if ev.kind == EventKind::Cut && !open.is_empty() {
+                            run.push(i);
+                        }
+                        if ev.kind == EventKind::Enter {
+                            open.push((ev.depth, ev.site));
+                            run.push(i);
+                        }
                     }
                     EventKind::Exit if open.last() == Some(&(ev.depth, ev.site)) => {
                         open.pop();
@@ -273,8 +297,10 @@ impl SpanLog {
                             gone.append(&mut run);
                         }
                     }
-                    // The exit of a span open before the window: what follows is outside it.
+                    // The exit of a span open before the window, or a late one outside every
+                    // span of the window: what follows is outside it.
                     EventKind::Exit if open.is_empty() => {}
+                    // An exit that is not the innermost span's (late, or ending more).
                     EventKind::Exit => clean = false,
                 }
                 if !clean {
@@ -357,7 +383,7 @@ impl ThreadEvents {
         let depth = event.depth;
         let at_depth = self.open_at.len().min(usize::from(depth));
         match event.kind {
-            EventKind::Exit if depth == LATE_EXIT => {
+            EventKind::Exit if event.is_late() => {
                 if room < self.open_at.len() + 1 {
                     self.dropped += 1;
                     return false;
@@ -377,8 +403,9 @@ impl ThreadEvents {
                 self.open_at.truncate(at_depth);
             }
             EventKind::Cut => {
+                // A cut is no span edge: one the log has no room for is not counted as
+                // dropped (the next enter at its depth ends the same spans).
                 if self.skip_from.is_some_and(|skip| depth > skip) || room < at_depth + 1 {
-                    self.dropped += 1;
                     return false;
                 }
                 self.skip_from = None;
@@ -458,21 +485,27 @@ impl ThreadEvents {
     /// counts of the spans left out) went.
     fn leave_out_forgotten(&mut self) -> usize {
         // Enters open now (one per depth), and enters cut off awaiting a late exit.
-        let mut open: Vec<(SiteId, usize)> = Vec::new();
-        let mut cut: Vec<(SiteId, usize)> = Vec::new();
+        // (site, depth, position): the depth is the index in `open`.
+        let mut open: Vec<(SiteId, u16, usize)> = Vec::new();
+        let mut cut: Vec<(SiteId, u16, usize)> = Vec::new();
         for (i, ev) in self.events.iter().enumerate() {
-            match ev.ends_from(&open, |&(site, _)| site) {
+            match ev.ends_from(&open, |&(site, _, _)| site) {
                 Some(at) => {
                     let from = if ev.kind == EventKind::Exit { at + 1 } else { at };
                     cut.extend(open.drain(from.min(open.len())..));
                     open.truncate(at);
                     if ev.kind == EventKind::Enter {
-                        open.push((ev.site, i));
+                        open.push((ev.site, ev.depth, i));
                     }
                 }
                 // A late exit: its span ran; the guard was dropped after an enclosing one's.
+                // It is the latest span cut off at its site and depth.
                 None => {
-                    if let Some(k) = cut.iter().rposition(|&(site, _)| site == ev.site) {
+                    let level = ev.depth & !LATE;
+                    let known = ev.depth != LATE_EXIT;
+                    if let Some(k) =
+                        cut.iter().rposition(|&(site, d, _)| site == ev.site && (!known || d == level))
+                    {
                         cut.remove(k);
                     }
                 }
@@ -484,8 +517,8 @@ impl ThreadEvents {
         if cut.is_empty() {
             return 0;
         }
-        cut.sort_unstable_by_key(|&(_, i)| i);
-        let gone: Vec<usize> = cut.iter().map(|&(_, i)| i).collect();
+        cut.sort_unstable_by_key(|&(_, _, i)| i);
+        let gone: Vec<usize> = cut.iter().map(|&(_, _, i)| i).collect();
         // Edges inside a span left out are one level shallower: renumber from the kept
         // enters' old depths.
         let mut kept_open: Vec<u16> = Vec::new();
@@ -506,7 +539,7 @@ impl ThreadEvents {
                     kept_open.retain(|&d| d < old);
                     ev.depth = kept_open.len() as u16;
                 }
-                EventKind::Exit if old == LATE_EXIT => {}
+                EventKind::Exit if old & LATE != 0 => {}
                 EventKind::Exit => match kept_open.binary_search(&old) {
                     Ok(at) => {
                         kept_open.truncate(at);
@@ -517,7 +550,7 @@ impl ThreadEvents {
             }
         }
         // Its place: the first edge after it (`remove` maps it so).
-        self.forgotten.extend(cut.iter().map(|&(site, i)| (i, site)));
+        self.forgotten.extend(cut.iter().map(|&(site, _, i)| (i, site)));
         let ops = self.remove(&gone, |_| true);
         self.forgotten.sort_by_key(|&(at, _)| at);
         cut.len() + ops
@@ -610,6 +643,22 @@ mod tests {
         assert_eq!(kept(&l), [(0, a, Enter), (12, a, Exit), (19, b, Enter), (30, b, Exit)]);
         assert!(l.threads[0].events[2].after_loss, "a loss before a removed span stays with what was open");
         assert_eq!(l.len(), 4);
+        // A span forgotten in each iteration ends at the harness's cut, or at the next enter
+        // at its depth: each run is whole, and goes.
+        let (x, l, none) = (a, b, SiteId(0));
+        let mut cut = raw(&[
+            (10, x, Enter, 0),
+            (11, l, Enter, 1),
+            (12, l, Exit, 1),
+            (13, none, Cut, 0),
+            (14, x, Enter, 0),
+            (15, l, Enter, 1),
+            (16, l, Exit, 1),
+            (17, x, Enter, 0),
+            (30, l, Enter, 1),
+        ]);
+        assert_eq!(cut.discard_within(Nanos(0), Nanos(20)), 7);
+        assert_eq!(cut.threads[0].events.len(), 2, "the last x is open past the window");
         // Edges that do not nest (an exit ending more than the innermost span) are all kept.
         let mut tangled = log(&[(10, a, Enter), (11, b, Enter), (12, a, Exit), (13, b, Exit)]);
         assert_eq!(tangled.discard_within(Nanos(0), Nanos(20)), 0);

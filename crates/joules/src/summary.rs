@@ -339,14 +339,20 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
             })
             .collect();
         let warm = rec.spans.dropped_in_warm_up();
-        let warm = if warm > 0 { format!(", {warm} of them during warm-ups") } else { String::new() };
+        let warm = if warm > 0 {
+            format!(", {warm} of them before the samples (set-up and warm-up)")
+        } else {
+            String::new()
+        };
         w.push(format!(
             "{dropped} span edges were dropped, whole spans at a time ({}{warm}): the thread's span ring \
              (65536 edges by default, between two looks of the sampler) or the log (16M edges; \
              a benchmark run gives each bench an even share of the room left, and keeps no \
              warm-up) was full. A dropped span's time and energy show in the span around it (flagged \
              `spans dropped`: {}){}; what was recorded nests as it ran. Fewer, coarser spans in \
-             tight loops (one per layer, not per element) avoid it",
+             tight loops (one per layer, not per element) avoid it; so does dropping every guard \
+             (guards forgotten in a loop inside a long span pile up, and each span entered there \
+             needs room for all their exits)",
             by_thread.join(", "),
             {
                 let held: Vec<&str> = (0..tree.paths.len())
@@ -363,10 +369,12 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
     if !not_left.is_empty() {
         w.push(format!(
             "{} not left by its own guard (flagged `not left`): ended by an enclosing span's \
-             exit (its guard dropped after the enclosing one's), or still open when the \
-             profile stopped (a guard still alive, or forgotten outside every span); spans \
-             its thread entered meanwhile nested under it. Let guards drop in the order they \
-             were made, before the profile stops",
+             exit (its guard dropped after the enclosing one's), by the bench harness at the \
+             end of the iteration that entered it (its guard kept past the iteration, and \
+             dropped later), or still open when the profile stopped (a guard still alive, or \
+             forgotten outside every span); spans its thread entered meanwhile nested under \
+             it. Let guards drop in the order they were made, within their iteration, before \
+             the profile stops",
             not_left.join(", ")
         ));
     }
@@ -392,7 +400,7 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
     }
     if tree.unmatched_exits > 0 {
         w.push(format!(
-            "{} span exits matched no open span (entered before the profile started, or already ended by an enclosing span's guard dropped first)",
+            "{} span exits matched no open span: their guards were dropped after their spans had ended (by an enclosing span's guard dropped first, or by the bench harness at the end of their iteration); they tell only that those spans were not forgotten",
             tree.unmatched_exits
         ));
     }

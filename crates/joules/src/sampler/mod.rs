@@ -285,7 +285,7 @@ impl<C: SamplerClock> Sampler<C> {
                     // first) must not make a running span look like rest.
                     depth[i] = match ev.kind {
                         EventKind::Enter => i64::from(ev.depth) + 1,
-                        EventKind::Exit if ev.depth == crate::spanlog::LATE_EXIT => depth[i],
+                        EventKind::Exit if ev.is_late() => depth[i],
                         EventKind::Exit | EventKind::Cut => i64::from(ev.depth),
                     };
                 }

@@ -515,7 +515,8 @@ impl Source for Sim {
                     if t > ctx.now {
                         break;
                     }
-                    let name = names.get(site as usize - 1).map_or("?", String::as_str);
+                    let name =
+                        (site as usize).checked_sub(1).and_then(|i| names.get(i)).map_or("?", String::as_str);
                     self.machine.edge(thread, t, (site, name, kind, depth), &mut truth);
                     *next += 1;
                 }

@@ -34,6 +34,13 @@ pub(super) fn sweep(tl: &Timeline, tree: &SpanTree, log: &SpanLog, setup: &Setup
             }
             match ev.kind {
                 EventKind::Enter => {
+                    // Spans still open at its depth ended (forgotten).
+                    let depth = usize::from(ev.depth);
+                    if depth < threads[th].stack.len() {
+                        threads[th].stack.truncate(depth);
+                        let back = threads[th].stack.last().copied();
+                        running.set(&mut threads, th, back);
+                    }
                     let parent = threads[th].stack.last().copied();
                     let Some(path) = tree.child(parent, ev.site) else { continue };
                     threads[th].stack.push(path);
@@ -176,10 +183,12 @@ mod tests {
 
     use super::*;
     use crate::source::{Domain, DomainKind};
+    use crate::spanlog::SiteId;
     use crate::timeline::TimelineDomain;
 
     /// Per thread: (gap ns, Some(site) to enter, Some(3) to exit the outermost open span
-    /// (unwinding those inside it), None to exit the innermost).
+    /// (unwinding those inside it), Some(4) to cut every open span (the bench harness after
+    /// an iteration that forgot its guards), None to exit the innermost).
     type Ops = Vec<(u64, Option<u8>)>;
 
     fn log_of(threads: &[Ops]) -> SpanLog {
@@ -190,6 +199,11 @@ mod tests {
             for &(gap, op) in ops {
                 t += gap;
                 let (site, kind) = match op {
+                    Some(4) => {
+                        stack.clear();
+                        log.push(i as u32, Nanos(t), SiteId(0), EventKind::Cut);
+                        continue;
+                    }
                     Some(3) if !stack.is_empty() => {
                         let outer = stack[0];
                         stack.clear();
@@ -337,7 +351,7 @@ mod tests {
         #[test]
         fn meters_sum_what_pieces_do(
             threads in proptest::collection::vec(
-                proptest::collection::vec((0u64..1_500, proptest::option::weighted(0.55, 0u8..4)), 0..80),
+                proptest::collection::vec((0u64..1_500, proptest::option::weighted(0.55, 0u8..5)), 0..80),
                 1..4,
             ),
             readings in proptest::collection::vec((1u64..1_200, 0.0f64..1.0, 0.0f64..0.5, proptest::bool::weighted(0.8)), 2..150),
