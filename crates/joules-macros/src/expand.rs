@@ -43,10 +43,13 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
         Some(sync) => quote! { ::joules::__private::enter_synced(&__JOULES_SITE, #sync) },
         None => quote! { ::joules::__private::enter(&__JOULES_SITE) },
     };
-    // Counted once a call, inside its span; for an `async fn`, in its first poll.
+    // Counted once a call, inside its span; for an `async fn`, in its first poll. Not even
+    // computed with no profiler running.
     let ops = args.ops.as_ref().map(|expr| {
         quote_spanned! {expr.span()=>
-            ::joules::add_ops(::joules::__private::OpsCount::ops(#expr));
+            if ::joules::__private::profiling() {
+                ::joules::add_ops(::joules::__private::OpsCount::ops(#expr));
+            }
         }
     });
     let body = if sig.asyncness.is_some() {

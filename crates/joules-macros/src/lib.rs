@@ -14,8 +14,9 @@ use proc_macro::TokenStream;
 /// methods, generic functions and `async fn`s (an async span is entered on every poll, so only
 /// time the future actually runs counts). `ops = expr` declares the operations one call does
 /// (e.g. `ops = 2 * rows * cols` multiply-adds), computed from the arguments as the span is
-/// entered: reports then give operations per call and per joule. See the `joules` crate for
-/// the full story.
+/// entered (only while a profiler runs): reports then give operations per call and per joule
+/// (an `async fn` counts each poll as a call, and its operations in the first). See the
+/// `joules` crate for the full story.
 #[proc_macro_attribute]
 pub fn measure_energy(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = match syn::parse::<attr::MeasureArgs>(args) {

@@ -90,7 +90,7 @@ macro_rules! bench_main {
 /// What the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::span::OpsCount;
     pub use crate::span::{Instrumented, Site, enter, enter_synced, set_span_ring_capacity};
+    pub use crate::span::{OpsCount, profiling};
     pub use crate::spanlog::set_span_log_capacity;
 }

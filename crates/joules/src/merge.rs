@@ -209,12 +209,20 @@ fn merge_span(all: &[&BenchReport], path: &str, domains: &[DomainReport]) -> Spa
     out.calls = req(|s| &s.calls);
     out.exclusive_ns = req(|s| &s.exclusive_ns);
     out.inclusive_ns = req(|s| &s.inclusive_ns);
-    out.ops = out.ops.take().and_then(|first| {
-        Some(SpanOps {
-            exclusive: over(&ss, |s| s.ops.as_ref().map(|o| &o.exclusive))?,
-            inclusive: over(&ss, |s| s.ops.as_ref().map(|o| &o.inclusive))?,
-            per_call: first.per_call,
-        })
+    // Runs whose span declared none count as none, so that the mean is over the same runs
+    // as the joules'.
+    let none = SpanOps {
+        exclusive: Estimate::from_samples(vec![0.0]),
+        inclusive: Estimate::from_samples(vec![0.0]),
+        per_call: 0.0,
+    };
+    out.ops = ss.iter().flatten().any(|s| s.ops.is_some()).then(|| {
+        let ops: Vec<Option<&SpanOps>> =
+            ss.iter().map(|s| s.map(|s| s.ops.as_ref().unwrap_or(&none))).collect();
+        let exclusive = over(&ops, |o| Some(&o.exclusive)).expect("some run has it");
+        let inclusive = over(&ops, |o| Some(&o.inclusive)).expect("some run has it");
+        let per_call = if out.calls.point > 0.0 { exclusive.point / out.calls.point } else { 0.0 };
+        SpanOps { exclusive, inclusive, per_call }
     });
     let inclusive_ops = out.ops.as_ref().map(|o| o.inclusive.point);
     out.energy = domains

@@ -496,14 +496,35 @@ macro_rules! ops_count {
     ($($t:ty),*) => {$(
         impl OpsCount for $t {
             #[inline(always)]
-            #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation, clippy::cast_lossless)]
             fn ops(self) -> u64 {
-                if self > (0 as $t) { self as u64 } else { 0 }
+                u64::try_from(self).unwrap_or(if self > 0 { u64::MAX } else { 0 })
             }
         }
     )*};
 }
-ops_count!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
+ops_count!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl OpsCount for f64 {
+    #[inline(always)]
+    fn ops(self) -> u64 {
+        // Saturates, and NaN is 0.
+        self as u64
+    }
+}
+
+impl OpsCount for f32 {
+    #[inline(always)]
+    fn ops(self) -> u64 {
+        self as u64
+    }
+}
+
+/// True while a profiler runs (what `#[measure_energy(ops = ...)]` checks before computing
+/// its count).
+#[inline(always)]
+pub fn profiling() -> bool {
+    ACTIVE.load(Relaxed)
+}
 
 /// Declares `ops` operations (e.g. multiply-adds) done in the innermost span open on this
 /// thread. Reports give each span path its operations per call and per joule. What

@@ -297,8 +297,13 @@ impl SpanLog {
                             gone.append(&mut run);
                         }
                     }
-                    // The exit of a span open before the window, or a late one outside every
-                    // span of the window: what follows is outside it.
+                    // A late exit closes nothing: it goes with the run it falls in.
+                    EventKind::Exit if ev.is_late() => {
+                        if !open.is_empty() {
+                            run.push(i);
+                        }
+                    }
+                    // The exit of a span open before the window: what follows is outside it.
                     EventKind::Exit if open.is_empty() => {}
                     // An exit that is not the innermost span's (late, or ending more).
                     EventKind::Exit => clean = false,
@@ -477,6 +482,13 @@ impl ThreadEvents {
         for (at, _) in &mut self.ops {
             *at = new_at[*at];
         }
+        // Open spans' places move too: operations declared later find their enter.
+        for at in &mut self.open_at {
+            *at = new_at[(*at).min(new_at.len() - 1)];
+        }
+        for (_, at) in &mut self.built {
+            *at = new_at[(*at).min(new_at.len() - 1)];
+        }
         self.events = kept;
         ops - self.ops.len()
     }
@@ -539,7 +551,11 @@ impl ThreadEvents {
                     kept_open.retain(|&d| d < old);
                     ev.depth = kept_open.len() as u16;
                 }
-                EventKind::Exit if old & LATE != 0 => {}
+                // A late exit's level follows its span's (so that a second pass pairs them).
+                EventKind::Exit if old == LATE_EXIT => {}
+                EventKind::Exit if old & LATE != 0 => {
+                    ev.depth = LATE | kept_open.partition_point(|&d| d < old & !LATE) as u16;
+                }
                 EventKind::Exit => match kept_open.binary_search(&old) {
                     Ok(at) => {
                         kept_open.truncate(at);
@@ -763,6 +779,12 @@ mod tests {
         assert!(!l.add_ops(0, 1), "no span open");
         assert_eq!(l.discard_within(Nanos(0), Nanos(3)), 4);
         assert_eq!(l.threads[0].ops, [(0, 11)], "the second b's, now first");
+        // A span open across a discarded window keeps its place for the counts still to come.
+        let mut live =
+            raw(&[(0, a, Enter, 0), (1, a, Exit, 0), (2, a, Enter, 0), (3, a, Exit, 0), (4, b, Enter, 0)]);
+        assert_eq!(live.discard_within(Nanos(0), Nanos(3)), 4);
+        assert!(live.threads[0].store_ops(9, 0, 42));
+        assert_eq!(live.threads[0].ops, [(0, 42)], "b's enter is now first");
     }
 
     #[test]

@@ -131,10 +131,11 @@ impl Estimate {
         }
     }
 
-    /// `amount` (known exactly, e.g. declared operations) per unit of this figure (e.g.
-    /// joules): its interval is this one's, inverted and widened by `systematic`. None when
-    /// this figure is not above 0. The upper bound is None where this figure's interval
-    /// reaches 0 (any rate above the lower bound is then possible).
+    /// `amount` (taken as known exactly, e.g. declared operations) per unit of this figure
+    /// (e.g. joules): its interval is this one's, inverted and widened by this figure's
+    /// `systematic` allowance where it has one. None when this figure is not above 0. The
+    /// upper bound is None where this figure's interval reaches 0 (any rate above the lower
+    /// bound is then possible). It keeps no per-sample values: the amount is a mean.
     pub fn per_unit(&self, amount: f64) -> Option<Estimate> {
         if !(amount > 0.0 && self.point > 0.0 && amount.is_finite()) {
             return None;
@@ -148,10 +149,10 @@ impl Estimate {
             hi: self.lo.map(|l| l - bias).filter(|&l| l > 0.0).map(|l| amount / l),
             stderr: self.stderr.map(rel),
             level: self.level,
-            samples: self.samples.iter().filter(|&&x| x > 0.0).map(|&x| amount / x).collect(),
+            samples: Vec::new(),
             systematic: None,
             model_stderr: self.model_stderr.map(rel),
-            runs: self.runs.iter().filter(|&&x| x > 0.0).map(|&x| amount / x).collect(),
+            runs: Vec::new(),
         })
     }
 

