@@ -162,8 +162,10 @@ pub(super) fn ops_per_joule(e: &crate::report::SpanEnergy) -> String {
     e.ops_per_j.as_ref().map_or_else(|| "-".into(), |r| Scale::ops_per_joule(r.point).interval(r))
 }
 
+/// Its unit picked from the point, or the interval where that is wider (a point near 0
+/// with an interval in nanojoules would print as millions).
 pub(super) fn energy(e: &Estimate) -> String {
-    Scale::energy(e.point).estimate(e)
+    Scale::energy(e.point.abs().max(e.half_width().unwrap_or(0.0))).estimate(e)
 }
 
 pub(super) fn time(e: &Estimate) -> String {

@@ -1,0 +1,36 @@
+//! `cargo joules bench` runs this (from `examples/cnn`, after `scripts/fetch-models cnn`): one
+//! batch of 64 test images through the trained CNN per iteration, dense and pruned to 60% of
+//! each layer's channels and neurons. `cargo joules compare` of the two shows, per layer,
+//! what the pruning saved in joules beside what it saved in multiply-adds.
+
+use joules::bench::Bencher;
+use joules_example_cnn::{Cnn, models_dir, test_set};
+
+/// The share of channels and neurons the pruned variant keeps.
+const KEEP: f64 = 0.6;
+
+fn load() -> (Cnn, candle_core::Tensor) {
+    let dir = models_dir();
+    let model = Cnn::load(&dir.join("mnist.pth")).unwrap_or_else(|e| {
+        eprintln!("joules-example-cnn: {e}: run scripts/fetch-models cnn first");
+        std::process::exit(2)
+    });
+    let (images, _) = test_set(&dir.join("mnist_test.csv"), 64).unwrap_or_else(|e| {
+        eprintln!("joules-example-cnn: {e}: run scripts/fetch-models cnn first");
+        std::process::exit(2)
+    });
+    (model, images)
+}
+
+fn dense(b: &mut Bencher<'_>) {
+    let (model, images) = load();
+    b.iter(|| model.forward(&images).expect("inference"));
+}
+
+fn pruned(b: &mut Bencher<'_>) {
+    let (model, images) = load();
+    let model = model.pruned(KEEP).expect("pruning");
+    b.iter(|| model.forward(&images).expect("inference"));
+}
+
+joules::bench_main!(dense, pruned);

@@ -1,0 +1,52 @@
+//! The trained CNN is the real one (98% or better on the first 1000 MNIST test images), and
+//! its pruned variant cuts at least 30% of the pruned layers' multiply-adds; what that costs
+//! in accuracy is printed. Skipped, saying so, when the weights are not fetched
+//! (`scripts/fetch-models cnn`), unless JOULES_REQUIRE_MODELS is set.
+
+use joules_example_cnn::{Cnn, accuracy, models_dir, test_set};
+
+fn fetched() -> Option<std::path::PathBuf> {
+    let dir = models_dir();
+    if dir.join("mnist.pth").exists() && dir.join("mnist_test.csv").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("JOULES_REQUIRE_MODELS").is_none(),
+        "JOULES_REQUIRE_MODELS is set, but {} has no mnist.pth and mnist_test.csv",
+        dir.display()
+    );
+    eprintln!("SKIPPED: no weights in {}: run scripts/fetch-models cnn", dir.display());
+    None
+}
+
+#[test]
+fn the_trained_cnn_classifies_98_percent_of_1000_test_images() {
+    let Some(dir) = fetched() else { return };
+    let model = Cnn::load(&dir.join("mnist.pth")).unwrap();
+    let (images, labels) = test_set(&dir.join("mnist_test.csv"), 1000).unwrap();
+    assert_eq!(labels.len(), 1000);
+    let acc = accuracy(&model, &images, &labels).unwrap();
+    println!("dense: {:.1}% on 1000 test images", 100.0 * acc);
+    assert!(acc >= 0.98, "{acc}");
+}
+
+#[test]
+fn pruning_cuts_a_third_of_the_multiply_adds_and_says_what_it_costs() {
+    let Some(dir) = fetched() else { return };
+    let model = Cnn::load(&dir.join("mnist.pth")).unwrap();
+    let pruned = model.pruned(0.6).unwrap();
+    assert_eq!(pruned.widths(), [19, 38, 77]);
+    for (layer, (d, p)) in
+        ["conv1", "conv2", "fc1", "fc2"].iter().zip(model.macs().into_iter().zip(pruned.macs()))
+    {
+        let cut = 1.0 - p as f64 / d as f64;
+        println!("{layer}: {d} -> {p} multiply-adds per image ({:.0}% fewer)", 100.0 * cut);
+        assert!(cut >= 0.3, "{layer}: {cut}");
+    }
+    let (images, labels) = test_set(&dir.join("mnist_test.csv"), 1000).unwrap();
+    let (dense_acc, pruned_acc) =
+        (accuracy(&model, &images, &labels).unwrap(), accuracy(&pruned, &images, &labels).unwrap());
+    println!("accuracy: dense {:.1}%, pruned {:.1}%", 100.0 * dense_acc, 100.0 * pruned_acc);
+    // A structurally pruned net with no fine-tuning keeps most of its skill, not all.
+    assert!(pruned_acc > 0.5, "{pruned_acc}");
+}
