@@ -98,10 +98,18 @@ pub(crate) enum Color {
 
 #[derive(Debug, Args)]
 pub(crate) struct CompareArgs {
-    /// The old report: a path, or the name of a baseline saved with --save-baseline.
-    pub(crate) old: String,
+    /// The old report: a path, or the name of a baseline saved with --save-baseline. With
+    /// --benches: the report holding both [default: the last `cargo joules bench`].
+    #[arg(required_unless_present = "benches")]
+    pub(crate) old: Option<String>,
     /// The new report: a path, or a baseline name [default: the last `cargo joules bench`].
+    #[arg(conflicts_with = "benches")]
     pub(crate) new: Option<String>,
+    /// Compare two benchmarks of one report instead (e.g. a model and its pruned variant):
+    /// each layer's joules, declared operations, and the benches' notes (their quality).
+    /// A name may be a bench's last part (`pruned` for `mnist/pruned`).
+    #[arg(long, num_args = 2, value_names = ["OLD_BENCH", "NEW_BENCH"])]
+    pub(crate) benches: Option<Vec<String>>,
     /// Path to Cargo.toml (to find target/joules).
     #[arg(long, value_name = "PATH")]
     pub(crate) manifest_path: Option<PathBuf>,

@@ -109,6 +109,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
             }],
             spans,
             warnings: vec![],
+            notes: vec![],
         }],
     }
 }

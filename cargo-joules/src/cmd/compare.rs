@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use joules::exit::ExitCodes;
 
-use super::output::{baseline_path, gate, load};
+use super::output::{baseline_path, gate, load, variants};
 use super::{Failure, WithCode};
 use crate::cargo;
 use crate::cli::CompareArgs;
@@ -22,7 +22,15 @@ pub(crate) fn run(args: &CompareArgs) -> Result<u8, Failure> {
             baseline_path(&joules_dir()?, arg)
         }
     };
-    let old_path = resolve(&args.old)?;
+    if let Some(benches) = &args.benches {
+        let path = match &args.old {
+            Some(r) => resolve(r)?,
+            None => joules_dir()?.join("report.json"),
+        };
+        let report = load(&path, "report", " (run `cargo joules bench` first)")?;
+        return variants(&report, &benches[0], &benches[1], &args.gate, &args.output);
+    }
+    let old_path = resolve(args.old.as_deref().expect("required without --benches"))?;
     let new_path = match &args.new {
         Some(n) => resolve(n)?,
         None => joules_dir()?.join("report.json"),

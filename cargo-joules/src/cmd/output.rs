@@ -72,6 +72,21 @@ pub(crate) fn gate(old: &Report, new: &Report, gate: &GateArgs, out: &OutputArgs
     Ok(if cmp.regressed() { ExitCodes::REGRESSION } else { ExitCodes::OK })
 }
 
+/// Compares two benchmarks of one report and prints it; exit 2 if either is not there, 4 if
+/// the new one regressed.
+pub(crate) fn variants(
+    report: &Report,
+    old: &str,
+    new: &str,
+    gate: &GateArgs,
+    out: &OutputArgs,
+) -> Result<u8, Failure> {
+    let cmp = joules::compare::variants(report, old, new, &config(gate)?).code(ExitCodes::USAGE)?;
+    print!("{}", render::comparison(&cmp, report, format(out), color(out)));
+    step_summary(&render::comparison(&cmp, report, Format::Markdown, false));
+    Ok(if cmp.regressed() { ExitCodes::REGRESSION } else { ExitCodes::OK })
+}
+
 /// Appends to the GitHub Actions job summary, when there is one.
 pub(crate) fn step_summary(markdown: &str) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return };

@@ -124,3 +124,44 @@ fn compare_appends_markdown_to_the_step_summary() {
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.starts_with("earlier step\n### joules: energy comparison"), "{md}");
 }
+
+/// `compare --benches`: two benchmarks of one report (a model and its pruned variant) side by
+/// side, with their declared operations and what each said of its quality; a name that is
+/// not there is a one-line usage error naming those that are.
+#[test]
+fn two_benches_of_one_report_compare_as_variants() {
+    use joules::report::SpanOps;
+    use joules::stats::Estimate;
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = a_report();
+    let variant = |name: &str, ops: f64, accuracy: &str| {
+        let mut b = report.benches[0].clone();
+        b.name = name.to_owned();
+        let exact = Estimate::from_samples(vec![ops, ops]);
+        b.spans[0].ops = Some(SpanOps { exclusive: exact.clone(), inclusive: exact, per_call: ops });
+        b.notes = vec![format!("accuracy {accuracy}")];
+        b
+    };
+    let (dense, pruned) = (variant("mnist/dense", 1000.0, "98.8%"), variant("mnist/pruned", 600.0, "98.5%"));
+    report.benches = vec![dense, pruned];
+    let path = dir.path().join("r.json");
+    report.write_atomic(&path).unwrap();
+    let run = |a: &str, b: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cargo-joules"))
+            .args(["joules", "compare", "--benches", a, b, path.to_str().unwrap(), "--color", "never"])
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    let out = run("dense", "pruned");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("mnist/dense → mnist/pruned"), "{shown}");
+    assert!(shown.contains("J/ops") && shown.contains("-40.0%"), "the operations saved: {shown}");
+    assert!(shown.contains("note: mnist/dense: accuracy 98.8%"), "{shown}");
+    assert!(shown.contains("note: mnist/pruned: accuracy 98.5%"), "{shown}");
+    let missing = run("dense", "int8");
+    assert_eq!(missing.status.code(), Some(i32::from(ExitCodes::USAGE)), "{}", text(&missing));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("no benchmark `int8` in the report (it has: mnist/dense, mnist/pruned)"), "{err}");
+}

@@ -85,6 +85,7 @@ pub struct Bencher<'a> {
     config: &'a BenchConfig,
     samples: Vec<SampleWindow>,
     warnings: Vec<String>,
+    notes: Vec<String>,
 }
 
 /// The update period of a stepped counter in whose intervals the regression found layers it
@@ -102,6 +103,13 @@ fn phase_locked(profiler: &Profiler, window: Window) -> Option<Nanos> {
 }
 
 impl Bencher<'_> {
+    /// Records what this benchmark says of itself in its report, e.g. the accuracy of the
+    /// model variant it runs: `cargo joules compare --benches` shows it beside the joules
+    /// a variant saved, as their quality cost.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
     /// Measures `f`, the work of one iteration (e.g. one inference).
     pub fn iter<O>(&mut self, mut f: impl FnMut() -> O) {
         // Spans an iteration leaves open when it returns were forgotten (`mem::forget`):
@@ -212,8 +220,14 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     for (i, (name, f)) in selected.iter().enumerate() {
         // Each bench gets its share of the span log: a runaway one cannot starve the next.
         let shared = profiler.share_span_log(selected.len() - i);
-        let mut b =
-            Bencher { name, profiler: &profiler, config: &config, samples: Vec::new(), warnings: Vec::new() };
+        let mut b = Bencher {
+            name,
+            profiler: &profiler,
+            config: &config,
+            samples: Vec::new(),
+            warnings: Vec::new(),
+            notes: Vec::new(),
+        };
         if shared.is_none() {
             b.warnings.push(
                 "the sampler did not answer within 5 s when asked to give this bench its share of \
@@ -237,7 +251,7 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         if b.samples.is_empty() {
             return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
         }
-        windows.push((*name, b.samples, b.warnings));
+        windows.push((*name, b.samples, b.warnings, b.notes));
     }
     let rec = profiler.stop();
     if let Some(why) = &rec.failure {
@@ -247,7 +261,7 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
     // figures short: the run must not pass a gate or become a baseline (a broken run would
     // read as an improvement), so it ends here, saying what stopped when and why. (One that
     // stops while the profile settles after the last sample lost nothing.)
-    let measured_until = windows.iter().flat_map(|(_, s, _)| s.iter().map(|s| s.window.end)).max();
+    let measured_until = windows.iter().flat_map(|(_, s, _, _)| s.iter().map(|s| s.window.end)).max();
     let failed: Vec<String> = rec
         .timeline
         .domains
@@ -274,8 +288,8 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         .then(|| summary::idle_power(&rec.timeline, &tree, &rec.spans, &idle_windows));
     let benches = windows
         .iter()
-        .map(|(name, samples, own)| {
-            summary::summarize(
+        .map(|(name, samples, own, notes)| {
+            let mut bench = summary::summarize(
                 name,
                 &rec.timeline,
                 &tree,
@@ -283,7 +297,9 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
                 samples,
                 idle.as_deref(),
                 warnings.iter().chain(own).cloned().collect(),
-            )
+            );
+            bench.notes.clone_from(notes);
+            bench
         })
         .collect();
     let report = Report::new(rec.sources, rec.unavailable, benches);

@@ -119,9 +119,33 @@ pub struct Change {
     pub basis: Basis,
     /// What it amounts to.
     pub verdict: Verdict,
+    /// Operations declared in the span per iteration before (its own; for `(total)`, every
+    /// span's), where any were declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_ops: Option<f64>,
+    /// The same after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_ops: Option<f64>,
     /// The systematic allowance added to each side of the interval (relative).
     #[serde(skip)]
     widened: f64,
+}
+
+impl Change {
+    /// The relative change in declared operations, where both sides declared some.
+    pub fn ops_change(&self) -> Option<f64> {
+        match (self.old_ops, self.new_ops) {
+            (Some(o), Some(n)) if o > 0.0 => Some(n / o - 1.0),
+            _ => None,
+        }
+    }
+
+    /// The relative change in joules per relative change in operations (0.5: the joules fell
+    /// half as much as the operations), where both moved.
+    pub fn joules_per_ops(&self) -> Option<f64> {
+        let ops = self.ops_change().filter(|o| o.abs() > 1e-9)?;
+        Some(self.change.as_ref()?.point / ops)
+    }
 }
 
 fn within_run() -> Basis {
@@ -142,6 +166,10 @@ pub struct Comparison {
     /// Figures tested together (the Holm family).
     #[serde(default)]
     pub tested: usize,
+    /// What the benchmarks said of themselves (e.g. a model variant's accuracy), old first:
+    /// the quality side of what a change saved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Comparison {
@@ -220,18 +248,95 @@ pub fn compare(old: &Report, new: &Report, cfg: &CompareConfig) -> Result<Compar
     for nb in &new.benches {
         let before = in_bench(&old.benches, &nb.name);
         for figure in figures(nb) {
-            let old_e = before.iter().find(|f| same(f, &figure)).map(|f| f.2);
-            changes.push(change(&nb.name, old_e, Some(figure.2), &figure.0, &figure.1));
+            let old_f = before.iter().find(|f| same(f, &figure));
+            let mut c = change(&nb.name, old_f.map(|f| f.2), Some(figure.2), &figure.0, &figure.1);
+            (c.old_ops, c.new_ops) = (old_f.and_then(|f| f.3), figure.3);
+            changes.push(c);
         }
     }
     for ob in &old.benches {
         let after = in_bench(&new.benches, &ob.name);
         for figure in figures(ob).into_iter().filter(|f| !after.iter().any(|a| same(a, f))) {
-            changes.push(change(&ob.name, Some(figure.2), None, &figure.0, &figure.1));
+            let mut c = change(&ob.name, Some(figure.2), None, &figure.0, &figure.1);
+            c.old_ops = figure.3;
+            changes.push(c);
         }
     }
     let tested = adjust(&mut changes, cfg);
-    Ok(Comparison { noise: cfg.noise, significance: cfg.significance, mismatches, changes, tested })
+    Ok(Comparison {
+        noise: cfg.noise,
+        significance: cfg.significance,
+        mismatches,
+        changes,
+        tested,
+        notes: Vec::new(),
+    })
+}
+
+/// Why two benchmarks of one report cannot be compared.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VariantError {
+    /// No benchmark has that name.
+    #[error("no benchmark `{name}` in the report (it has: {})", .known.join(", "))]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// The report's benchmarks.
+        known: Vec<String>,
+    },
+    /// Several benchmarks end with that name.
+    #[error("`{name}` names several benchmarks ({}): give the whole name", .matches.join(", "))]
+    Ambiguous {
+        /// The name asked for.
+        name: String,
+        /// The benchmarks it could be.
+        matches: Vec<String>,
+    },
+}
+
+/// Two benchmarks of one report compared as old and new (a model and its pruned variant,
+/// say): each span path against the same path, with their declared operations, and each
+/// bench's notes. A name matches a bench's whole name, or its last part (`pruned` for
+/// `mnist/pruned`).
+pub fn variants(
+    report: &Report,
+    old: &str,
+    new: &str,
+    cfg: &CompareConfig,
+) -> Result<Comparison, VariantError> {
+    let find = |name: &str| -> Result<&BenchReport, VariantError> {
+        let all: Vec<String> = report.benches.iter().map(|b| b.name.clone()).collect();
+        if let Some(b) = report.benches.iter().find(|b| b.name == name) {
+            return Ok(b);
+        }
+        let hits: Vec<&BenchReport> =
+            report.benches.iter().filter(|b| b.name.rsplit('/').next() == Some(name)).collect();
+        match hits.as_slice() {
+            [b] => Ok(b),
+            [] => Err(VariantError::NotFound { name: name.to_owned(), known: all }),
+            _ => Err(VariantError::Ambiguous {
+                name: name.to_owned(),
+                matches: hits.iter().map(|b| b.name.clone()).collect(),
+            }),
+        }
+    };
+    let (ob, nb) = (find(old)?, find(new)?);
+    let label = format!("{} → {}", ob.name, nb.name);
+    let side = |b: &BenchReport| {
+        let mut r = report.clone();
+        r.benches = vec![BenchReport { name: label.clone(), ..b.clone() }];
+        r
+    };
+    let mut cmp = compare(&side(ob), &side(nb), &CompareConfig { allow_mismatch: true, ..cfg.clone() })
+        .expect("one report matches itself");
+    cmp.notes = ob
+        .notes
+        .iter()
+        .map(|n| format!("{}: {n}", ob.name))
+        .chain(nb.notes.iter().map(|n| format!("{}: {n}", nb.name)))
+        .collect();
+    Ok(cmp)
 }
 
 /// Holm's step-down adjustment over every tested figure, then each verdict and detectable
@@ -257,7 +362,8 @@ fn adjust(changes: &mut [Change], cfg: &CompareConfig) -> usize {
 }
 
 /// (path, domain, estimate).
-type Figure<'a> = (String, String, &'a Estimate);
+/// (path, domain, estimate, declared operations per iteration).
+type Figure<'a> = (String, String, &'a Estimate, Option<f64>);
 
 /// The figures of the bench called `name`, none if there is no such bench.
 fn in_bench<'a>(benches: &'a [BenchReport], name: &str) -> Vec<Figure<'a>> {
@@ -266,11 +372,19 @@ fn in_bench<'a>(benches: &'a [BenchReport], name: &str) -> Vec<Figure<'a>> {
 
 /// Each domain's total, then each path's exclusive energy.
 fn figures(b: &BenchReport) -> Vec<Figure<'_>> {
+    let declared: Vec<f64> =
+        b.spans.iter().filter_map(|s| s.ops.as_ref().map(|o| o.exclusive.point)).collect();
+    let total_ops = (!declared.is_empty()).then(|| declared.iter().sum());
     let mut out: Vec<_> =
-        b.domains.iter().map(|d| ("(total)".to_owned(), d.domain.clone(), &d.total_j)).collect();
+        b.domains.iter().map(|d| ("(total)".to_owned(), d.domain.clone(), &d.total_j, total_ops)).collect();
     for s in &b.spans {
         for e in &s.energy {
-            out.push((s.path.clone(), e.domain.clone(), &e.exclusive_j));
+            out.push((
+                s.path.clone(),
+                e.domain.clone(),
+                &e.exclusive_j,
+                s.ops.as_ref().map(|o| o.exclusive.point),
+            ));
         }
     }
     out
@@ -326,6 +440,8 @@ fn change(bench: &str, old: Option<&Estimate>, new: Option<&Estimate>, path: &st
         runs,
         basis,
         verdict,
+        old_ops: None,
+        new_ops: None,
         widened,
     }
 }

@@ -53,6 +53,10 @@ pub struct BenchReport {
     pub spans: Vec<SpanReport>,
     /// Anything that makes these figures less trustworthy.
     pub warnings: Vec<String>,
+    /// What the benchmark said of itself ([`Bencher::note`](crate::bench::Bencher::note)),
+    /// e.g. the accuracy of the model variant it ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One sample of a benchmark.

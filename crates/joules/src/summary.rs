@@ -247,6 +247,7 @@ pub fn summarize(
         domains,
         spans,
         warnings,
+        notes: Vec::new(),
     }
 }
 

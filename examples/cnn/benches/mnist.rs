@@ -4,7 +4,7 @@
 //! what the pruning saved in joules beside what it saved in multiply-adds.
 
 use joules::bench::Bencher;
-use joules_example_cnn::{Cnn, models_dir, test_set};
+use joules_example_cnn::{Cnn, accuracy, models_dir, test_set};
 
 /// The share of channels and neurons the pruned variant keeps.
 const KEEP: f64 = 0.6;
@@ -22,14 +22,28 @@ fn load() -> (Cnn, candle_core::Tensor) {
     (model, images)
 }
 
+/// Notes the variant's accuracy on the first 1000 test images (its quality, beside what it
+/// costs) and its multiply-adds per image.
+fn note_quality(b: &mut Bencher<'_>, model: &Cnn) {
+    let (images, labels) = test_set(&models_dir().join("mnist_test.csv"), 1000).expect("the test set");
+    let acc = accuracy(model, &images, &labels).expect("inference");
+    let macs: usize = model.macs().iter().sum();
+    b.note(format!(
+        "accuracy {:.1}% on the first 1000 MNIST test images; {macs} multiply-adds per image",
+        100.0 * acc
+    ));
+}
+
 fn dense(b: &mut Bencher<'_>) {
     let (model, images) = load();
+    note_quality(b, &model);
     b.iter(|| model.forward(&images).expect("inference"));
 }
 
 fn pruned(b: &mut Bencher<'_>) {
     let (model, images) = load();
     let model = model.pruned(KEEP).expect("pruning");
+    note_quality(b, &model);
     b.iter(|| model.forward(&images).expect("inference"));
 }
 

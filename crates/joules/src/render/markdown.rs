@@ -132,5 +132,17 @@ pub(super) fn comparison(cmp: &Comparison) -> String {
             change_text(c)
         );
     }
+    let rows = super::ops_rows(cmp);
+    if !rows.is_empty() {
+        out.push_str("\n| span | domain | joules change | operations | ops change | J/ops |\n");
+        out.push_str("|---|---|---:|---:|---:|---:|\n");
+        for [path, domain, joules, ops, change, ratio] in rows {
+            let _ = writeln!(out, "| `{path}` | {domain} | {joules} | {ops} | {change} | {ratio} |");
+        }
+        let _ = writeln!(out, "\n{}", super::OPS_LEGEND);
+    }
+    for note in &cmp.notes {
+        let _ = writeln!(out, "\n- {note}");
+    }
     out
 }

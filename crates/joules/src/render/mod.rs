@@ -86,6 +86,31 @@ fn summary_line(cmp: &Comparison) -> String {
     )
 }
 
+/// Per figure whose span declared operations on both sides: span, domain, the joules'
+/// change, the operations before and after, their change, and the ratio of the two changes.
+fn ops_rows(cmp: &Comparison) -> Vec<[String; 6]> {
+    let count = |v: f64| Scale::ops(v).format(v).trim_end().to_owned();
+    cmp.changes
+        .iter()
+        .filter_map(|c| {
+            let ops = c.ops_change()?;
+            Some([
+                c.path.clone(),
+                c.domain.clone(),
+                change_text(c),
+                format!("{} → {}", count(c.old_ops?), count(c.new_ops?)),
+                format!("{:+.1}%", ops * 100.0),
+                c.joules_per_ops().map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+            ])
+        })
+        .collect()
+}
+
+/// What a table of [`ops_rows`] says, under it.
+const OPS_LEGEND: &str = "J/ops: the joules' relative change per the operations' (1.00: energy fell as \
+                          much as the operations; below 1: memory traffic and fixed costs ate part of \
+                          the saving)";
+
 /// The process runs behind a bench's figures.
 fn run_count(bench: &crate::report::BenchReport) -> usize {
     bench.domains.first().map_or(1, |d| d.total_j.run_count())

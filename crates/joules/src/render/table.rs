@@ -260,6 +260,23 @@ pub(super) fn comparison(cmp: &Comparison, color: bool) -> String {
     }
     let _ = writeln!(out, "{table}");
     let _ = writeln!(out, "{}", summary_line(cmp));
+    let rows = super::ops_rows(cmp);
+    if !rows.is_empty() {
+        let mut ops = Table::new();
+        ops.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+        ops.force_no_tty();
+        ops.set_header(["span", "domain", "joules change", "operations", "ops change", "J/ops"]);
+        for row in rows {
+            ops.add_row(row.into_iter().enumerate().map(|(i, v)| {
+                let cell = Cell::new(v);
+                if i >= 2 { cell.set_alignment(CellAlignment::Right) } else { cell }
+            }));
+        }
+        let _ = writeln!(out, "{ops}\n{}", super::OPS_LEGEND);
+    }
+    for note in &cmp.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     out
 }
 
