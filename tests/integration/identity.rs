@@ -82,9 +82,11 @@ fn two_forwards_under_one_parent_are_two_paths_and_the_gate_names_the_costlier()
         "{sites:?}"
     );
 
-    // Attention's forward runs 20% longer at the same power: 20% more joules.
+    // Attention's forward runs 20% longer at the same power: 20% more joules. The two runs
+    // are two profiles on a shared VM, whose layers' times drift by a few percent between
+    // them; a 5% noise band keeps that drift from reading as a change, and 20% is far beyond.
     let after = run(360);
-    let cmp = compare(&before, &after, &CompareConfig::default()).unwrap();
+    let cmp = compare(&before, &after, &CompareConfig { noise: 0.05, ..CompareConfig::default() }).unwrap();
     let verdict = |path: &str| {
         cmp.changes
             .iter()
@@ -93,7 +95,7 @@ fn two_forwards_under_one_parent_are_two_paths_and_the_gate_names_the_costlier()
             .unwrap_or_else(|| panic!("{path} compared"))
     };
     assert_eq!(verdict(&att), Verdict::Regressed, "{cmp:#?}");
-    // Within one run a small shift of mlp's may be significant, but never beyond the noise.
+    // A small shift of mlp's may be significant, but never beyond the noise.
     assert!(matches!(verdict(&mlp), Verdict::NoChange | Verdict::WithinNoise), "{cmp:#?}");
     assert_eq!(cmp.changes.iter().filter(|c| c.path == att).count(), 1, "each path is paired once");
 }
