@@ -220,6 +220,21 @@ fn a_late_guard_never_closes_a_span_entered_since_at_its_depth() {
     assert!(!not_left(&report).contains(&"c/f"), "f was left by its own guard: {:?}", not_left(&report));
 }
 
+/// Puts the ring size back for the threads of later tests when dropped, whatever happens.
+struct RingSize;
+
+impl Drop for RingSize {
+    fn drop(&mut self) {
+        joules::__private::set_span_ring_capacity(1 << 16);
+    }
+}
+
+/// Rings of `events` for threads registering from now on, until the guard is dropped.
+fn tiny_ring(events: usize) -> RingSize {
+    joules::__private::set_span_ring_capacity(events);
+    RingSize
+}
+
 fn not_left(report: &joules::report::Report) -> Vec<&str> {
     report.benches[0]
         .spans
@@ -345,15 +360,8 @@ fn recursion_with_a_forgotten_guard_pairs_each_exit_with_its_own_enter() {
 #[test]
 fn a_forgotten_guard_of_a_dropped_span_stops_no_later_recording() {
     let _lock = joules_tests::profiler_lock();
-    struct Restore;
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            joules::__private::set_span_ring_capacity(1 << 16);
-        }
-    }
-    let _restore = Restore;
     // Room for two spans' edges: a third span, nested in them, is dropped.
-    joules::__private::set_span_ring_capacity(4);
+    let _ring = tiny_ring(4);
     let profiler = Profiler::builder().source(sim()).start().unwrap();
     std::thread::Builder::new()
         .name("forgets-dropped".into())
@@ -405,15 +413,7 @@ fn nest_b() {
 #[test]
 fn a_tiny_ring_drops_whole_spans_and_never_mis_nests() {
     let _lock = joules_tests::profiler_lock();
-    /// Puts the ring size back for the threads of later tests, whatever happens here.
-    struct Restore;
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            joules::__private::set_span_ring_capacity(1 << 16);
-        }
-    }
-    let _restore = Restore;
-    joules::__private::set_span_ring_capacity(16);
+    let _ring = tiny_ring(16);
     let profiler = Profiler::builder().source(sim()).start().unwrap();
     std::thread::Builder::new()
         .name("tiny".into())
