@@ -486,3 +486,51 @@ fn a_guard_that_outlives_its_profile_leaves_nothing_in_the_next() {
         report.benches[0].warnings
     );
 }
+
+/// One encoder layer of a stack: the same code, a span of its own per index.
+#[measure_energy(name = "layer", index = i, ops = 10 * (i + 1))]
+fn stack_layer(i: usize) {
+    let _s = span!("attention");
+    std::hint::black_box(i);
+}
+
+#[test]
+fn each_index_of_a_site_is_a_span_of_its_own_with_its_own_children() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    for _ in 0..2 {
+        for i in [0, 1, 2, 1] {
+            stack_layer(i);
+        }
+    }
+    // Indexes past the table's end share one span that says so.
+    for i in [joules::SITE_INDEXES, joules::SITE_INDEXES + 7] {
+        let _s = span!("deep", i);
+    }
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("stack");
+    let mut got = paths(&report);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let over = format!("deep.{}+", joules::SITE_INDEXES);
+    assert_eq!(
+        got,
+        vec![
+            (over, 2.0),
+            ("layer.0".into(), 2.0),
+            ("layer.0/attention".into(), 2.0),
+            ("layer.1".into(), 4.0),
+            ("layer.1/attention".into(), 4.0),
+            ("layer.2".into(), 2.0),
+            ("layer.2/attention".into(), 2.0),
+        ]
+    );
+    // Each index's declared operations stay with it.
+    let ops = |path: &str| {
+        let span = report.benches[0].spans.iter().find(|s| s.path == path).unwrap();
+        span.ops.as_ref().unwrap().per_call
+    };
+    assert_eq!((ops("layer.0"), ops("layer.1"), ops("layer.2")), (10.0, 20.0, 30.0));
+    // Every index keeps the one place in the code it came from.
+    let site = |path: &str| report.benches[0].spans.iter().find(|s| s.path == path).unwrap().site.clone();
+    assert_eq!(site("layer.0"), site("layer.2"));
+}

@@ -13,6 +13,9 @@ pub(crate) struct MeasureArgs {
     /// `ops = expr`: the operations (e.g. multiply-adds) one call does, computed from the
     /// arguments as the span is entered.
     pub(crate) ops: Option<syn::Expr>,
+    /// `index = expr`: a `usize` that makes each value a span of its own (`layer.0`,
+    /// `layer.1`, ...), computed from the arguments as the span is entered.
+    pub(crate) index: Option<syn::Expr>,
 }
 
 impl Parse for MeasureArgs {
@@ -22,41 +25,43 @@ impl Parse for MeasureArgs {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::name) {
                 let key: kw::name = input.parse()?;
-                if args.name.is_some() {
-                    return Err(syn::Error::new(key.span, "`name` is given twice"));
-                }
-                input.parse::<Token![=]>()?;
-                args.name = Some(parse_name(input)?);
+                set(&mut args.name, key.span, "name", input, parse_name)?;
             } else if lookahead.peek(kw::sync) {
                 let key: kw::sync = input.parse()?;
-                if args.sync.is_some() {
-                    return Err(syn::Error::new(key.span, "`sync` is given twice"));
-                }
-                input.parse::<Token![=]>()?;
-                args.sync = Some(input.parse().map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        "`sync` takes the path of a `fn()`, e.g. `sync = gpu::synchronize`",
-                    )
-                })?);
+                set(&mut args.sync, key.span, "sync", input, |input| {
+                    input.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`sync` takes the path of a `fn()`, e.g. `sync = gpu::synchronize`",
+                        )
+                    })
+                })?;
             } else if lookahead.peek(kw::ops) {
                 let key: kw::ops = input.parse()?;
-                if args.ops.is_some() {
-                    return Err(syn::Error::new(key.span, "`ops` is given twice"));
-                }
-                input.parse::<Token![=]>()?;
-                args.ops = Some(input.parse().map_err(|e| {
-                    syn::Error::new(
-                        e.span(),
-                        "`ops` takes an expression of the arguments, e.g. `ops = 2 * n * k * m`",
-                    )
-                })?);
+                set(&mut args.ops, key.span, "ops", input, |input| {
+                    input.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`ops` takes an expression of the arguments, e.g. `ops = 2 * n * k * m`",
+                        )
+                    })
+                })?;
+            } else if lookahead.peek(kw::index) {
+                let key: kw::index = input.parse()?;
+                set(&mut args.index, key.span, "index", input, |input| {
+                    input.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`index` takes a `usize` expression of the arguments, e.g. `index = layer`",
+                        )
+                    })
+                })?;
             } else if input.peek(syn::Ident) {
                 let unknown: syn::Ident = input.parse()?;
                 return Err(syn::Error::new(
                     unknown.span(),
                     format!(
-                        "unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`, `sync = path` and `ops = expr`"
+                        "unknown argument `{unknown}`: #[measure_energy] takes `name = \"...\"`, `sync = path`, `ops = expr` and `index = expr`"
                     ),
                 ));
             } else {
@@ -68,6 +73,22 @@ impl Parse for MeasureArgs {
         }
         Ok(args)
     }
+}
+
+/// Parses `= value` after the key `key` into `slot`, which must still be empty.
+fn set<T>(
+    slot: &mut Option<T>,
+    key: proc_macro2::Span,
+    name: &str,
+    input: ParseStream<'_>,
+    value: impl FnOnce(ParseStream<'_>) -> syn::Result<T>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(key, format!("`{name}` is given twice")));
+    }
+    input.parse::<Token![=]>()?;
+    *slot = Some(value(input)?);
+    Ok(())
 }
 
 fn parse_name(input: ParseStream<'_>) -> syn::Result<LitStr> {
@@ -97,4 +118,5 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(sync);
     syn::custom_keyword!(ops);
+    syn::custom_keyword!(index);
 }

@@ -22,13 +22,40 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
         None => sig.ident.to_string(),
     };
     let ItemFn { attrs, vis, sig, block } = func;
-    let site = quote! {
-        static __JOULES_SITE: ::joules::__private::Site = ::joules::__private::Site::new(
-            #name,
-            ::core::module_path!(),
-            ::core::file!(),
-            ::core::line!(),
-        );
+    let (site, enter) = match &args.index {
+        None => (
+            quote! {
+                static __JOULES_SITE: ::joules::__private::Site = ::joules::__private::Site::new(
+                    #name,
+                    ::core::module_path!(),
+                    ::core::file!(),
+                    ::core::line!(),
+                );
+            },
+            match &args.sync {
+                Some(sync) => quote! { ::joules::__private::enter_synced(&__JOULES_SITE, #sync) },
+                None => quote! { ::joules::__private::enter(&__JOULES_SITE) },
+            },
+        ),
+        Some(index) => (
+            quote! {
+                static __JOULES_SITE: ::joules::__private::IndexedSite =
+                    ::joules::__private::IndexedSite::new(
+                        #name,
+                        ::core::module_path!(),
+                        ::core::file!(),
+                        ::core::line!(),
+                    );
+            },
+            match &args.sync {
+                Some(sync) => quote_spanned! {index.span()=>
+                    ::joules::__private::enter_indexed_synced(&__JOULES_SITE, #index, #sync)
+                },
+                None => quote_spanned! {index.span()=>
+                    ::joules::__private::enter_indexed(&__JOULES_SITE, #index)
+                },
+            },
+        ),
     };
     if let Some(sync) = &args.sync
         && sig.asyncness.is_some()
@@ -39,10 +66,6 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
              synchronise the device inside the future instead",
         ));
     }
-    let enter = match &args.sync {
-        Some(sync) => quote! { ::joules::__private::enter_synced(&__JOULES_SITE, #sync) },
-        None => quote! { ::joules::__private::enter(&__JOULES_SITE) },
-    };
     // Counted once a call, inside its span; for an `async fn`, in its first poll. Not even
     // computed with no profiler running.
     let ops = args.ops.as_ref().map(|expr| {
@@ -52,12 +75,27 @@ pub(crate) fn expand(args: &MeasureArgs, func: ItemFn) -> syn::Result<TokenStrea
             }
         }
     });
+    // The index is computed at the call, before the body may move its arguments.
+    let instrumented = match &args.index {
+        None => quote! {
+            ::joules::__private::Instrumented::new(&__JOULES_SITE, async move { #ops #block }).await
+        },
+        Some(index) => quote_spanned! {index.span()=>
+            ::joules::__private::Instrumented::new_indexed(
+                &__JOULES_SITE,
+                #index,
+                async move { #ops #block },
+            )
+            .await
+        },
+    };
     let body = if sig.asyncness.is_some() {
         // The guard must not live across an `.await` (the future may move threads), so the
         // span is entered around each poll of the body instead.
         quote_spanned! {block.span()=>
             #site
-            ::joules::__private::Instrumented::new(&__JOULES_SITE, async move { #ops #block }).await
+            #instrumented
+
         }
     } else {
         quote_spanned! {block.span()=>

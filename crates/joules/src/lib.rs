@@ -58,18 +58,43 @@ pub use joules_macros::measure_energy;
 pub use profiler::{
     ProfileError, Profiler, ProfilerBuilder, Recording, SourceInfo, Unavailable, probe_sources,
 };
-pub use span::{SpanGuard, SyncedGuard, add_ops};
+pub use span::{SITE_INDEXES, SpanGuard, SyncedGuard, add_ops};
 pub use units::{Joules, Nanos, Watts};
 
 /// Opens a span for the rest of the enclosing block: `let _span = joules::span!("name");`.
 ///
 /// The name must be a string literal. With no profiler running this costs one relaxed load.
+///
+/// `span!("layer", i)` opens a span of its own per index (a `usize`): `layer.0`, `layer.1`,
+/// ..., so that the layers of a model, which run the same code, are told apart in reports.
+/// Indexes from [`SITE_INDEXES`] up share one span, `layer.256+`.
+///
+/// ```
+/// # let profiler = joules::Profiler::builder().source(joules::source::Sim::new(joules::source::SimScript::new(joules::Watts(5.0)))).start()?;
+/// for i in 0..2 {
+///     let _layer = joules::span!("layer", i);
+///     std::hint::black_box((0..100_000u64).sum::<u64>());
+/// }
+/// let report = profiler.stop().report("layers");
+/// let paths: Vec<&str> = report.benches[0].spans.iter().map(|s| s.path.as_str()).collect();
+/// assert_eq!(paths, ["layer.0", "layer.1"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[macro_export]
 macro_rules! span {
     ($name:literal) => {{
         static __JOULES_SITE: $crate::__private::Site =
             $crate::__private::Site::new($name, ::core::module_path!(), ::core::file!(), ::core::line!());
         $crate::__private::enter(&__JOULES_SITE)
+    }};
+    ($name:literal, $index:expr) => {{
+        static __JOULES_SITE: $crate::__private::IndexedSite = $crate::__private::IndexedSite::new(
+            $name,
+            ::core::module_path!(),
+            ::core::file!(),
+            ::core::line!(),
+        );
+        $crate::__private::enter_indexed(&__JOULES_SITE, $index)
     }};
 }
 
@@ -90,7 +115,8 @@ macro_rules! bench_main {
 /// What the macros expand to. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::span::{Instrumented, Site, enter, enter_synced, set_span_ring_capacity};
+    pub use crate::span::{IndexedSite, Instrumented, Site, enter, enter_indexed, enter_synced};
     pub use crate::span::{OpsCount, profiling};
+    pub use crate::span::{enter_indexed_synced, set_span_ring_capacity};
     pub use crate::spanlog::set_span_log_capacity;
 }

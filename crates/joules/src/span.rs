@@ -80,6 +80,46 @@ impl Site {
     }
 }
 
+/// Indexes an [`IndexedSite`] tells apart; higher ones share the last site, named `name.256+`.
+pub const SITE_INDEXES: usize = 256;
+
+/// One place in the source code that opens a span per index: layer 0 and layer 5 of a model
+/// run the same code, yet each is a span of its own, `layer.0` and `layer.5`. Created by
+/// [`span!`](crate::span!)`("layer", i)` and `#[measure_energy(index = i)]` as a `static`;
+/// each index's site is interned on its first use (its name formatted once, then never
+/// again), so entering one costs what entering a plain site does.
+#[derive(Debug)]
+pub struct IndexedSite {
+    site: Site,
+    /// 0 until interned; then the site id of each index, the last for every higher one.
+    ids: [AtomicU32; SITE_INDEXES + 1],
+}
+
+impl IndexedSite {
+    /// A new site, no index interned yet.
+    pub const fn new(name: &'static str, module: &'static str, file: &'static str, line: u32) -> Self {
+        IndexedSite {
+            site: Site::new(name, module, file, line),
+            ids: [const { AtomicU32::new(0) }; SITE_INDEXES + 1],
+        }
+    }
+}
+
+/// Enters the span of `index` at `site`. Prefer `span!("name", index)` or
+/// `#[measure_energy(index = ...)]`.
+#[inline(always)]
+pub fn enter_indexed(site: &'static IndexedSite, index: usize) -> SpanGuard {
+    if !ACTIVE.load(Relaxed) {
+        return SpanGuard { site: 0, generation: 0, depth: 0, serial: 0, _not_send: PhantomData };
+    }
+    let slot = index.min(SITE_INDEXES);
+    let mut id = site.ids[slot].load(Relaxed);
+    if id == 0 {
+        id = intern_indexed(site, slot);
+    }
+    enter_id(id)
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawEvent {
     raw: u64,
@@ -201,11 +241,16 @@ pub fn enter(site: &'static Site) -> SpanGuard {
 
 #[inline]
 fn enter_active(site: &'static Site) -> SpanGuard {
-    run_sync_hook();
     let mut id = site.id.load(Relaxed);
     if id == 0 {
         id = intern(site);
     }
+    enter_id(id)
+}
+
+#[inline]
+fn enter_id(id: u32) -> SpanGuard {
+    run_sync_hook();
     let generation = GENERATION.load(Relaxed);
     let (site, depth, serial) = push_enter(clock::raw_now(), id, generation);
     SpanGuard { site, generation, depth, serial, _not_send: PhantomData }
@@ -254,6 +299,14 @@ pub fn enter_synced(site: &'static Site, sync: fn()) -> SyncedGuard {
     SyncedGuard { sync, inner: enter(site) }
 }
 
+/// [`enter_synced`] for the span of `index` at `site`.
+pub fn enter_indexed_synced(site: &'static IndexedSite, index: usize, sync: fn()) -> SyncedGuard {
+    if ACTIVE.load(Relaxed) {
+        sync();
+    }
+    SyncedGuard { sync, inner: enter_indexed(site, index) }
+}
+
 impl Drop for SyncedGuard {
     #[inline]
     fn drop(&mut self) {
@@ -266,14 +319,25 @@ impl Drop for SyncedGuard {
 /// A future whose every poll runs inside a span: what `#[measure_energy]` makes of an `async fn`.
 #[derive(Debug)]
 pub struct Instrumented<F> {
-    site: &'static Site,
+    site: FutureSite,
     inner: F,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FutureSite {
+    Plain(&'static Site),
+    Indexed(&'static IndexedSite, usize),
 }
 
 impl<F> Instrumented<F> {
     /// Wraps `inner`.
     pub fn new(site: &'static Site, inner: F) -> Self {
-        Instrumented { site, inner }
+        Instrumented { site: FutureSite::Plain(site), inner }
+    }
+
+    /// Wraps `inner` in the span of `index` at `site`.
+    pub fn new_indexed(site: &'static IndexedSite, index: usize, inner: F) -> Self {
+        Instrumented { site: FutureSite::Indexed(site, index), inner }
     }
 }
 
@@ -283,7 +347,10 @@ impl<F: Future> Future for Instrumented<F> {
         // SAFETY: `inner` is structurally pinned: it is never moved out of `self`, and
         // `Instrumented` has no Drop impl and is not Unpin-dependent.
         let this = unsafe { self.get_unchecked_mut() };
-        let _guard = enter(this.site);
+        let _guard = match this.site {
+            FutureSite::Plain(site) => enter(site),
+            FutureSite::Indexed(site, index) => enter_indexed(site, index),
+        };
         // SAFETY: see above; `this.inner` stays where the pinned `self` put it.
         unsafe { Pin::new_unchecked(&mut this.inner) }.poll(cx)
     }
@@ -631,6 +698,31 @@ fn intern(site: &'static Site) -> u32 {
     let id = u32::try_from(reg.sites.len()).expect("fewer than 2^30 span sites");
     assert!(id < OPS_SITE, "fewer than 2^30 - 1 span sites");
     site.id.store(id, Relaxed);
+    id
+}
+
+#[cold]
+#[inline(never)]
+fn intern_indexed(site: &'static IndexedSite, slot: usize) -> u32 {
+    let mut reg = registry();
+    let id = site.ids[slot].load(Relaxed);
+    if id != 0 {
+        return id;
+    }
+    let base = &site.site;
+    let name = if slot == SITE_INDEXES {
+        format!("{}.{SITE_INDEXES}+", base.name)
+    } else {
+        format!("{}.{slot}", base.name)
+    };
+    // At most `SITE_INDEXES + 1` a site, once a process: the registry keeps `&'static Site`s.
+    let leaked: &'static Site =
+        Box::leak(Box::new(Site::new(Box::leak(name.into_boxed_str()), base.module, base.file, base.line)));
+    reg.sites.push(leaked);
+    let id = u32::try_from(reg.sites.len()).expect("fewer than 2^30 span sites");
+    assert!(id < OPS_SITE, "fewer than 2^30 - 1 span sites");
+    leaked.id.store(id, Relaxed);
+    site.ids[slot].store(id, Relaxed);
     id
 }
 

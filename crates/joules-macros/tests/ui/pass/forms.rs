@@ -66,6 +66,22 @@ fn synced(x: u32) -> u32 {
     x
 }
 
+// One span per index: each layer of a stack is told apart.
+#[measure_energy(name = "block", index = i, ops = 4 * width)]
+fn block(i: usize, width: usize) -> usize {
+    i + width
+}
+
+#[measure_energy(name = "gpu-block", index = layer.0, sync = gpu::synchronize)]
+fn synced_block(layer: (usize, u8)) -> u8 {
+    layer.1
+}
+
+#[measure_energy(index = i)]
+async fn async_block(i: usize, data: Vec<u8>) -> usize {
+    data.len() + i
+}
+
 #[measure_energy]
 fn early_return(v: Option<u8>) -> Option<u8> {
     let v = v?;
@@ -81,5 +97,8 @@ fn main() {
     let _ = l.forward(1.0) + l.run() as f32;
     let _ = l.forward_async(1.0);
     let _ = early_return(Some(1)) .map(|v| synced(u32::from(v)));
+    let _ = block(1, 2) + usize::from(synced_block((3, 4)));
+    let _ = async_block(5, Vec::new());
     let _span = joules::span!("block");
+    let _layer = joules::span!("layer", 7);
 }

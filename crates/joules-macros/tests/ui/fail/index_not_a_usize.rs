@@ -1,0 +1,8 @@
+#[joules::measure_energy(index = name)]
+fn layer(name: &str) -> usize {
+    name.len()
+}
+
+fn main() {
+    layer("x");
+}
