@@ -548,10 +548,10 @@ fn push_exit(raw: u64, guard: &SpanGuard) {
     });
 }
 
-/// A count of operations, as `#[measure_energy(ops = ...)]` takes it: any primitive number
-/// (a negative or fractional count is clamped and rounded down).
+/// A count of operations, as `#[measure_energy(ops = ...)]` and [`add_ops`] take it: any
+/// primitive number (a negative or fractional count is clamped and rounded down).
 #[diagnostic::on_unimplemented(
-    message = "`ops = ...` takes a number of operations, not `{Self}`",
+    message = "a count of operations (`ops = ...`, `add_ops`) is a number, not `{Self}`",
     label = "a count of operations, e.g. `2 * rows * cols`"
 )]
 pub trait OpsCount {
@@ -599,9 +599,9 @@ pub fn profiling() -> bool {
 /// work is known only as it runs. Outside any span, or with no profiler running, it does
 /// nothing; like a span edge it takes no lock and makes no syscall.
 #[inline]
-pub fn add_ops(ops: u64) {
+pub fn add_ops(ops: impl OpsCount) {
     if ACTIVE.load(Relaxed) {
-        add_ops_active(ops);
+        add_ops_active(ops.ops());
     }
 }
 
