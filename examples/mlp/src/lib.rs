@@ -29,6 +29,21 @@ impl Dense {
     fn macs(&self, rows: usize) -> usize {
         rows * self.weights.len()
     }
+
+    /// Keeps the inputs `rows` (what a pruned layer before it still gives) and the outputs
+    /// `cols`.
+    fn select(&self, rows: &[usize], cols: &[usize]) -> Self {
+        Dense { weights: self.weights.select(Axis(0), rows).select(Axis(1), cols), bias: self.bias.select(Axis(0), cols) }
+    }
+}
+
+/// The `n` of `scores` that are largest, in index order.
+fn top(scores: &[f32], n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order.truncate(n);
+    order.sort_unstable();
+    order
 }
 
 /// The network.
@@ -53,6 +68,43 @@ impl Mlp {
                 Dense::new(128, Self::CLASSES, &mut rng),
             ],
         }
+    }
+
+    /// Neurons of the two hidden layers.
+    pub fn widths(&self) -> [usize; 2] {
+        [self.layers[0].weights.ncols(), self.layers[1].weights.ncols()]
+    }
+
+    /// Multiply-adds per input, per layer (dense1, dense2, dense3).
+    pub fn macs(&self) -> [usize; 3] {
+        [self.layers[0].macs(1), self.layers[1].macs(1), self.layers[2].macs(1)]
+    }
+
+    /// A structurally pruned copy keeping `keep` (0 to 1) of each hidden layer's neurons,
+    /// those whose incoming and outgoing weights have the largest L2 norm; the layer after
+    /// each loses the inputs that fed from what was removed.
+    pub fn pruned(&self, keep: f64) -> Self {
+        let [d1, d2, d3] = &self.layers;
+        let count = |n: usize| ((n as f64 * keep).round() as usize).clamp(1, n);
+        let norms = |into: &Dense, out_of: &Dense| -> Vec<f32> {
+            let incoming = into.weights.map(|w| w * w).sum_axis(Axis(0));
+            let outgoing = out_of.weights.map(|w| w * w).sum_axis(Axis(1));
+            (incoming + outgoing).to_vec()
+        };
+        let all_inputs: Vec<usize> = (0..Self::INPUTS).collect();
+        let keep1 = top(&norms(d1, d2), count(d1.weights.ncols()));
+        let d2_in = d2.select(&keep1, &(0..d2.weights.ncols()).collect::<Vec<_>>());
+        let keep2 = top(&norms(&d2_in, d3), count(d2.weights.ncols()));
+        let all_classes: Vec<usize> = (0..Self::CLASSES).collect();
+        Mlp { layers: [d1.select(&all_inputs, &keep1), d2_in.select(&(0..keep1.len()).collect::<Vec<_>>(), &keep2), d3.select(&keep2, &all_classes)] }
+    }
+
+    /// The class each input (row) is given.
+    pub fn classify(&self, x: &Array2<f32>) -> Vec<usize> {
+        self.forward(x)
+            .axis_iter(Axis(0))
+            .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
+            .collect()
     }
 
     /// Class probabilities for a batch of inputs (rows).
@@ -117,6 +169,29 @@ mod tests {
             assert!((row.sum() - 1.0).abs() < 1e-5);
             assert!(row.iter().all(|&p| p > 0.0));
         }
+    }
+
+    #[test]
+    fn pruning_cuts_the_hidden_layers_multiply_adds_and_keeps_the_strongest_neurons() {
+        let dense = Mlp::new(42);
+        let pruned = dense.pruned(0.6);
+        assert_eq!(pruned.widths(), [154, 77]);
+        for (d, p) in dense.macs().into_iter().zip(pruned.macs()) {
+            assert!(1.0 - p as f64 / d as f64 >= 0.3, "{d} -> {p}");
+        }
+        // Keeping everything is the same network.
+        let x = batch(16, 9);
+        assert_eq!(dense.pruned(1.0).forward(&x), dense.forward(&x));
+        let y = pruned.forward(&x);
+        assert_eq!(y.dim(), (16, Mlp::CLASSES));
+        // A kept neuron carries its own weights: its column of dense1 is the dense one's.
+        let kept = top(
+            &(dense.layers[0].weights.map(|w| w * w).sum_axis(Axis(0))
+                + dense.layers[1].weights.map(|w| w * w).sum_axis(Axis(1)))
+            .to_vec(),
+            154,
+        );
+        assert_eq!(pruned.layers[0].weights.column(0), dense.layers[0].weights.column(kept[0]));
     }
 
     #[test]
