@@ -33,7 +33,10 @@ impl Dense {
     /// Keeps the inputs `rows` (what a pruned layer before it still gives) and the outputs
     /// `cols`.
     fn select(&self, rows: &[usize], cols: &[usize]) -> Self {
-        Dense { weights: self.weights.select(Axis(0), rows).select(Axis(1), cols), bias: self.bias.select(Axis(0), cols) }
+        Dense {
+            weights: self.weights.select(Axis(0), rows).select(Axis(1), cols),
+            bias: self.bias.select(Axis(0), cols),
+        }
     }
 }
 
@@ -91,12 +94,17 @@ impl Mlp {
             let outgoing = out_of.weights.map(|w| w * w).sum_axis(Axis(1));
             (incoming + outgoing).to_vec()
         };
-        let all_inputs: Vec<usize> = (0..Self::INPUTS).collect();
+        let all = |n: usize| (0..n).collect::<Vec<usize>>();
         let keep1 = top(&norms(d1, d2), count(d1.weights.ncols()));
-        let d2_in = d2.select(&keep1, &(0..d2.weights.ncols()).collect::<Vec<_>>());
-        let keep2 = top(&norms(&d2_in, d3), count(d2.weights.ncols()));
-        let all_classes: Vec<usize> = (0..Self::CLASSES).collect();
-        Mlp { layers: [d1.select(&all_inputs, &keep1), d2_in.select(&(0..keep1.len()).collect::<Vec<_>>(), &keep2), d3.select(&keep2, &all_classes)] }
+        let d2 = d2.select(&keep1, &all(d2.weights.ncols()));
+        let keep2 = top(&norms(&d2, d3), count(d2.weights.ncols()));
+        Mlp {
+            layers: [
+                d1.select(&all(Self::INPUTS), &keep1),
+                d2.select(&all(keep1.len()), &keep2),
+                d3.select(&keep2, &all(Self::CLASSES)),
+            ],
+        }
     }
 
     /// The class each input (row) is given.
