@@ -162,6 +162,14 @@ pub(crate) struct BenchArgs {
     /// variation is between runs, which one run cannot show).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) runs: u32,
+    /// The energy it took to train the model the benchmarks run (e.g. `12kWh`, `40MJ`,
+    /// `3.6e6J`): the report says after how many inferences running it has cost more.
+    /// Overrides what a bench declares (`Bencher::training_energy`).
+    #[arg(long, value_name = "ENERGY", value_parser = parse_energy)]
+    pub(crate) training_energy: Option<f64>,
+    /// Where the --training-energy figure comes from (a model card, a paper, an estimate).
+    #[arg(long, value_name = "TEXT", requires = "training_energy")]
+    pub(crate) training_source: Option<String>,
     /// Where to write the report [default: <target-dir>/joules/report.json].
     #[arg(long, value_name = "PATH")]
     pub(crate) output: Option<PathBuf>,
@@ -183,6 +191,29 @@ pub(crate) struct BenchArgs {
     pub(crate) filters: Vec<String>,
 }
 
+/// An energy with its unit, in joules: `J`, `kJ`, `MJ`, `GJ`, `Wh`, `kWh`, `MWh`, `GWh`.
+fn parse_energy(text: &str) -> Result<f64, String> {
+    const UNITS: [(&str, f64); 8] = [
+        ("GWh", 3.6e12),
+        ("MWh", 3.6e9),
+        ("kWh", 3.6e6),
+        ("Wh", 3.6e3),
+        ("GJ", 1e9),
+        ("MJ", 1e6),
+        ("kJ", 1e3),
+        ("J", 1.0),
+    ];
+    let text = text.trim();
+    let (number, factor) = UNITS
+        .iter()
+        .find_map(|(unit, factor)| text.strip_suffix(unit).map(|n| (n.trim(), *factor)))
+        .ok_or_else(|| format!("`{text}` has no unit: write it as e.g. 12kWh, 40MJ or 3.6e6J"))?;
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n * factor),
+        _ => Err(format!("`{number}` is not an energy above 0: write it as e.g. 12kWh, 40MJ or 3.6e6J")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -190,5 +221,17 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn energies_take_their_unit() {
+        let parse = super::parse_energy;
+        assert_eq!(parse("12kWh"), Ok(12.0 * 3.6e6));
+        assert_eq!(parse("40 MJ"), Ok(4e7));
+        assert_eq!(parse("3.6e6J"), Ok(3.6e6));
+        assert_eq!(parse("1.5Wh"), Ok(5400.0));
+        assert!(parse("12").unwrap_err().contains("no unit"));
+        assert!(parse("-3kWh").unwrap_err().contains("above 0"));
+        assert!(parse("lotsJ").unwrap_err().contains("`lots`"));
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
     spans[0].energy[0].inclusive_j = est(4e-6 + children);
     spans[0].inclusive_ns = est(3_885_000.0);
     let total = 4e-6 + children + 2e-4;
-    Report {
+    let mut report = Report {
         schema: SCHEMA,
         tool: "joules 0.1.0".into(),
         created_unix_s: 1_795_600_000,
@@ -109,9 +109,13 @@ pub(crate) fn fixture(dense2_factor: f64) -> Report {
             }],
             spans,
             warnings: vec![],
-            notes: vec![],
+            notes: vec!["accuracy 98.8% on 1000 test images".into()],
+            inferences_per_iteration: 32,
+            training: None,
         }],
-    }
+    };
+    report.benches[0].set_training(3.6e7, "a model card");
+    report
 }
 
 fn snap(name: &str, text: String) {
@@ -169,4 +173,34 @@ fn unlike_machines_are_refused_unless_allowed() {
         render::comparison(&allowed, &new, Format::Table, false)
             .contains("compared although CPU model differs")
     );
+}
+
+/// Energy per inference sums the domains no other contains (a core domain inside the
+/// package is not added twice) over the inferences of an iteration, and the break-even
+/// with a declared training energy follows it.
+#[test]
+fn energy_per_inference_sums_top_domains_and_sets_the_break_even() {
+    let mut report = fixture(1.0);
+    let bench = &mut report.benches[0];
+    let package = bench.domains[0].total_j.point;
+    let mut cores = bench.domains[0].clone();
+    cores.domain = "core-0".into();
+    cores.part_of = Some("package-0".into());
+    let mut gpu = bench.domains[0].clone();
+    gpu.domain = "gpu-0".into();
+    gpu.total_j = est(2.0 * package);
+    bench.domains.extend([cores, gpu]);
+    let per = bench.energy_per_inference().unwrap();
+    assert!((per.point - 3.0 * package / 32.0).abs() < 1e-12 * package, "{per:?}");
+    assert!(per.lo.unwrap() < per.point && per.point < per.hi.unwrap());
+    bench.set_training(3.6e7, "a model card");
+    let n = bench.training.as_ref().unwrap().break_even_inferences.clone().unwrap();
+    assert!((n.point - 3.6e7 / per.point).abs() < 1e-9 * n.point);
+    // Fewer joules per inference is more inferences before inference passes training.
+    assert!((n.lo.unwrap() - 3.6e7 / per.hi.unwrap()).abs() < 1e-9 * n.point);
+    // Nothing measured, nothing to set against.
+    bench.domains.clear();
+    bench.set_training(3.6e7, "a model card");
+    assert!(bench.training.as_ref().unwrap().break_even_inferences.is_none());
+    assert!(render::report(&report, Format::Table).contains("no energy measured to set it against"));
 }

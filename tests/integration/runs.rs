@@ -86,3 +86,17 @@ fn runs_that_measured_different_things_are_refused() {
         m.benches[0].warnings
     );
 }
+
+#[test]
+fn merged_runs_work_out_the_break_even_from_their_merged_energy() {
+    let m = merged(&[0.9, 1.0, 1.1], 1.0);
+    let b = &m.benches[0];
+    let t = b.training.as_ref().expect("the first run's training energy is kept");
+    assert_eq!(t.energy_j, 3.6e7);
+    let n = t.break_even_inferences.as_ref().unwrap();
+    let per_inference = b.domains[0].total_j.point / 32.0;
+    assert!((n.point - 3.6e7 / per_inference).abs() < 1e-9 * n.point, "{n:?}");
+    // Its interval is between runs, as the energy's is: wider than one run's.
+    let one = fixture(1.0).benches[0].training.clone().unwrap().break_even_inferences.unwrap();
+    assert!(n.hi.unwrap() - n.lo.unwrap() > one.hi.unwrap() - one.lo.unwrap(), "{n:?} vs {one:?}");
+}

@@ -382,11 +382,27 @@ fn a_guard_an_iteration_forgets_ends_with_the_iteration() {
                 ("JOULES_SAMPLE_MS", &n("20")),
                 ("JOULES_WARM_UP_MS", &n("20")),
                 ("JOULES_IDLE_MS", &n("0")),
+                ("JOULES_TRAINING_J", &n("5e3")),
+                ("JOULES_TRAINING_SOURCE", &n("a model card")),
                 (joules::bench::OUT_ENV, &out),
             ],
         );
         let report = joules::report::Report::read(&out).unwrap();
         let bench = &report.benches[0];
+        // Four inferences an iteration; the training energy the environment declared (over
+        // the bench's own), and when inference overtakes it.
+        assert_eq!(bench.inferences_per_iteration, 4);
+        let per_inference = bench.domains[0].total_j.point / 4.0;
+        let training = bench.training.as_ref().expect("a training energy");
+        assert_eq!((training.energy_j, training.source.as_str()), (5e3, "a model card"));
+        let n = training.break_even_inferences.as_ref().expect("a break-even");
+        assert!(
+            (n.point - 5e3 / per_inference).abs() <= 1e-9 * n.point,
+            "{} vs {}",
+            n.point,
+            5e3 / per_inference
+        );
+        assert!(n.lo.unwrap() < n.point && n.point < n.hi.unwrap(), "{n:?}");
         let paths: Vec<(&str, f64)> = bench.spans.iter().map(|s| (s.path.as_str(), s.calls.point)).collect();
         assert_eq!(paths, [("calm_layer", 1.0)], "nothing nests under a forgotten guard");
         let flags = &bench.spans[0].flags;
@@ -443,6 +459,9 @@ fn model() {
 }
 
 fn runs_a_model(b: &mut joules::bench::Bencher<'_>) {
+    b.inferences_per_iter(4);
+    // The test's JOULES_TRAINING_J overrides this.
+    b.training_energy(Joules(1000.0), "declared in the bench");
     b.iter(model);
 }
 
@@ -462,11 +481,27 @@ fn declared_operations_give_ops_per_call_and_per_joule_in_every_format() {
                 ("JOULES_SAMPLE_MS", &n("30")),
                 ("JOULES_WARM_UP_MS", &n("20")),
                 ("JOULES_IDLE_MS", &n("0")),
+                ("JOULES_TRAINING_J", &n("5e3")),
+                ("JOULES_TRAINING_SOURCE", &n("a model card")),
                 (joules::bench::OUT_ENV, &out),
             ],
         );
         let report = joules::report::Report::read(&out).unwrap();
         let bench = &report.benches[0];
+        // Four inferences an iteration; the training energy the environment declared (over
+        // the bench's own), and when inference overtakes it.
+        assert_eq!(bench.inferences_per_iteration, 4);
+        let per_inference = bench.domains[0].total_j.point / 4.0;
+        let training = bench.training.as_ref().expect("a training energy");
+        assert_eq!((training.energy_j, training.source.as_str()), (5e3, "a model card"));
+        let n = training.break_even_inferences.as_ref().expect("a break-even");
+        assert!(
+            (n.point - 5e3 / per_inference).abs() <= 1e-9 * n.point,
+            "{} vs {}",
+            n.point,
+            5e3 / per_inference
+        );
+        assert!(n.lo.unwrap() < n.point && n.point < n.hi.unwrap(), "{n:?}");
         let span = |path: &str| bench.spans.iter().find(|s| s.path == path).unwrap();
         let ops = |path: &str| span(path).ops.clone().unwrap_or_else(|| panic!("{path} has ops"));
         // Two calls of one site: 300k and 100k multiply-adds, 200k a call.
@@ -487,6 +522,16 @@ fn declared_operations_give_ops_per_call_and_per_joule_in_every_format() {
         let table = joules::render::report(&report, joules::render::Format::Table);
         assert!(table.contains("ops/J (incl)") && table.contains("ops/call"), "{table}");
         assert!(table.contains("200.0 k") && table.contains("Mops/J ("), "{table}");
+        assert!(
+            table.contains("per inference: ") && table.contains("(an iteration does 4 inferences)"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "training: 5.000 kJ (1.39 Wh), declared: a model card; inference has used more after"
+            ),
+            "{table}"
+        );
         let md = joules::render::report(&report, joules::render::Format::Markdown);
         assert!(md.contains("| ops/J (incl) |") && md.contains("Mops/J ("), "{md}");
         // Rows of the table line up with its header.

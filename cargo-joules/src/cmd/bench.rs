@@ -104,6 +104,12 @@ fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &Path
     if let Some(ms) = args.idle_ms {
         cmd.env("JOULES_IDLE_MS", ms.to_string());
     }
+    if let Some(joules) = args.training_energy {
+        cmd.env("JOULES_TRAINING_J", joules.to_string());
+        let source =
+            args.training_source.clone().unwrap_or_else(|| "--training-energy (no source given)".into());
+        cmd.env("JOULES_TRAINING_SOURCE", source);
+    }
     eprintln!("joules: running bench `{}` of {}", target.name, target.package);
     let status =
         cmd.status().with_context(|| format!("starting {}", exe.display())).code(ExitCodes::BENCH_FAILED)?;

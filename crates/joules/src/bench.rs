@@ -23,7 +23,7 @@ use crate::units::Nanos;
 pub const OUT_ENV: &str = "JOULES_OUT";
 
 /// How long and how often to measure.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BenchConfig {
     /// Time spent running the benchmark before measuring (`JOULES_WARM_UP_MS`, default 1000).
     pub warm_up: Duration,
@@ -35,6 +35,10 @@ pub struct BenchConfig {
     /// Time spent at rest before the benchmarks to measure idle power (`JOULES_IDLE_MS`,
     /// default 500; 0 skips it).
     pub idle: Duration,
+    /// The model's training energy in joules and where the figure comes from
+    /// (`JOULES_TRAINING_J`, `JOULES_TRAINING_SOURCE`), for every bench; it overrides one a
+    /// bench declares ([`Bencher::training_energy`]).
+    pub training: Option<(f64, String)>,
 }
 
 impl Default for BenchConfig {
@@ -44,12 +48,14 @@ impl Default for BenchConfig {
             samples: 10,
             sample_time: Duration::from_millis(300),
             idle: Duration::from_millis(500),
+            training: None,
         }
     }
 }
 
 impl BenchConfig {
-    /// The defaults, overridden by `JOULES_WARM_UP_MS`, `JOULES_SAMPLES`, `JOULES_SAMPLE_MS`.
+    /// The defaults, overridden by `JOULES_WARM_UP_MS`, `JOULES_SAMPLES`, `JOULES_SAMPLE_MS`,
+    /// `JOULES_IDLE_MS`, `JOULES_TRAINING_J` and `JOULES_TRAINING_SOURCE`.
     pub fn from_env() -> Result<Self, String> {
         let mut cfg = BenchConfig::default();
         let num = |key: &str| -> Result<Option<u64>, String> {
@@ -73,6 +79,17 @@ impl BenchConfig {
         if let Some(ms) = num("JOULES_IDLE_MS")? {
             cfg.idle = Duration::from_millis(ms);
         }
+        if let Ok(v) = std::env::var("JOULES_TRAINING_J") {
+            let joules: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|j: &f64| j.is_finite() && *j > 0.0)
+                .ok_or_else(|| format!("JOULES_TRAINING_J={v:?} is not an energy in joules above 0"))?;
+            let source = std::env::var("JOULES_TRAINING_SOURCE")
+                .unwrap_or_else(|_| "declared by the user (JOULES_TRAINING_J)".to_owned());
+            cfg.training = Some((joules, source));
+        }
         Ok(cfg)
     }
 }
@@ -86,6 +103,8 @@ pub struct Bencher<'a> {
     samples: Vec<SampleWindow>,
     warnings: Vec<String>,
     notes: Vec<String>,
+    inferences: u64,
+    training: Option<(f64, String)>,
 }
 
 /// The update period of a stepped counter in whose intervals the regression found layers it
@@ -108,6 +127,20 @@ impl Bencher<'_> {
     /// a variant saved, as their quality cost.
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());
+    }
+
+    /// Declares how many inferences one iteration does (its batch: 64 images, 12
+    /// sentences), so that reports give energy per inference. 1 where not declared.
+    pub fn inferences_per_iter(&mut self, n: u64) {
+        self.inferences = n.max(1);
+    }
+
+    /// Declares the energy it took to train the model this benchmark runs (`energy`, and
+    /// `source`: where the figure comes from, e.g. the model card). The report then says after
+    /// how many inferences running the model has cost more than training it.
+    /// `cargo joules bench --training-energy` overrides it.
+    pub fn training_energy(&mut self, energy: crate::Joules, source: impl Into<String>) {
+        self.training = Some((energy.0, source.into()));
     }
 
     /// Measures `f`, the work of one iteration (e.g. one inference).
@@ -227,6 +260,8 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
             samples: Vec::new(),
             warnings: Vec::new(),
             notes: Vec::new(),
+            inferences: 1,
+            training: None,
         };
         if shared.is_none() {
             b.warnings.push(
@@ -251,7 +286,8 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         if b.samples.is_empty() {
             return Err((ExitCodes::USAGE, format!("benchmark `{name}` never called Bencher::iter")));
         }
-        windows.push((*name, b.samples, b.warnings, b.notes));
+        let training = config.training.clone().or(b.training);
+        windows.push((*name, b.samples, b.warnings, (b.notes, b.inferences, training)));
     }
     let rec = profiler.stop();
     if let Some(why) = &rec.failure {
@@ -288,7 +324,7 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
         .then(|| summary::idle_power(&rec.timeline, &tree, &rec.spans, &idle_windows));
     let benches = windows
         .iter()
-        .map(|(name, samples, own, notes)| {
+        .map(|(name, samples, own, (notes, inferences, training))| {
             let mut bench = summary::summarize(
                 name,
                 &rec.timeline,
@@ -299,6 +335,10 @@ fn run_inner(builder: ProfilerBuilder, benches: &[Bench]) -> Result<ExitCode, (u
                 warnings.iter().chain(own).cloned().collect(),
             );
             bench.notes.clone_from(notes);
+            bench.inferences_per_iteration = *inferences;
+            if let Some((joules, source)) = training {
+                bench.set_training(*joules, source.clone());
+            }
             bench
         })
         .collect();

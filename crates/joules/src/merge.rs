@@ -180,6 +180,9 @@ fn merge_bench(all: &[&BenchReport]) -> Result<BenchReport, (usize, String)> {
         }
     }
     out.warnings = warnings;
+    if let Some(t) = first.training.clone() {
+        out.set_training(t.energy_j, t.source);
+    }
     Ok(out)
 }
 

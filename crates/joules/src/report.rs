@@ -57,6 +57,78 @@ pub struct BenchReport {
     /// e.g. the accuracy of the model variant it ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Inferences one iteration does (its batch), as the bench declared
+    /// ([`Bencher::inferences_per_iter`](crate::bench::Bencher::inferences_per_iter)); 1 where
+    /// it did not.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub inferences_per_iteration: u64,
+    /// The model's training energy where one was declared, and when inference overtakes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<Training>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
+/// A model's training energy, declared (it is not measured here), and the number of
+/// inferences after which running the model has used more energy than training it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Training {
+    /// The declared energy, in joules.
+    pub energy_j: f64,
+    /// Where the figure comes from (a model card, a paper, the user's own estimate).
+    pub source: String,
+    /// `energy_j` over the energy of one inference (the bench's energy per iteration summed
+    /// over the domains no other contains, over its inferences per iteration), with its
+    /// interval; absent where the bench measured no energy.
+    pub break_even_inferences: Option<Estimate>,
+}
+
+impl BenchReport {
+    /// Energy per iteration over every domain that no other domain contains (package and
+    /// GPU, not package and its cores), with an interval from the per-sample sums.
+    pub fn energy_per_iteration(&self) -> Option<Estimate> {
+        let top: Vec<&DomainReport> = self.domains.iter().filter(|d| d.part_of.is_none()).collect();
+        match top.as_slice() {
+            [] => None,
+            [one] => Some(one.total_j.clone()),
+            many => {
+                let n = many[0].total_j.samples.len();
+                if many.iter().any(|d| d.total_j.samples.len() != n || !d.total_j.runs.is_empty()) {
+                    // Merged runs keep no aligned samples: sum the points and the bounds
+                    // (wider than it need be, never narrower).
+                    let sum = |f: &dyn Fn(&Estimate) -> Option<f64>| many.iter().map(|d| f(&d.total_j)).sum();
+                    let mut e = Estimate::from_samples(Vec::new());
+                    e.point = many.iter().map(|d| d.total_j.point).sum();
+                    e.lo = sum(&|e| e.lo);
+                    e.hi = sum(&|e| e.hi);
+                    return Some(e);
+                }
+                Some(Estimate::from_samples(
+                    (0..n).map(|i| many.iter().map(|d| d.total_j.samples[i]).sum()).collect(),
+                ))
+            }
+        }
+    }
+
+    /// Energy per inference: [`energy_per_iteration`](Self::energy_per_iteration) over the
+    /// inferences an iteration does.
+    pub fn energy_per_inference(&self) -> Option<Estimate> {
+        let per = self.inferences_per_iteration.max(1) as f64;
+        self.energy_per_iteration().map(|e| e.scaled(1.0 / per))
+    }
+
+    /// Declares the model's training energy (`energy_j` joules, from `source`) and works out
+    /// when inference overtakes it from this bench's figures.
+    pub fn set_training(&mut self, energy_j: f64, source: impl Into<String>) {
+        let break_even_inferences = self.energy_per_inference().and_then(|e| e.per_unit(energy_j));
+        self.training = Some(Training { energy_j, source: source.into(), break_even_inferences });
+    }
 }
 
 /// One sample of a benchmark.

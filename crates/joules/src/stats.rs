@@ -156,6 +156,22 @@ impl Estimate {
         })
     }
 
+    /// This figure in other units: every value times `factor` (above 0).
+    pub fn scaled(&self, factor: f64) -> Estimate {
+        let by = |x: f64| x * factor;
+        Estimate {
+            point: by(self.point),
+            lo: self.lo.map(by),
+            hi: self.hi.map(by),
+            stderr: self.stderr.map(by),
+            level: self.level,
+            samples: self.samples.iter().copied().map(by).collect(),
+            systematic: self.systematic.map(by),
+            model_stderr: self.model_stderr.map(by),
+            runs: self.runs.iter().copied().map(by).collect(),
+        }
+    }
+
     /// Sample standard deviation, with at least two samples.
     pub fn sd(&self) -> Option<f64> {
         let n = self.samples.len();

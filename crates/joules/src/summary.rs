@@ -248,6 +248,8 @@ pub fn summarize(
         spans,
         warnings,
         notes: Vec::new(),
+        inferences_per_iteration: 1,
+        training: None,
     }
 }
 

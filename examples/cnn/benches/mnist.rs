@@ -37,6 +37,7 @@ fn note_quality(b: &mut Bencher<'_>, model: &Cnn) {
 fn dense(b: &mut Bencher<'_>) {
     let (model, images) = load();
     note_quality(b, &model);
+    b.inferences_per_iter(64);
     b.iter(|| model.forward(&images).expect("inference"));
 }
 
@@ -44,6 +45,7 @@ fn pruned(b: &mut Bencher<'_>) {
     let (model, images) = load();
     let model = model.pruned(KEEP).expect("pruning");
     note_quality(b, &model);
+    b.inferences_per_iter(64);
     b.iter(|| model.forward(&images).expect("inference"));
 }
 

@@ -39,6 +39,7 @@ fn dense(b: &mut Bencher<'_>) {
     let model = load();
     note_quality(b, &model, &model);
     let batch = model.tokenize(&SENTENCES).expect("tokenising");
+    b.inferences_per_iter(SENTENCES.len() as u64);
     b.iter(|| model.encode(&batch).expect("inference"));
 }
 
@@ -47,6 +48,7 @@ fn pruned(b: &mut Bencher<'_>) {
     let model = dense.pruned(KEEP).expect("pruning");
     note_quality(b, &dense, &model);
     let batch = model.tokenize(&SENTENCES).expect("tokenising");
+    b.inferences_per_iter(SENTENCES.len() as u64);
     b.iter(|| model.encode(&batch).expect("inference"));
 }
 

@@ -12,6 +12,7 @@ const KEEP: f64 = 0.6;
 fn inference(b: &mut Bencher<'_>) {
     let model = Mlp::new(42);
     let input = batch(32, 7);
+    b.inferences_per_iter(32);
     b.iter(|| model.forward(&input));
 }
 
@@ -28,6 +29,7 @@ fn pruned(b: &mut Bencher<'_>) {
         dense.widths()
     ));
     let input = batch(32, 7);
+    b.inferences_per_iter(32);
     b.iter(|| model.forward(&input));
 }
 

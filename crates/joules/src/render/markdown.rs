@@ -91,6 +91,9 @@ pub(super) fn report(report: &Report) -> String {
             }
             out.push('\n');
         }
+        for line in super::table::bench_facts(bench) {
+            let _ = writeln!(out, "- {line}");
+        }
         for w in &bench.warnings {
             let _ = writeln!(out, "- warning: {w}");
         }

@@ -10,9 +10,12 @@ pub struct Scale {
 }
 
 impl Scale {
-    /// The energy unit (kJ .. nJ) that shows `typical` joules with 1 to 3 integer digits.
+    /// The energy unit (GJ .. nJ) that shows `typical` joules with 1 to 3 integer digits.
     pub fn energy(typical: f64) -> Self {
-        Self::pick(typical, &[(1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")])
+        Self::pick(
+            typical,
+            &[(1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")],
+        )
     }
 
     /// The time unit (s .. ns) for `typical` nanoseconds.

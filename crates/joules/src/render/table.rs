@@ -143,10 +143,51 @@ pub fn bench_table(bench: &BenchReport) -> String {
             "  * shorter than the counter's update period and attributed by time-share: energy inferred from how power was shared, not seen directly"
         );
     }
+    for line in bench_facts(bench) {
+        let _ = writeln!(out, "  {line}");
+    }
     for w in &bench.warnings {
         let _ = writeln!(out, "  warning: {w}");
     }
     out
+}
+
+/// What a bench says beyond its spans: energy per inference where an iteration does several,
+/// when inference overtakes a declared training energy, and the bench's own notes.
+pub(super) fn bench_facts(bench: &BenchReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    let per_inference = bench.energy_per_inference();
+    if bench.inferences_per_iteration > 1
+        && let Some(e) = &per_inference
+    {
+        lines.push(format!(
+            "per inference: {} (an iteration does {} inferences)",
+            energy(e),
+            bench.inferences_per_iteration
+        ));
+    }
+    if let Some(t) = &bench.training {
+        // Training energy is mostly quoted in watt-hours.
+        let wh = if t.energy_j >= 3.6e6 {
+            format!("{:.1} kWh", t.energy_j / 3.6e6)
+        } else {
+            format!("{:.2} Wh", t.energy_j / 3.6e3)
+        };
+        let declared = format!(
+            "training: {} ({wh}), declared: {}",
+            Scale::energy(t.energy_j).format(t.energy_j),
+            t.source
+        );
+        lines.push(match &t.break_even_inferences {
+            Some(n) => {
+                let count = Scale::ops(n.point).interval(n);
+                format!("{declared}; inference has used more after {} inferences", count.replace("  ", " "))
+            }
+            None => format!("{declared}; no energy measured to set it against"),
+        });
+    }
+    lines.extend(bench.notes.iter().map(|n| format!("note: {n}")));
+    lines
 }
 
 /// Operations declared per call (its own), or "-" where it declares none.
