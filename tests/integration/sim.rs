@@ -382,27 +382,11 @@ fn a_guard_an_iteration_forgets_ends_with_the_iteration() {
                 ("JOULES_SAMPLE_MS", &n("20")),
                 ("JOULES_WARM_UP_MS", &n("20")),
                 ("JOULES_IDLE_MS", &n("0")),
-                ("JOULES_TRAINING_J", &n("5e3")),
-                ("JOULES_TRAINING_SOURCE", &n("a model card")),
                 (joules::bench::OUT_ENV, &out),
             ],
         );
         let report = joules::report::Report::read(&out).unwrap();
         let bench = &report.benches[0];
-        // Four inferences an iteration; the training energy the environment declared (over
-        // the bench's own), and when inference overtakes it.
-        assert_eq!(bench.inferences_per_iteration, 4);
-        let per_inference = bench.domains[0].total_j.point / 4.0;
-        let training = bench.training.as_ref().expect("a training energy");
-        assert_eq!((training.energy_j, training.source.as_str()), (5e3, "a model card"));
-        let n = training.break_even_inferences.as_ref().expect("a break-even");
-        assert!(
-            (n.point - 5e3 / per_inference).abs() <= 1e-9 * n.point,
-            "{} vs {}",
-            n.point,
-            5e3 / per_inference
-        );
-        assert!(n.lo.unwrap() < n.point && n.point < n.hi.unwrap(), "{n:?}");
         let paths: Vec<(&str, f64)> = bench.spans.iter().map(|s| (s.path.as_str(), s.calls.point)).collect();
         assert_eq!(paths, [("calm_layer", 1.0)], "nothing nests under a forgotten guard");
         let flags = &bench.spans[0].flags;
