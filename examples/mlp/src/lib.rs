@@ -107,14 +107,6 @@ impl Mlp {
         }
     }
 
-    /// The class each input (row) is given.
-    pub fn classify(&self, x: &Array2<f32>) -> Vec<usize> {
-        self.forward(x)
-            .axis_iter(Axis(0))
-            .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
-            .collect()
-    }
-
     /// Class probabilities for a batch of inputs (rows).
     #[measure_energy]
     pub fn forward(&self, x: &Array2<f32>) -> Array2<f32> {
