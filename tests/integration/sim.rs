@@ -193,6 +193,41 @@ fn outer_short() {
     pause(2);
 }
 
+type Bench = fn(&mut joules::bench::Bencher<'_>);
+
+/// Runs `benches` under the simulator (5 W) in a child process of test `name`, which calls
+/// this first: in the parent it returns the report the harness wrote; in the child it runs
+/// the harness, asserts it succeeded, and returns None. `timing` is samples, sample and
+/// warm-up milliseconds; `envs` adds to the harness's environment.
+fn bench_in_child(
+    name: &str,
+    timing: (u32, u32, u32),
+    envs: &[(&str, &str)],
+    benches: &[(&'static str, Bench)],
+) -> Option<joules::report::Report> {
+    if joules_tests::caps::in_child() {
+        let code = joules::bench::run_with(
+            Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))),
+            benches,
+        );
+        assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let (samples, sample_ms, warm_up_ms) = (timing.0.to_string(), timing.1.to_string(), timing.2.to_string());
+    let mut all: Vec<(&str, &std::path::Path)> = vec![
+        ("JOULES_SAMPLES", samples.as_ref()),
+        ("JOULES_SAMPLE_MS", sample_ms.as_ref()),
+        ("JOULES_WARM_UP_MS", warm_up_ms.as_ref()),
+        ("JOULES_IDLE_MS", "0".as_ref()),
+        (joules::bench::OUT_ENV, &out),
+    ];
+    all.extend(envs.iter().map(|(k, v)| (*k, v.as_ref())));
+    joules_tests::caps::run_in_child(name, &all);
+    Some(joules::report::Report::read(&out).unwrap())
+}
+
 const FAILING_TEST: &str = "sim::a_source_that_fails_stops_the_harness_at_once";
 static SECOND_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -304,55 +339,42 @@ fn floods_throughout(b: &mut joules::bench::Bencher<'_>) {
 /// only its own share, so the bench after it keeps its spans too.
 #[test]
 fn each_bench_has_its_share_of_the_span_log_and_no_warm_up_is_kept() {
-    if !joules_tests::caps::in_child() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("report.json");
-        let n = |v: &str| std::path::PathBuf::from(v);
-        joules_tests::caps::run_in_child(
-            BUDGET_TEST,
-            &[
-                ("JOULES_SAMPLES", &n("3")),
-                ("JOULES_SAMPLE_MS", &n("40")),
-                ("JOULES_WARM_UP_MS", &n("60")),
-                ("JOULES_IDLE_MS", &n("0")),
-                (joules::bench::OUT_ENV, &out),
-            ],
-        );
-        let report = joules::report::Report::read(&out).unwrap();
-        let names: Vec<&str> = report.benches.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, BUDGET_BENCHES);
-        for (bench, flooded) in report.benches.iter().zip([false, true, false]) {
-            let calls =
-                |path: &str| bench.spans.iter().find(|s| s.path == path).map_or(0.0, |s| s.calls.point);
-            if flooded {
-                let flood = calls("flood_edge");
-                assert!(flood > 0.0 && flood < 200.0, "{}: the flood fills its share: {flood}", bench.name);
-            } else {
-                assert_eq!(calls("calm_layer"), 1.0, "{}: every span of the samples is kept", bench.name);
-                assert_eq!(calls("flood_edge"), 0.0, "{}: no warm-up span is kept", bench.name);
-            }
-        }
-        // The first bench's warm-up overflowed its share: said, apart from the rest.
-        assert!(
-            report.benches[0]
-                .warnings
-                .iter()
-                .any(|w| w.contains("span edges were dropped") && w.contains("of them before the samples")),
-            "{:?}",
-            report.benches[0].warnings
-        );
-        return;
+    if joules_tests::caps::in_child() {
+        joules::__private::set_span_log_capacity(30_000);
     }
-    joules::__private::set_span_log_capacity(30_000);
-    let code = joules::bench::run_with(
-        Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))),
+    let Some(report) = bench_in_child(
+        BUDGET_TEST,
+        (3, 40, 60),
+        &[],
         &[
-            (BUDGET_BENCHES[0], flood_then_calm as fn(&mut joules::bench::Bencher<'_>)),
+            (BUDGET_BENCHES[0], flood_then_calm as Bench),
             (BUDGET_BENCHES[1], floods_throughout),
             (BUDGET_BENCHES[2], flood_then_calm),
         ],
+    ) else {
+        return;
+    };
+    let names: Vec<&str> = report.benches.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, BUDGET_BENCHES);
+    for (bench, flooded) in report.benches.iter().zip([false, true, false]) {
+        let calls = |path: &str| bench.spans.iter().find(|s| s.path == path).map_or(0.0, |s| s.calls.point);
+        if flooded {
+            let flood = calls("flood_edge");
+            assert!(flood > 0.0 && flood < 200.0, "{}: the flood fills its share: {flood}", bench.name);
+        } else {
+            assert_eq!(calls("calm_layer"), 1.0, "{}: every span of the samples is kept", bench.name);
+            assert_eq!(calls("flood_edge"), 0.0, "{}: no warm-up span is kept", bench.name);
+        }
+    }
+    // The first bench's warm-up overflowed its share: said, apart from the rest.
+    assert!(
+        report.benches[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("span edges were dropped") && w.contains("of them before the samples")),
+        "{:?}",
+        report.benches[0].warnings
     );
-    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
 }
 
 const FORGET_TEST: &str = "sim::a_guard_an_iteration_forgets_ends_with_the_iteration";
@@ -371,55 +393,35 @@ fn forgets_a_guard(b: &mut joules::bench::Bencher<'_>) {
 /// `forgotten/forgotten/calm_layer`, ...)
 #[test]
 fn a_guard_an_iteration_forgets_ends_with_the_iteration() {
-    if !joules_tests::caps::in_child() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("report.json");
-        let n = |v: &str| std::path::PathBuf::from(v);
-        joules_tests::caps::run_in_child(
-            FORGET_TEST,
-            &[
-                ("JOULES_SAMPLES", &n("3")),
-                ("JOULES_SAMPLE_MS", &n("20")),
-                ("JOULES_WARM_UP_MS", &n("20")),
-                ("JOULES_IDLE_MS", &n("0")),
-                (joules::bench::OUT_ENV, &out),
-            ],
-        );
-        let report = joules::report::Report::read(&out).unwrap();
-        let bench = &report.benches[0];
-        let paths: Vec<(&str, f64)> = bench.spans.iter().map(|s| (s.path.as_str(), s.calls.point)).collect();
-        assert_eq!(paths, [("calm_layer", 1.0)], "nothing nests under a forgotten guard");
-        let flags = &bench.spans[0].flags;
-        assert!(
-            !flags.contains(&joules::report::Flag::NotLeft)
-                && !flags.contains(&joules::report::Flag::ForgottenInside),
-            "{flags:?}"
-        );
-        let warning = bench
-            .warnings
-            .iter()
-            .find(|w| w.contains("of `forgotten` outside any span") && w.contains("never dropped"))
-            .unwrap_or_else(|| panic!("{:?}", bench.warnings));
-        // Only the samples' iterations count: the warm-up's spans, each ended by a cut, were
-        // dropped with it.
-        let counted: u64 = warning
-            .split(" of `forgotten` outside any span")
-            .next()
-            .and_then(|head| head.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("{warning}"));
-        let iterations: u64 = bench.samples.iter().map(|s| s.iterations).sum();
-        assert!(
-            counted <= iterations + 1 && counted + 3 >= iterations,
-            "{counted} of {iterations}: {warning}"
-        );
+    let Some(report) =
+        bench_in_child(FORGET_TEST, (3, 20, 20), &[], &[(FORGET_TEST, forgets_a_guard as Bench)])
+    else {
         return;
-    }
-    let code = joules::bench::run_with(
-        Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))),
-        &[(FORGET_TEST, forgets_a_guard as fn(&mut joules::bench::Bencher<'_>))],
+    };
+    let bench = &report.benches[0];
+    let paths: Vec<(&str, f64)> = bench.spans.iter().map(|s| (s.path.as_str(), s.calls.point)).collect();
+    assert_eq!(paths, [("calm_layer", 1.0)], "nothing nests under a forgotten guard");
+    let flags = &bench.spans[0].flags;
+    assert!(
+        !flags.contains(&joules::report::Flag::NotLeft)
+            && !flags.contains(&joules::report::Flag::ForgottenInside),
+        "{flags:?}"
     );
-    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+    let warning = bench
+        .warnings
+        .iter()
+        .find(|w| w.contains("of `forgotten` outside any span") && w.contains("never dropped"))
+        .unwrap_or_else(|| panic!("{:?}", bench.warnings));
+    // Only the samples' iterations count: the warm-up's spans, each ended by a cut, were
+    // dropped with it.
+    let counted: u64 = warning
+        .split(" of `forgotten` outside any span")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{warning}"));
+    let iterations: u64 = bench.samples.iter().map(|s| s.iterations).sum();
+    assert!(counted <= iterations + 1 && counted + 3 >= iterations, "{counted} of {iterations}: {warning}");
 }
 
 const OPS_TEST: &str = "sim::declared_operations_give_ops_per_call_and_per_joule_in_every_format";
@@ -454,83 +456,65 @@ fn runs_a_model(b: &mut joules::bench::Bencher<'_>) {
 /// with an interval from the joules', in the JSON, the table, Markdown and CSV.
 #[test]
 fn declared_operations_give_ops_per_call_and_per_joule_in_every_format() {
-    if !joules_tests::caps::in_child() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("report.json");
-        let n = |v: &str| std::path::PathBuf::from(v);
-        joules_tests::caps::run_in_child(
-            OPS_TEST,
-            &[
-                ("JOULES_SAMPLES", &n("4")),
-                ("JOULES_SAMPLE_MS", &n("30")),
-                ("JOULES_WARM_UP_MS", &n("20")),
-                ("JOULES_IDLE_MS", &n("0")),
-                ("JOULES_TRAINING_J", &n("5e3")),
-                ("JOULES_TRAINING_SOURCE", &n("a model card")),
-                (joules::bench::OUT_ENV, &out),
-            ],
-        );
-        let report = joules::report::Report::read(&out).unwrap();
-        let bench = &report.benches[0];
-        // Four inferences an iteration; the training energy the environment declared (over
-        // the bench's own), and when inference overtakes it.
-        assert_eq!(bench.inferences_per_iteration, 4);
-        let per_inference = bench.domains[0].total_j.point / 4.0;
-        let training = bench.training.as_ref().expect("a training energy");
-        assert_eq!((training.energy_j, training.source.as_str()), (5e3, "a model card"));
-        let n = training.break_even_inferences.as_ref().expect("a break-even");
-        assert!(
-            (n.point - 5e3 / per_inference).abs() <= 1e-9 * n.point,
-            "{} vs {}",
-            n.point,
-            5e3 / per_inference
-        );
-        assert!(n.lo.unwrap() < n.point && n.point < n.hi.unwrap(), "{n:?}");
-        let span = |path: &str| bench.spans.iter().find(|s| s.path == path).unwrap();
-        let ops = |path: &str| span(path).ops.clone().unwrap_or_else(|| panic!("{path} has ops"));
-        // Two calls of one site: 300k and 100k multiply-adds, 200k a call.
-        assert_eq!(ops("model/matvec").per_call, 200_000.0);
-        assert_eq!(ops("model/matvec").exclusive.point, 400_000.0);
-        assert_eq!(ops("model/softmax").per_call, 50_000.0);
-        assert_eq!(ops("model").exclusive.point, 0.0, "model declares none of its own");
-        assert_eq!(ops("model").inclusive.point, 450_000.0, "but holds its layers'");
-        for path in ["model", "model/matvec", "model/softmax"] {
-            let s = span(path);
-            let e = &s.energy[0];
-            let rate = e.ops_per_j.as_ref().unwrap_or_else(|| panic!("{path}: ops/J"));
-            let want = s.ops.as_ref().unwrap().inclusive.point / e.inclusive_j.point;
-            assert!((rate.point - want).abs() <= 1e-9 * want, "{path}: {} vs {want}", rate.point);
-            let (lo, hi) = (rate.lo.unwrap(), rate.hi.unwrap_or(f64::INFINITY));
-            assert!(lo < rate.point && rate.point < hi, "{path}: an interval around it: {lo} {hi}");
-        }
-        let table = joules::render::report(&report, joules::render::Format::Table);
-        assert!(table.contains("ops/J (incl)") && table.contains("ops/call"), "{table}");
-        assert!(table.contains("200.0 k") && table.contains("Mops/J ("), "{table}");
-        assert!(
-            table.contains("per inference: ") && table.contains("(an iteration does 4 inferences)"),
-            "{table}"
-        );
-        assert!(
-            table.contains(
-                "training: 5.000 kJ (1.39 Wh), declared: a model card; inference has used more after"
-            ),
-            "{table}"
-        );
-        let md = joules::render::report(&report, joules::render::Format::Markdown);
-        assert!(md.contains("| ops/J (incl) |") && md.contains("Mops/J ("), "{md}");
-        // Rows of the table line up with its header.
-        let header = md.lines().find(|l| l.starts_with("| span |")).unwrap();
-        for line in md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| span")) {
-            assert_eq!(line.matches('|').count(), header.matches('|').count(), "{line}");
-        }
-        let csv = joules::render::report(&report, joules::render::Format::Csv);
-        assert!(csv.lines().any(|l| l.contains("model/matvec,,,inclusive_ops,ops,4e5")), "{csv}");
-        assert!(csv.lines().any(|l| l.contains(",ops_per_j,ops/J,")), "{csv}");
+    let Some(report) = bench_in_child(
+        OPS_TEST,
+        (4, 30, 20),
+        &[("JOULES_TRAINING_J", "5e3"), ("JOULES_TRAINING_SOURCE", "a model card")],
+        &[(OPS_TEST, runs_a_model as Bench)],
+    ) else {
         return;
-    }
-    let code = joules::bench::run_with(
-        Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))),
-        &[(OPS_TEST, runs_a_model as fn(&mut joules::bench::Bencher<'_>))],
+    };
+    let bench = &report.benches[0];
+    // Four inferences an iteration; the training energy the environment declared (over
+    // the bench's own), and when inference overtakes it.
+    assert_eq!(bench.inferences_per_iteration, 4);
+    let per_inference = bench.domains[0].total_j.point / 4.0;
+    let training = bench.training.as_ref().expect("a training energy");
+    assert_eq!((training.energy_j, training.source.as_str()), (5e3, "a model card"));
+    let n = training.break_even_inferences.as_ref().expect("a break-even");
+    assert!(
+        (n.point - 5e3 / per_inference).abs() <= 1e-9 * n.point,
+        "{} vs {}",
+        n.point,
+        5e3 / per_inference
     );
-    assert_eq!(format!("{code:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+    assert!(n.lo.unwrap() < n.point && n.point < n.hi.unwrap(), "{n:?}");
+    let span = |path: &str| bench.spans.iter().find(|s| s.path == path).unwrap();
+    let ops = |path: &str| span(path).ops.clone().unwrap_or_else(|| panic!("{path} has ops"));
+    // Two calls of one site: 300k and 100k multiply-adds, 200k a call.
+    assert_eq!(ops("model/matvec").per_call, 200_000.0);
+    assert_eq!(ops("model/matvec").exclusive.point, 400_000.0);
+    assert_eq!(ops("model/softmax").per_call, 50_000.0);
+    assert_eq!(ops("model").exclusive.point, 0.0, "model declares none of its own");
+    assert_eq!(ops("model").inclusive.point, 450_000.0, "but holds its layers'");
+    for path in ["model", "model/matvec", "model/softmax"] {
+        let s = span(path);
+        let e = &s.energy[0];
+        let rate = e.ops_per_j.as_ref().unwrap_or_else(|| panic!("{path}: ops/J"));
+        let want = s.ops.as_ref().unwrap().inclusive.point / e.inclusive_j.point;
+        assert!((rate.point - want).abs() <= 1e-9 * want, "{path}: {} vs {want}", rate.point);
+        let (lo, hi) = (rate.lo.unwrap(), rate.hi.unwrap_or(f64::INFINITY));
+        assert!(lo < rate.point && rate.point < hi, "{path}: an interval around it: {lo} {hi}");
+    }
+    let table = joules::render::report(&report, joules::render::Format::Table);
+    assert!(table.contains("ops/J (incl)") && table.contains("ops/call"), "{table}");
+    assert!(table.contains("200.0 k") && table.contains("Mops/J ("), "{table}");
+    assert!(
+        table.contains("per inference: ") && table.contains("(an iteration does 4 inferences)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("training: 5.000 kJ (1.39 Wh), declared: a model card; inference has used more after"),
+        "{table}"
+    );
+    let md = joules::render::report(&report, joules::render::Format::Markdown);
+    assert!(md.contains("| ops/J (incl) |") && md.contains("Mops/J ("), "{md}");
+    // Rows of the table line up with its header.
+    let header = md.lines().find(|l| l.starts_with("| span |")).unwrap();
+    for line in md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| span")) {
+        assert_eq!(line.matches('|').count(), header.matches('|').count(), "{line}");
+    }
+    let csv = joules::render::report(&report, joules::render::Format::Csv);
+    assert!(csv.lines().any(|l| l.contains("model/matvec,,,inclusive_ops,ops,4e5")), "{csv}");
+    assert!(csv.lines().any(|l| l.contains(",ops_per_j,ops/J,")), "{csv}");
 }
