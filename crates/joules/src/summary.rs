@@ -352,7 +352,9 @@ pub(crate) fn recording_warnings(rec: &Recording, tree: &SpanTree) -> Vec<String
              (65536 edges by default, between two looks of the sampler) or the log (16M edges; \
              a benchmark run gives each bench an even share of the room left, and keeps no \
              warm-up) was full. A dropped span's time and energy show in the span around it (flagged \
-             `spans dropped`: {}){}; what was recorded nests as it ran. Fewer, coarser spans in \
+             `spans dropped`: {}){}; what was recorded nests as it ran. Operations declared there \
+             (`ops = ...`, `joules::add_ops`) may be lost with the edges, so ops/J of those spans \
+             reads low. Fewer, coarser spans in \
              tight loops (one per layer, not per element) avoid it; so does dropping every guard \
              (guards forgotten in a loop inside a long span pile up, and each span entered there \
              needs room for all their exits)",
