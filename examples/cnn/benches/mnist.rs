@@ -1,13 +1,11 @@
-//! `cargo joules bench` runs this (from `examples/cnn`, after `scripts/fetch-models cnn`): one
-//! batch of 64 test images through the trained CNN per iteration, dense and pruned to 60% of
-//! each layer's channels and neurons. `cargo joules compare` of the two shows, per layer,
+//! `cargo joules bench --manifest-path examples/cnn/Cargo.toml` runs this (after
+//! `scripts/fetch-models cnn`): one
+//! batch of 64 test images through the trained CNN per iteration, dense and pruned to
+//! [`PRUNED_WIDTHS`]. `cargo joules compare` of the two shows, per layer,
 //! what the pruning saved in joules beside what it saved in multiply-adds.
 
 use joules::bench::Bencher;
-use joules_example_cnn::{Cnn, accuracy, models_dir, test_set};
-
-/// The share of channels and neurons the pruned variant keeps.
-const KEEP: f64 = 0.6;
+use joules_example_cnn::{Cnn, PRUNED_WIDTHS, accuracy, models_dir, test_set};
 
 fn load() -> (Cnn, candle_core::Tensor) {
     let dir = models_dir();
@@ -43,7 +41,7 @@ fn dense(b: &mut Bencher<'_>) {
 
 fn pruned(b: &mut Bencher<'_>) {
     let (model, images) = load();
-    let model = model.pruned(KEEP).expect("pruning");
+    let model = model.pruned(PRUNED_WIDTHS).expect("pruning");
     note_quality(b, &model);
     b.inferences_per_iter(64);
     b.iter(|| model.forward(&images).expect("inference"));

@@ -1,4 +1,4 @@
-//! `cargo joules bench` runs this (from `examples/minilm`, after `scripts/fetch-models
+//! `cargo joules bench --manifest-path examples/minilm/Cargo.toml` runs this (after `scripts/fetch-models
 //! minilm`): the 12 sentences of [`SENTENCES`] through all-MiniLM-L6-v2 per iteration, dense
 //! and pruned to two thirds of each layer's attention heads and feed-forward neurons ([`KEEP`]). `cargo joules
 //! compare --benches dense pruned` shows, per layer, what the pruning saved in joules beside

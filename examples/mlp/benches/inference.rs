@@ -1,13 +1,10 @@
 //! `cargo joules bench` runs this: one batched inference of the MLP per iteration, dense
-//! (`inference`) and with 60% of its hidden neurons kept (`pruned`). `cargo joules compare
+//! (`inference`) and with fewer hidden neurons ([`PRUNED_WIDTHS`], `pruned`). `cargo joules compare
 //! --benches inference pruned` shows per layer what pruning saved in joules beside the
 //! multiply-adds it removed.
 
 use joules::bench::Bencher;
-use joules_example_mlp::{Mlp, batch};
-
-/// The share of hidden neurons the pruned variant keeps.
-const KEEP: f64 = 0.6;
+use joules_example_mlp::{Mlp, PRUNED_WIDTHS, batch};
 
 fn inference(b: &mut Bencher<'_>) {
     let model = Mlp::new(42);
@@ -20,7 +17,7 @@ fn inference(b: &mut Bencher<'_>) {
 /// what was cut, not what it cost.
 fn pruned(b: &mut Bencher<'_>) {
     let dense = Mlp::new(42);
-    let model = dense.pruned(KEEP);
+    let model = dense.pruned(PRUNED_WIDTHS);
     let macs = |m: &Mlp| m.macs().iter().sum::<usize>();
     b.note(format!(
         "hidden widths {:?} of {:?}: {} of {} multiply-adds per input (random weights: no accuracy to lose or report)",
