@@ -198,6 +198,14 @@ fn energy_per_inference_sums_top_domains_and_sets_the_break_even() {
     assert!((n.point - 3.6e7 / per.point).abs() < 1e-9 * n.point);
     // Fewer joules per inference is more inferences before inference passes training.
     assert!((n.lo.unwrap() - 3.6e7 / per.hi.unwrap()).abs() < 1e-9 * n.point);
+    // Merged runs: the sum is taken run by run, and its interval is between runs.
+    for (d, k) in bench.domains.iter_mut().zip([1.0, 1.0, 2.0]) {
+        d.total_j.runs = vec![0.9 * k * package, 1.0 * k * package, 1.1 * k * package];
+    }
+    let merged = bench.energy_per_iteration().unwrap();
+    assert_eq!(merged.runs.len(), 3);
+    assert!((merged.runs[0] - 0.9 * 3.0 * package).abs() < 1e-12 * package, "{merged:?}");
+    assert!(merged.half_width().unwrap() > 0.1 * 3.0 * package, "between runs: {merged:?}");
     // Nothing measured, nothing to set against.
     bench.domains.clear();
     bench.set_training(3.6e7, "a model card");

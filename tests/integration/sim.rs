@@ -446,6 +446,8 @@ fn model() {
 
 fn runs_a_model(b: &mut joules::bench::Bencher<'_>) {
     b.inferences_per_iter(4);
+    // Not an energy: left out, with a warning.
+    b.training_energy(Joules(f64::NAN), "a typo");
     // The test's JOULES_TRAINING_J overrides this.
     b.training_energy(Joules(1000.0), "declared in the bench");
     b.iter(model);
@@ -479,6 +481,11 @@ fn declared_operations_give_ops_per_call_and_per_joule_in_every_format() {
         5e3 / per_inference
     );
     assert!(n.lo.unwrap() < n.point && n.point < n.hi.unwrap(), "{n:?}");
+    assert!(
+        bench.warnings.iter().any(|w| w.starts_with("Bencher::training_energy(NaN J) ignored")),
+        "{:?}",
+        bench.warnings
+    );
     let span = |path: &str| bench.spans.iter().find(|s| s.path == path).unwrap();
     let ops = |path: &str| span(path).ops.clone().unwrap_or_else(|| panic!("{path} has ops"));
     // Two calls of one site: 300k and 100k multiply-adds, 200k a call.

@@ -534,3 +534,67 @@ fn each_index_of_a_site_is_a_span_of_its_own_with_its_own_children() {
     let site = |path: &str| report.benches[0].spans.iter().find(|s| s.path == path).unwrap().site.clone();
     assert_eq!(site("layer.0"), site("layer.2"));
 }
+
+static INDEXED_SYNCS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_indexed_sync() {
+    INDEXED_SYNCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[measure_energy(name = "gpu-layer", index = i, sync = count_indexed_sync)]
+fn synced_layer(i: usize) -> usize {
+    i
+}
+
+#[measure_energy(name = "async-layer", index = i)]
+async fn async_layer(i: usize) -> usize {
+    YieldOnce(false).await;
+    i
+}
+
+/// Indexed spans with a sync hook, and indexed `async fn`s (a span per poll, at its index).
+#[test]
+fn indexed_spans_sync_and_poll_at_their_index() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _lock = joules_tests::profiler_lock();
+    INDEXED_SYNCS.store(0, Relaxed);
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    assert_eq!(synced_layer(2) + synced_layer(3), 5);
+    assert_eq!(block_on(async_layer(4)), 4);
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("indexed");
+    assert_eq!(INDEXED_SYNCS.load(Relaxed), 4, "entry and exit of each call");
+    let mut got = paths(&report);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![("async-layer.4".into(), 2.0), ("gpu-layer.2".into(), 1.0), ("gpu-layer.3".into(), 1.0)]
+    );
+}
+
+/// Many threads entering the same indexes at once intern each index once: one path per
+/// index, every call counted.
+#[test]
+fn threads_racing_to_intern_an_index_share_one_span() {
+    let _lock = joules_tests::profiler_lock();
+    let profiler = Profiler::builder().source(sim()).start().unwrap();
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let start = &start;
+            s.spawn(move || {
+                start.wait();
+                for i in 0..4 {
+                    let _s = span!("raced", (i + t) % 4);
+                    std::hint::black_box(i);
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(3));
+    let report = profiler.stop().report("raced");
+    let mut got = paths(&report);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(String, f64)> = (0..4).map(|i| (format!("raced.{i}"), 8.0)).collect();
+    assert_eq!(got, want);
+}

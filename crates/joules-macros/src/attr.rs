@@ -14,7 +14,8 @@ pub(crate) struct MeasureArgs {
     /// arguments as the span is entered.
     pub(crate) ops: Option<syn::Expr>,
     /// `index = expr`: a `usize` that makes each value a span of its own (`layer.0`,
-    /// `layer.1`, ...), computed from the arguments as the span is entered.
+    /// `layer.1`, ...), computed from the arguments at every call, with no profiler running
+    /// too (unlike `ops`): keep it a variable.
     pub(crate) index: Option<syn::Expr>,
 }
 

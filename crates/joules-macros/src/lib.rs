@@ -15,8 +15,11 @@ use proc_macro::TokenStream;
 /// time the future actually runs counts). `ops = expr` declares the operations one call does
 /// (e.g. `ops = 2 * rows * cols` multiply-adds), computed from the arguments as the span is
 /// entered (only while a profiler runs): reports then give operations per call and per joule
-/// (an `async fn` counts each poll as a call, and its operations in the first). See the
-/// `joules` crate for the full story.
+/// (an `async fn` counts each poll as a call, and its operations in the first). `index = expr`
+/// (a `usize`) makes each value a span of its own, `name.0`, `name.1`, ..., so that the layers
+/// of a model, which run the same function, are told apart; it is evaluated at every call,
+/// with no profiler running too, so keep it a variable. See the `joules` crate for the full
+/// story.
 #[proc_macro_attribute]
 pub fn measure_energy(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = match syn::parse::<attr::MeasureArgs>(args) {

@@ -139,8 +139,16 @@ impl Bencher<'_> {
     /// `source`: where the figure comes from, e.g. the model card). The report then says after
     /// how many inferences running the model has cost more than training it.
     /// `cargo joules bench --training-energy` overrides it.
+    /// An energy that is not above 0 (or not finite) is left out, with a warning.
     pub fn training_energy(&mut self, energy: crate::Joules, source: impl Into<String>) {
-        self.training = Some((energy.0, source.into()));
+        if energy.0.is_finite() && energy.0 > 0.0 {
+            self.training = Some((energy.0, source.into()));
+        } else {
+            self.warnings.push(format!(
+                "Bencher::training_energy({} J) ignored: a training energy is a finite number of joules above 0",
+                energy.0
+            ));
+        }
     }
 
     /// Measures `f`, the work of one iteration (e.g. one inference).

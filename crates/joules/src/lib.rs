@@ -67,7 +67,8 @@ pub use units::{Joules, Nanos, Watts};
 ///
 /// `span!("layer", i)` opens a span of its own per index (a `usize`): `layer.0`, `layer.1`,
 /// ..., so that the layers of a model, which run the same code, are told apart in reports.
-/// Indexes from [`SITE_INDEXES`] up share one span, `layer.256+`.
+/// Indexes from [`SITE_INDEXES`] up share one span, `layer.256+`. The index is evaluated at
+/// every entry, with no profiler running too (it is an argument): keep it a variable.
 ///
 /// ```
 /// # let profiler = joules::Profiler::builder().source(joules::source::Sim::new(joules::source::SimScript::new(joules::Watts(5.0)))).start()?;

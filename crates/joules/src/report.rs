@@ -98,20 +98,45 @@ impl BenchReport {
             [] => None,
             [one] => Some(one.total_j.clone()),
             many => {
-                let n = many[0].total_j.samples.len();
-                if many.iter().any(|d| d.total_j.samples.len() != n || !d.total_j.runs.is_empty()) {
-                    // Merged runs keep no aligned samples: sum the points and the bounds
-                    // (wider than it need be, never narrower).
-                    let sum = |f: &dyn Fn(&Estimate) -> Option<f64>| many.iter().map(|d| f(&d.total_j)).sum();
-                    let mut e = Estimate::from_samples(Vec::new());
-                    e.point = many.iter().map(|d| d.total_j.point).sum();
-                    e.lo = sum(&|e| e.lo);
-                    e.hi = sum(&|e| e.hi);
-                    return Some(e);
+                let totals: Vec<&Estimate> = many.iter().map(|d| &d.total_j).collect();
+                let sum_at =
+                    |pick: &dyn Fn(&Estimate) -> &[f64], i: usize| totals.iter().map(|e| pick(e)[i]).sum();
+                let aligned = |pick: &dyn Fn(&Estimate) -> &[f64]| {
+                    let n = pick(totals[0]).len();
+                    (n > 0 && totals.iter().all(|e| pick(e).len() == n)).then_some(n)
+                };
+                fn runs(e: &Estimate) -> &[f64] {
+                    &e.runs
                 }
-                Some(Estimate::from_samples(
-                    (0..n).map(|i| many.iter().map(|d| d.total_j.samples[i]).sum()).collect(),
-                ))
+                fn samples(e: &Estimate) -> &[f64] {
+                    &e.samples
+                }
+                let mut sum = if let Some(n) = aligned(&runs) {
+                    // Merged runs: the sum's interval is between runs, as each domain's is.
+                    let per_run: Vec<f64> = (0..n).map(|i| sum_at(&runs, i)).collect();
+                    let mut e = Estimate::from_samples(per_run.clone());
+                    e.runs = per_run;
+                    e
+                } else if totals.iter().all(|e| e.runs.is_empty())
+                    && let Some(n) = aligned(&samples)
+                {
+                    // One run: every domain was read over the same samples.
+                    Estimate::from_samples((0..n).map(|i| sum_at(&samples, i)).collect())
+                } else {
+                    // Nothing to pair: the points add up, and the bounds (wider than the sum's
+                    // own interval would be, never narrower).
+                    let mut e = Estimate::from_samples(Vec::new());
+                    e.point = totals.iter().map(|e| e.point).sum();
+                    e.lo = totals.iter().map(|e| e.lo).sum();
+                    e.hi = totals.iter().map(|e| e.hi).sum();
+                    e
+                };
+                // Biases the samples cannot show add up; model errors add in quadrature.
+                let sys: f64 = totals.iter().filter_map(|e| e.systematic).sum();
+                sum.systematic = (sys > 0.0).then_some(sys);
+                let model: f64 = totals.iter().filter_map(|e| e.model_stderr).map(|s| s * s).sum();
+                sum.model_stderr = (model > 0.0).then(|| model.sqrt());
+                Some(sum)
             }
         }
     }
