@@ -48,6 +48,44 @@ pub(crate) enum Command {
     /// Show which energy sources this machine offers, which one is read, and how to fix the rest.
     #[command(after_help = EXIT_CODES)]
     Doctor(DoctorArgs),
+    /// Draw a flame graph (SVG) of a report's exclusive joules per span path, or with --diff or
+    /// --benches a differential one coloured by the significant changes.
+    #[command(after_help = EXIT_CODES)]
+    Flamegraph(FlamegraphArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FlamegraphArgs {
+    /// The report: a path, or a baseline name [default: the last `cargo joules bench`].
+    #[arg(conflicts_with = "diff")]
+    pub(crate) report: Option<String>,
+    /// Colour by the change from OLD to NEW (paths or baseline names): red costlier, blue
+    /// cheaper, and only where the change is significant; frames are as wide as in NEW.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "benches")]
+    pub(crate) diff: Option<Vec<String>>,
+    /// Colour by the change between two benchmarks of the report (a model and its pruned
+    /// variant); a name may be a bench's last part.
+    #[arg(long, num_args = 2, value_names = ["OLD_BENCH", "NEW_BENCH"])]
+    pub(crate) benches: Option<Vec<String>>,
+    /// The benchmark to draw (its name or last part) [default: the report's first].
+    #[arg(long, value_name = "NAME", conflicts_with = "benches")]
+    pub(crate) bench: Option<String>,
+    /// The energy domain to draw, e.g. `package-0` [default: every domain no other contains,
+    /// summed; with --diff or --benches, the first of them].
+    #[arg(long, value_name = "ID")]
+    pub(crate) domain: Option<String>,
+    /// Where to write the SVG [default: <target-dir>/joules/flamegraph.svg, or
+    /// flamegraph-diff.svg].
+    #[arg(short, long, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+    /// Also write the folded stacks (nanojoules) here, for other flame graph tools.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) folded: Option<PathBuf>,
+    /// Path to Cargo.toml (to find target/joules).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) gate: GateArgs,
 }
 
 /// How two reports are judged.

@@ -27,21 +27,54 @@ fn one_line_error(out: &Output) -> String {
     stderr
 }
 
-/// Whether pip is where the script looks for it (pip3, pip, python3 -m pip). CI images have
+/// Whether the script can run pip and unzip here, found as it finds them: $JOULES_PIP alone
+/// where set, else the first of pip3, pip and python3 -m pip that runs. CI images have
 /// Python 3 with pip, and `.ci/run` sets JOULES_REQUIRE_PIP so that a missing pip fails
 /// there instead of skipping the tests that need it.
 fn pip_works() -> bool {
-    let works = [&["pip3"][..], &["pip"], &["python3", "-m", "pip"]].iter().any(|c| {
-        Command::new(c[0]).args(&c[1..]).arg("--version").output().is_ok_and(|o| o.status.success())
-    });
+    let runs = |command: &str| {
+        let mut words = command.split_whitespace();
+        let program = words.next().unwrap_or_default();
+        Command::new(program).args(words).arg("--version").output().is_ok_and(|o| o.status.success())
+    };
+    let pip = match std::env::var("JOULES_PIP") {
+        Ok(p) if !p.is_empty() => runs(&p),
+        _ => ["pip3", "pip", "python3 -m pip"].iter().any(|c| runs(c)),
+    };
+    let unzip = Command::new("unzip").arg("-v").output().is_ok_and(|o| o.status.success());
+    let works = pip && unzip;
     assert!(
         works || std::env::var_os("JOULES_REQUIRE_PIP").is_none(),
-        "JOULES_REQUIRE_PIP is set, but no pip3, pip or python3 -m pip works here"
+        "JOULES_REQUIRE_PIP is set, but pip ({pip}) or unzip ({unzip}) does not run here"
     );
     if !works {
-        eprintln!("SKIPPED: no pip here (pip3, pip, python3 -m pip)");
+        eprintln!("SKIPPED: no pip or no unzip here (pip {pip}, unzip {unzip})");
     }
     works
+}
+
+#[test]
+fn no_pip_anywhere_names_every_place_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    // A PATH with no pip3, pip or python3 on it (bash, mktemp and the script's other tools
+    // are found by their full paths below).
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["bash", "dirname", "basename", "mktemp", "rm"] {
+        let found = Command::new("bash").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        std::os::unix::fs::symlink(&path, bin.join(tool)).unwrap();
+    }
+    let out = Command::new(bin.join("bash"))
+        .arg(script())
+        .arg("cnn")
+        .env_clear()
+        .env("PATH", &bin)
+        .env("JOULES_MODELS_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stderr = one_line_error(&out);
+    assert!(stderr.contains("pip not found (tried pip3, pip, python3 -m pip)"), "{stderr}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod bench;
 mod compare;
 mod doctor;
+mod flamegraph;
 mod output;
 
 use crate::cli::{Command, JoulesArgs};
@@ -29,5 +30,6 @@ pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
         Command::Bench(b) => bench::run(&b),
         Command::Compare(c) => compare::run(&c),
         Command::Doctor(d) => Ok(doctor::run(&d)),
+        Command::Flamegraph(f) => flamegraph::run(&f),
     }
 }

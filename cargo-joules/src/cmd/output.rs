@@ -42,6 +42,34 @@ pub(crate) fn config(gate: &GateArgs) -> Result<CompareConfig, Failure> {
     })
 }
 
+/// Where `cargo joules bench` writes: `<target-dir>/joules` of the workspace.
+pub(crate) fn joules_dir(manifest_path: Option<&Path>) -> Result<PathBuf, Failure> {
+    let meta = crate::cargo::metadata(manifest_path).code(ExitCodes::METADATA_FAILED)?;
+    Ok(meta.target_directory.as_std_path().join("joules"))
+}
+
+/// A report named on the command line: a path if it looks like one (or exists), else the
+/// name of a saved baseline; none is the last `cargo joules bench`'s report.
+pub(crate) fn report_arg(arg: Option<&str>, manifest_path: Option<&Path>) -> Result<PathBuf, Failure> {
+    match arg {
+        Some(a) if a.ends_with(".json") || a.contains('/') || Path::new(a).exists() => Ok(PathBuf::from(a)),
+        Some(name) => baseline_path(&joules_dir(manifest_path)?, name),
+        None => Ok(joules_dir(manifest_path)?.join("report.json")),
+    }
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file beside it, then a rename).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// `<target>/joules/baselines/<name>.json`; names are plain words so they stay in that folder.
 pub(crate) fn baseline_path(joules_dir: &Path, name: &str) -> Result<PathBuf, Failure> {
     let ok = !name.is_empty()

@@ -1,5 +1,7 @@
 //! Drives the real `cargo-joules` binary.
 
+// Flame graphs, plain and differential, parsed back from their SVG.
+mod flame;
 // The regression gate end to end on the simulated fixture.
 mod gate;
 // The stated minimum Rust version against the locked dependencies'.
@@ -19,7 +21,7 @@ pub(crate) fn fixture_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn cargo_joules(args: &[&str]) -> Output {
+pub(crate) fn cargo_joules(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cargo-joules")).arg("joules").args(args).output().unwrap()
 }
 

@@ -295,6 +295,30 @@ pub enum VariantError {
     },
 }
 
+/// The bench of `report` named `name`: its whole name, or its last part (`pruned` for
+/// `mnist/pruned`) where only one bench ends so.
+pub fn find_bench<'a>(report: &'a Report, name: &str) -> Result<&'a BenchReport, VariantError> {
+    let all: Vec<String> = report.benches.iter().map(|b| b.name.clone()).collect();
+    if let Some(b) = report.benches.iter().find(|b| b.name == name) {
+        return Ok(b);
+    }
+    let hits: Vec<&BenchReport> =
+        report.benches.iter().filter(|b| b.name.rsplit('/').next() == Some(name)).collect();
+    match hits.as_slice() {
+        [b] => Ok(b),
+        [] => Err(VariantError::NotFound { name: name.to_owned(), known: all }),
+        _ => Err(VariantError::Ambiguous {
+            name: name.to_owned(),
+            matches: hits.iter().map(|b| b.name.clone()).collect(),
+        }),
+    }
+}
+
+/// The bench name a [`variants`] comparison gives its figures: `old → new`.
+pub fn variants_label(old: &BenchReport, new: &BenchReport) -> String {
+    format!("{} → {}", old.name, new.name)
+}
+
 /// Two benchmarks of one report compared as old and new (a model and its pruned variant,
 /// say): each span path against the same path, with their declared operations, and each
 /// bench's notes. A name matches a bench's whole name, or its last part (`pruned` for
@@ -305,24 +329,8 @@ pub fn variants(
     new: &str,
     cfg: &CompareConfig,
 ) -> Result<Comparison, VariantError> {
-    let find = |name: &str| -> Result<&BenchReport, VariantError> {
-        let all: Vec<String> = report.benches.iter().map(|b| b.name.clone()).collect();
-        if let Some(b) = report.benches.iter().find(|b| b.name == name) {
-            return Ok(b);
-        }
-        let hits: Vec<&BenchReport> =
-            report.benches.iter().filter(|b| b.name.rsplit('/').next() == Some(name)).collect();
-        match hits.as_slice() {
-            [b] => Ok(b),
-            [] => Err(VariantError::NotFound { name: name.to_owned(), known: all }),
-            _ => Err(VariantError::Ambiguous {
-                name: name.to_owned(),
-                matches: hits.iter().map(|b| b.name.clone()).collect(),
-            }),
-        }
-    };
-    let (ob, nb) = (find(old)?, find(new)?);
-    let label = format!("{} → {}", ob.name, nb.name);
+    let (ob, nb) = (find_bench(report, old)?, find_bench(report, new)?);
+    let label = variants_label(ob, nb);
     let side = |b: &BenchReport| {
         let mut r = report.clone();
         r.benches = vec![BenchReport { name: label.clone(), ..b.clone() }];

@@ -93,52 +93,9 @@ impl BenchReport {
     /// Energy per iteration over every domain that no other domain contains (package and
     /// GPU, not package and its cores), with an interval from the per-sample sums.
     pub fn energy_per_iteration(&self) -> Option<Estimate> {
-        let top: Vec<&DomainReport> = self.domains.iter().filter(|d| d.part_of.is_none()).collect();
-        match top.as_slice() {
-            [] => None,
-            [one] => Some(one.total_j.clone()),
-            many => {
-                let totals: Vec<&Estimate> = many.iter().map(|d| &d.total_j).collect();
-                let sum_at =
-                    |pick: &dyn Fn(&Estimate) -> &[f64], i: usize| totals.iter().map(|e| pick(e)[i]).sum();
-                let aligned = |pick: &dyn Fn(&Estimate) -> &[f64]| {
-                    let n = pick(totals[0]).len();
-                    (n > 0 && totals.iter().all(|e| pick(e).len() == n)).then_some(n)
-                };
-                fn runs(e: &Estimate) -> &[f64] {
-                    &e.runs
-                }
-                fn samples(e: &Estimate) -> &[f64] {
-                    &e.samples
-                }
-                let mut sum = if let Some(n) = aligned(&runs) {
-                    // Merged runs: the sum's interval is between runs, as each domain's is.
-                    let per_run: Vec<f64> = (0..n).map(|i| sum_at(&runs, i)).collect();
-                    let mut e = Estimate::from_samples(per_run.clone());
-                    e.runs = per_run;
-                    e
-                } else if totals.iter().all(|e| e.runs.is_empty())
-                    && let Some(n) = aligned(&samples)
-                {
-                    // One run: every domain was read over the same samples.
-                    Estimate::from_samples((0..n).map(|i| sum_at(&samples, i)).collect())
-                } else {
-                    // Nothing to pair: the points add up, and the bounds (wider than the sum's
-                    // own interval would be, never narrower).
-                    let mut e = Estimate::from_samples(Vec::new());
-                    e.point = totals.iter().map(|e| e.point).sum();
-                    e.lo = totals.iter().map(|e| e.lo).sum();
-                    e.hi = totals.iter().map(|e| e.hi).sum();
-                    e
-                };
-                // Biases the samples cannot show add up; model errors add in quadrature.
-                let sys: f64 = totals.iter().filter_map(|e| e.systematic).sum();
-                sum.systematic = (sys > 0.0).then_some(sys);
-                let model: f64 = totals.iter().filter_map(|e| e.model_stderr).map(|s| s * s).sum();
-                sum.model_stderr = (model > 0.0).then(|| model.sqrt());
-                Some(sum)
-            }
-        }
+        let top: Vec<&Estimate> =
+            self.domains.iter().filter(|d| d.part_of.is_none()).map(|d| &d.total_j).collect();
+        Estimate::sum(&top)
     }
 
     /// Energy per inference: [`energy_per_iteration`](Self::energy_per_iteration) over the

@@ -156,6 +156,53 @@ impl Estimate {
         })
     }
 
+    /// The sum of figures measured over the same samples (energy domains of one bench, or
+    /// of one span path): per sample, or per run where they were merged from runs, so the
+    /// interval is the sum's own. Where nothing pairs up, the points and the bounds add up
+    /// (wider than the sum's own interval would be, never narrower). Biases the samples
+    /// cannot show add up; model errors add in quadrature. None for no figures.
+    pub fn sum(parts: &[&Estimate]) -> Option<Estimate> {
+        fn runs(e: &Estimate) -> &[f64] {
+            &e.runs
+        }
+        fn samples(e: &Estimate) -> &[f64] {
+            &e.samples
+        }
+        let aligned = |pick: fn(&Estimate) -> &[f64]| {
+            let n = pick(parts[0]).len();
+            (n > 0 && parts.iter().all(|e| pick(e).len() == n)).then_some(n)
+        };
+        let sum_at = |pick: fn(&Estimate) -> &[f64], i: usize| parts.iter().map(|e| pick(e)[i]).sum::<f64>();
+        let mut sum = match parts {
+            [] => return None,
+            [one] => return Some((*one).clone()),
+            _ if aligned(runs).is_some() => {
+                let n = aligned(runs).unwrap_or(0);
+                let per_run: Vec<f64> = (0..n).map(|i| sum_at(runs, i)).collect();
+                let mut e = Estimate::from_samples(per_run.clone());
+                e.samples = Vec::new();
+                e.runs = per_run;
+                e
+            }
+            _ if parts.iter().all(|e| e.runs.is_empty()) && aligned(samples).is_some() => {
+                let n = aligned(samples).unwrap_or(0);
+                Estimate::from_samples((0..n).map(|i| sum_at(samples, i)).collect())
+            }
+            _ => {
+                let mut e = Estimate::from_samples(Vec::new());
+                e.point = parts.iter().map(|e| e.point).sum();
+                e.lo = parts.iter().map(|e| e.lo).sum();
+                e.hi = parts.iter().map(|e| e.hi).sum();
+                e
+            }
+        };
+        let sys: f64 = parts.iter().filter_map(|e| e.systematic).sum();
+        sum.systematic = (sys > 0.0).then_some(sys);
+        let model: f64 = parts.iter().filter_map(|e| e.model_stderr).map(|s| s * s).sum();
+        sum.model_stderr = (model > 0.0).then(|| model.sqrt());
+        Some(sum)
+    }
+
     /// This figure in other units: every value times `factor` (above 0).
     pub fn scaled(&self, factor: f64) -> Estimate {
         let by = |x: f64| x * factor;

@@ -1,9 +1,11 @@
 //! Reports and comparisons for people and machines: a terminal table, Markdown (for
-//! `$GITHUB_STEP_SUMMARY`), JSON, the Bencher Metric Format and CSV. JSON is always in joules
+//! `$GITHUB_STEP_SUMMARY`), JSON, the Bencher Metric Format and CSV, and the stacks of an
+//! energy flame graph ([`folded`]). JSON is always in joules
 //! and nanoseconds; people get a unit per figure.
 
 mod bmf;
 mod csv;
+pub mod folded;
 mod markdown;
 mod scale;
 mod table;

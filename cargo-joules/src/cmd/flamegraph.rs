@@ -1,0 +1,168 @@
+//! `cargo joules flamegraph [REPORT]`, `--diff OLD NEW`, `--benches OLD NEW`: an SVG flame
+//! graph of exclusive joules per span path, drawn by inferno from folded stacks.
+
+use anyhow::{Context, anyhow};
+use inferno::flamegraph::{self, FuncFrameAttrsMap, Options};
+use joules::compare::{self, Verdict};
+use joules::exit::ExitCodes;
+use joules::render::folded::{self, Domains, Stack};
+use joules::report::{BenchReport, Report};
+use std::fmt::Write as _;
+
+use super::output::{config, joules_dir, load, report_arg, write_atomic};
+use super::{Failure, WithCode};
+use crate::cli::FlamegraphArgs;
+
+pub(crate) fn run(args: &FlamegraphArgs) -> Result<u8, Failure> {
+    let manifest = args.manifest_path.as_deref();
+    let graph = if let Some(pair) = &args.diff {
+        let old = load(&report_arg(Some(&pair[0]), manifest)?, "old report", "")?;
+        let new = load(&report_arg(Some(&pair[1]), manifest)?, "new report", "")?;
+        let cmp = compare::compare(&old, &new, &config(&args.gate)?).code(ExitCodes::INCOMPARABLE)?;
+        let bench = pick_bench(&new, args.bench.as_deref())?;
+        differential(bench, &bench.name, &cmp, args.domain.as_deref(), &format!("{} → {}", pair[0], pair[1]))?
+    } else if let Some(pair) = &args.benches {
+        let path = report_arg(args.report.as_deref(), manifest)?;
+        let report = load(&path, "report", " (run `cargo joules bench` first)")?;
+        let cmp =
+            compare::variants(&report, &pair[0], &pair[1], &config(&args.gate)?).code(ExitCodes::USAGE)?;
+        let old = compare::find_bench(&report, &pair[0]).code(ExitCodes::USAGE)?;
+        let new = compare::find_bench(&report, &pair[1]).code(ExitCodes::USAGE)?;
+        let label = compare::variants_label(old, new);
+        differential(new, &label, &cmp, args.domain.as_deref(), &label)?
+    } else {
+        let path = report_arg(args.report.as_deref(), manifest)?;
+        let report = load(&path, "report", " (run `cargo joules bench` first)")?;
+        let bench = pick_bench(&report, args.bench.as_deref())?;
+        let domains = args.domain.clone().map_or(Domains::Top, Domains::One);
+        let stacks = folded::stacks(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+        let provenance =
+            folded::provenance(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+        let outside = folded::unattributed(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+        Graph {
+            title: format!("{}: exclusive joules per span path, per iteration", bench.name),
+            subtitle: format!(
+                "{provenance} · not drawn: {} per iteration outside any span",
+                joules::render::Scale::energy(outside.point).format(outside.point)
+            ),
+            stacks,
+            not_drawn: Vec::new(),
+            differential: false,
+        }
+    };
+    let default_name = if graph.differential { "flamegraph-diff.svg" } else { "flamegraph.svg" };
+    let out = match &args.output {
+        Some(p) => p.clone(),
+        None => joules_dir(manifest)?.join(default_name),
+    };
+    let svg = render(&graph).code(ExitCodes::USAGE)?;
+    write_atomic(&out, &svg).code(ExitCodes::USAGE)?;
+    if let Some(path) = &args.folded {
+        let text = folded::folded(&graph.stacks).join("\n") + "\n";
+        write_atomic(path, text.as_bytes()).code(ExitCodes::USAGE)?;
+    }
+    eprintln!("joules: flame graph written to {}", out.display());
+    Ok(ExitCodes::OK)
+}
+
+/// What an SVG shows.
+pub(crate) struct Graph {
+    pub(crate) title: String,
+    pub(crate) subtitle: String,
+    pub(crate) stacks: Vec<Stack>,
+    /// Paths that have no frame (gone from the new report), said in the subtitle.
+    pub(crate) not_drawn: Vec<String>,
+    pub(crate) differential: bool,
+}
+
+fn pick_bench<'a>(report: &'a Report, name: Option<&str>) -> Result<&'a BenchReport, Failure> {
+    match name {
+        Some(n) => compare::find_bench(report, n).code(ExitCodes::USAGE),
+        None => report
+            .benches
+            .first()
+            .ok_or_else(|| anyhow!("the report has no benchmark"))
+            .code(ExitCodes::USAGE),
+    }
+}
+
+/// The new bench's stacks in one domain, coloured by the comparison's significant changes.
+fn differential(
+    new: &BenchReport,
+    label: &str,
+    cmp: &compare::Comparison,
+    domain: Option<&str>,
+    what: &str,
+) -> Result<Graph, Failure> {
+    let domain = match domain {
+        Some(d) => d.to_owned(),
+        None => new
+            .domains
+            .iter()
+            .find(|d| d.part_of.is_none())
+            .map(|d| d.domain.clone())
+            .ok_or_else(|| anyhow!("bench `{}` measured no energy domain", new.name))
+            .code(ExitCodes::USAGE)?,
+    };
+    let (stacks, removed) =
+        folded::diff_stacks(new, cmp, label, &domain).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+    let provenance = folded::provenance(new, &Domains::One(domain.clone()))
+        .map_err(|e| anyhow!(e))
+        .code(ExitCodes::USAGE)?;
+    let coloured =
+        stacks.iter().filter(|s| matches!(s.verdict, Some(Verdict::Regressed | Verdict::Improved))).count();
+    Ok(Graph {
+        title: format!("{label}: change in exclusive joules per span path ({what})"),
+        subtitle: format!(
+            "red: significantly costlier, blue: significantly cheaper ({coloured} of {} paths); \
+             the rest is not told from noise and stays white · widths: the new figures · {provenance}",
+            stacks.len()
+        ),
+        stacks,
+        not_drawn: removed,
+        differential: true,
+    })
+}
+
+/// The SVG of `graph`.
+pub(crate) fn render(graph: &Graph) -> anyhow::Result<Vec<u8>> {
+    // Tooltips: one per frame, keyed by its label (unique per path).
+    let mut attrs = String::new();
+    for s in &graph.stacks {
+        let leaf = s.frames.last().context("a stack with no frame")?;
+        let clean = |t: &str| t.replace(['\t', '\n', '"'], " ");
+        writeln!(attrs, "{}\ttitle={}", clean(leaf), clean(&s.title)).expect("to a string");
+    }
+    let mut opt = Options::default();
+    opt.func_frameattrs = FuncFrameAttrsMap::from_reader(attrs.as_bytes()).context("frame tooltips")?;
+    opt.title = graph.title.clone();
+    let mut subtitle = graph.subtitle.clone();
+    if !graph.not_drawn.is_empty() {
+        let _ = write!(subtitle, " · gone from the new report: {}", graph.not_drawn.join(", "));
+    }
+    let zero: Vec<&str> = graph
+        .stacks
+        .iter()
+        .filter(|s| s.inclusive_j.point <= 0.0 || !s.inclusive_j.point.is_finite())
+        .map(|s| s.path.as_str())
+        .collect();
+    if !zero.is_empty() {
+        let _ = write!(subtitle, " · no frame for paths with no energy: {}", zero.join(", "));
+    }
+    opt.subtitle = Some(subtitle);
+    opt.count_name = "nJ".into();
+    opt.name_type = "Span:".into();
+    // The same colour for the same span in every graph.
+    opt.hash = true;
+    opt.deterministic = true;
+    // A frame for every path with energy, however thin.
+    opt.min_width = 0.0;
+    let lines = folded::folded(&graph.stacks);
+    if lines.iter().all(|l| l.rsplit(' ').next() == Some("0")) {
+        return Err(anyhow!("nothing to draw: no span path has energy in this report"));
+    }
+    let mut svg = Vec::new();
+    flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), &mut svg)
+        .context("drawing the flame graph")?;
+    Ok(svg)
+}

@@ -1,0 +1,170 @@
+//! `cargo joules flamegraph`: one frame per span path, each as wide as its joules; and the
+//! differential graph colours only the changes that are significant.
+
+use std::path::Path;
+use std::time::Duration;
+
+use joules::report::Report;
+use joules::source::{Sim, SimScript};
+use joules::stats::Estimate;
+use joules::{Profiler, Watts};
+
+use crate::{cargo_joules, text};
+
+/// Ten samples around `mean`, spread ±1%.
+fn est(mean: f64) -> Estimate {
+    Estimate::from_samples((0..10).map(|i| mean * (1.0 + 0.002 * (i as f64 - 4.5))).collect())
+}
+
+/// A report of `model/{embed, layer/{attention, ffn}, head}` whose exclusive joules are
+/// `exclusive` (in that order of paths), its inclusive figures their sums.
+fn report(exclusive: [f64; 6]) -> Report {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let report = {
+        let _lock = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let profiler = Profiler::builder().source(Sim::new(SimScript::new(Watts(5.0)))).start().unwrap();
+        {
+            let _m = joules::span!("model");
+            drop(joules::span!("embed"));
+            {
+                let _l = joules::span!("layer");
+                drop(joules::span!("attention"));
+                drop(joules::span!("ffn"));
+            }
+            drop(joules::span!("head"));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        profiler.stop().report("model")
+    };
+    let mut report = report;
+    let bench = &mut report.benches[0];
+    let paths =
+        ["model", "model/embed", "model/layer", "model/layer/attention", "model/layer/ffn", "model/head"];
+    let got: Vec<&str> = bench.spans.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(got, paths, "the spans nest as written");
+    for (span, j) in bench.spans.iter_mut().zip(exclusive) {
+        let below: f64 = paths
+            .iter()
+            .zip(exclusive)
+            .filter(|(p, _)| p.starts_with(&format!("{}/", span.path)))
+            .map(|(_, x)| x)
+            .sum();
+        span.energy[0].exclusive_j = est(j);
+        span.energy[0].inclusive_j = est(j + below);
+    }
+    report
+}
+
+fn write(dir: &Path, name: &str, report: &Report) -> String {
+    let path = dir.join(name);
+    report.write_atomic(&path).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Each frame of an inferno SVG: its title and its rect's width in percent and fill.
+fn frames(svg: &str) -> Vec<(String, f64, String)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[start..][..tag[start..].find('"')?].to_owned())
+    };
+    svg.split("<g>")
+        .skip(1)
+        .filter_map(|g| {
+            let title = g.split("<title>").nth(1)?.split("</title>").next()?.to_owned();
+            let rect = g.split("<rect").nth(1)?.split("/>").next()?;
+            let width = attr(rect, "width")?.trim_end_matches('%').parse().ok()?;
+            Some((title, width, attr(rect, "fill")?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_flame_graph_has_a_frame_per_path_as_wide_as_its_joules() {
+    let dir = tempfile::tempdir().unwrap();
+    let exclusive = [0.5e-3, 2e-3, 1e-3, 3e-3, 4e-3, 1.5e-3];
+    let input = write(dir.path(), "report.json", &report(exclusive));
+    let svg_path = dir.path().join("flame.svg");
+    let folded_path = dir.path().join("flame.folded");
+    let out = cargo_joules(&[
+        "flamegraph",
+        &input,
+        "-o",
+        svg_path.to_str().unwrap(),
+        "--folded",
+        folded_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let frames = frames(&svg);
+    let total: f64 = exclusive.iter().sum();
+    let paths =
+        ["model", "model/embed", "model/layer", "model/layer/attention", "model/layer/ffn", "model/head"];
+    for (i, path) in paths.iter().enumerate() {
+        let mine: Vec<&(String, f64, String)> =
+            frames.iter().filter(|(t, _, _)| t.starts_with(&format!("{path} · "))).collect();
+        assert_eq!(mine.len(), 1, "one frame for {path}: {frames:?}");
+        let (title, width, _) = mine[0];
+        // A frame spans its own joules and its descendants'.
+        let inclusive: f64 = exclusive[i]
+            + paths
+                .iter()
+                .zip(exclusive)
+                .filter(|(p, _)| p.starts_with(&format!("{path}/")))
+                .map(|(_, x)| x)
+                .sum::<f64>();
+        let want = 100.0 * inclusive / total;
+        assert!((width - want).abs() < 0.05, "{path}: {width}% vs {want}%");
+        // The tooltip carries the joules, the interval and the source.
+        assert!(title.contains(" exclusive, ") && title.contains(" ± "), "{title}");
+        assert!(title.contains("simulated"), "{title}");
+    }
+    // The whole graph's root ("all") spans everything; nothing else is drawn.
+    assert_eq!(frames.len(), paths.len() + 1, "{frames:?}");
+    let folded = std::fs::read_to_string(&folded_path).unwrap();
+    assert!(folded.lines().any(|l| l == "model;layer;attention 3000000"), "{folded}");
+}
+
+#[test]
+fn a_differential_flame_graph_colours_only_the_significant_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [0.5e-3, 2e-3, 1e-3, 3e-3, 4e-3, 1.5e-3];
+    let mut worse = base;
+    worse[3] *= 1.3; // attention: 30% costlier
+    worse[4] *= 1.015; // ffn: 1.5% costlier, inside the 2% noise band: not coloured
+    worse[1] *= 0.99; // embed: 1% cheaper, inside the noise band too
+    let old = write(dir.path(), "old.json", &report(base));
+    let new = write(dir.path(), "new.json", &report(worse));
+    let svg_path = dir.path().join("diff.svg");
+    let out = cargo_joules(&["flamegraph", "--diff", &old, &new, "-o", svg_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let frames = frames(&svg);
+    let neutral = "rgb(250,250,250)";
+    for (title, _, fill) in &frames {
+        if title.starts_with("model/layer/attention · ") {
+            assert!(fill.starts_with("rgb(255,"), "attention is red: {fill} ({title})");
+            assert!(title.contains("regressed"), "{title}");
+        } else if title.contains(" · ") {
+            assert_eq!(fill, neutral, "{title}");
+        }
+        if title.starts_with("model/layer/ffn · ") {
+            assert!(title.contains("within noise") || title.contains("no change"), "{title}");
+        }
+    }
+    assert!(frames.iter().any(|(t, _, _)| t.starts_with("model/layer/attention · ")), "{frames:?}");
+}
+
+#[test]
+fn a_missing_report_or_domain_is_a_clear_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.json");
+    let out = cargo_joules(&["flamegraph", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+    let input = write(dir.path(), "report.json", &report([1e-3; 6]));
+    let svg = dir.path().join("never.svg");
+    let out = cargo_joules(&["flamegraph", &input, "--domain", "gpu-7", "-o", svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no domain `gpu-7`"), "{}", text(&out));
+    assert!(!svg.exists(), "nothing written");
+}

@@ -1,0 +1,259 @@
+//! Flame graph stacks: one per span path, with its frames and its exclusive energy, as
+//! `cargo joules flamegraph` draws them (with inferno) and as folded-stack tools read them.
+
+use crate::compare::{Comparison, Verdict};
+use crate::report::BenchReport;
+use crate::stats::Estimate;
+
+use super::table::energy;
+
+/// Which energy domains a flame graph shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Domains {
+    /// Every domain no other domain contains, summed (package and GPU; not package and its
+    /// cores, which would count the cores twice).
+    Top,
+    /// One domain, by id (`package-0`, `cpu`, `gpu-0`).
+    One(String),
+}
+
+/// A span path as a flame graph draws it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stack {
+    /// The span path.
+    pub path: String,
+    /// Its frames' labels, outermost first: each frame is named by its span, and where
+    /// several paths end in the same name (every layer's `qkv`), by the span and as much of
+    /// the path before it as tells them apart (`qkv · layer.0/attention`), so that no two
+    /// paths share a frame.
+    pub frames: Vec<String>,
+    /// Exclusive joules per iteration over the domains shown: the frame's own width.
+    pub exclusive_j: Estimate,
+    /// Inclusive joules per iteration over the domains shown.
+    pub inclusive_j: Estimate,
+    /// In a differential graph, the old exclusive joules as the graph is to colour them:
+    /// equal to the new where the change is not significant, so that only significant
+    /// changes are coloured.
+    pub old_j: Option<f64>,
+    /// In a differential graph, the change's verdict.
+    pub verdict: Option<Verdict>,
+    /// What the frame's tooltip says: the path, its joules with their interval, and where
+    /// they came from.
+    pub title: String,
+}
+
+/// Nanojoules per joule: folded stacks count whole units, and a span's exclusive energy is
+/// often microjoules.
+pub const NJ: f64 = 1e9;
+
+/// The indexes of the domains a choice covers.
+fn chosen(bench: &BenchReport, domains: &Domains) -> Result<Vec<usize>, String> {
+    let ids: Vec<usize> = match domains {
+        Domains::Top => (0..bench.domains.len()).filter(|&i| bench.domains[i].part_of.is_none()).collect(),
+        Domains::One(id) => bench.domains.iter().position(|d| &d.domain == id).into_iter().collect(),
+    };
+    if ids.is_empty() {
+        let known: Vec<&str> = bench.domains.iter().map(|d| d.domain.as_str()).collect();
+        return Err(match domains {
+            Domains::One(id) => {
+                format!("bench `{}` has no domain `{id}` (it has: {})", bench.name, known.join(", "))
+            }
+            Domains::Top => format!("bench `{}` measured no energy domain", bench.name),
+        });
+    }
+    Ok(ids)
+}
+
+/// What the domains shown are and where their figures came from, for a graph's subtitle.
+pub fn provenance(bench: &BenchReport, domains: &Domains) -> Result<String, String> {
+    let ids = chosen(bench, domains)?;
+    let parts: Vec<String> = ids
+        .iter()
+        .map(|&i| format!("{}: {}", bench.domains[i].domain, bench.domains[i].provenance))
+        .collect();
+    Ok(parts.join("; "))
+}
+
+/// Energy per iteration outside every span in the domains shown: a flame graph of span paths
+/// does not draw it, so it says how much that is.
+pub fn unattributed(bench: &BenchReport, domains: &Domains) -> Result<Estimate, String> {
+    let ids = chosen(bench, domains)?;
+    let parts: Vec<&Estimate> = ids.iter().map(|&i| &bench.domains[i].unattributed_j).collect();
+    Estimate::sum(&parts).ok_or_else(|| "no domain".to_owned())
+}
+
+/// Labels for `paths` (span paths, `/`-separated) that no two paths share.
+pub fn labels(paths: &[&str]) -> Vec<String> {
+    let segments: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').collect()).collect();
+    let label = |segs: &[&str], context: usize| -> String {
+        let (last, before) = segs.split_last().expect("a path has a name");
+        if context == 0 {
+            (*last).to_owned()
+        } else {
+            format!("{last} · {}", before[before.len() - context..].join("/"))
+        }
+    };
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, segs)| {
+            // The least context that no other path with the same name shares.
+            (0..segs.len())
+                .map(|context| label(segs, context))
+                .find(|candidate| {
+                    segments
+                        .iter()
+                        .enumerate()
+                        .all(|(j, other)| j == i || (0..other.len()).all(|c| label(other, c) != *candidate))
+                })
+                .unwrap_or_else(|| segs.join("/"))
+        })
+        .collect()
+}
+
+fn title(path: &str, exclusive: &Estimate, inclusive: &Estimate, provenance: &str) -> String {
+    format!(
+        "{path} · {} exclusive, {} inclusive per iteration (± 95% interval) · {provenance}",
+        energy(exclusive),
+        energy(inclusive)
+    )
+}
+
+/// Every span path of `bench` as a stack over `domains`.
+pub fn stacks(bench: &BenchReport, domains: &Domains) -> Result<Vec<Stack>, String> {
+    let ids = chosen(bench, domains)?;
+    let provenance = provenance(bench, domains)?;
+    let paths: Vec<&str> = bench.spans.iter().map(|s| s.path.as_str()).collect();
+    let labels = labels(&paths);
+    let by_path = |path: &str| paths.iter().position(|p| *p == path);
+    bench
+        .spans
+        .iter()
+        .map(|span| {
+            let pick = |f: fn(&crate::report::SpanEnergy) -> &Estimate| -> Result<Estimate, String> {
+                let parts: Vec<&Estimate> =
+                    ids.iter().map(|&i| span.energy.get(i).map(f)).collect::<Option<_>>().ok_or_else(
+                        || format!("span `{}` lacks a domain's figures: a corrupt report", span.path),
+                    )?;
+                Estimate::sum(&parts).ok_or_else(|| "no domain".to_owned())
+            };
+            let (exclusive_j, inclusive_j) = (pick(|e| &e.exclusive_j)?, pick(|e| &e.inclusive_j)?);
+            // Each prefix of the path is itself a span path of the report (parents come
+            // first); one that is not (a hand-made report) is named as it stands.
+            let segs: Vec<&str> = span.path.split('/').collect();
+            let frames = (1..=segs.len())
+                .map(|n| {
+                    let prefix = segs[..n].join("/");
+                    by_path(&prefix).map_or_else(|| segs[n - 1].to_owned(), |k| labels[k].clone())
+                })
+                .collect();
+            Ok(Stack {
+                path: span.path.clone(),
+                frames,
+                title: title(&span.path, &exclusive_j, &inclusive_j, &provenance),
+                exclusive_j,
+                inclusive_j,
+                old_j: None,
+                verdict: None,
+            })
+        })
+        .collect()
+}
+
+/// `new`'s stacks in `domain`, each with the old exclusive joules and the verdict of `cmp`
+/// (a comparison of `bench`, named as `cmp` names it, in that domain). A change that is not
+/// significant keeps its old joules equal to the new, so only significant ones are coloured;
+/// a path gone from the new report is not drawn (its width would be 0) and is returned in the
+/// second list.
+pub fn diff_stacks(
+    new: &BenchReport,
+    cmp: &Comparison,
+    bench: &str,
+    domain: &str,
+) -> Result<(Vec<Stack>, Vec<String>), String> {
+    let mut out = stacks(new, &Domains::One(domain.to_owned()))?;
+    for stack in &mut out {
+        let change =
+            cmp.changes.iter().find(|c| c.bench == bench && c.domain == domain && c.path == stack.path);
+        let verdict = change.map_or(Verdict::Added, |c| c.verdict);
+        let significant = matches!(verdict, Verdict::Regressed | Verdict::Improved);
+        stack.old_j = Some(match change.and_then(|c| c.old_j) {
+            Some(old) if significant => old,
+            _ => stack.exclusive_j.point,
+        });
+        stack.verdict = Some(verdict);
+        if let Some(c) = change
+            && let Some(rel) = &c.change
+        {
+            stack.title = format!(
+                "{} · change {:+.1}% [{:+.1}%, {:+.1}%]: {}",
+                stack.title,
+                100.0 * rel.point,
+                100.0 * rel.lo,
+                100.0 * rel.hi,
+                super::table::verdict_name(verdict)
+            );
+        } else {
+            stack.title = format!("{} · {}", stack.title, super::table::verdict_name(verdict));
+        }
+    }
+    let removed = cmp
+        .changes
+        .iter()
+        .filter(|c| c.bench == bench && c.domain == domain && c.verdict == Verdict::Removed)
+        .map(|c| c.path.clone())
+        .collect();
+    Ok((out, removed))
+}
+
+/// Folded-stack lines, sorted: `frame;frame;frame count` in nanojoules (a negative or
+/// missing exclusive figure counts 0), or `... old new` for a differential graph.
+pub fn folded(stacks: &[Stack]) -> Vec<String> {
+    let nj = |j: f64| if j.is_finite() && j > 0.0 { (j * NJ).round() as u64 } else { 0 };
+    let mut lines: Vec<String> = stacks
+        .iter()
+        .map(|s| {
+            let frames = s.frames.join(";");
+            match s.old_j {
+                Some(old) => format!("{frames} {} {}", nj(old), nj(s.exclusive_j.point)),
+                None => format!("{frames} {}", nj(s.exclusive_j.point)),
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels;
+
+    #[test]
+    fn labels_are_names_with_as_much_context_as_tells_them_apart() {
+        let paths = [
+            "encode",
+            "encode/layer.0",
+            "encode/layer.0/attention",
+            "encode/layer.0/attention/output",
+            "encode/layer.0/feed_forward/output",
+            "encode/layer.1",
+            "encode/layer.1/attention",
+            "encode/layer.1/attention/output",
+            "pool",
+        ];
+        assert_eq!(
+            labels(&paths),
+            [
+                "encode",
+                "layer.0",
+                "attention · layer.0",
+                "output · layer.0/attention",
+                "output · feed_forward",
+                "layer.1",
+                "attention · layer.1",
+                "output · layer.1/attention",
+                "pool",
+            ]
+        );
+    }
+}
