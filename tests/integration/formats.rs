@@ -212,3 +212,16 @@ fn energy_per_inference_sums_top_domains_and_sets_the_break_even() {
     assert!(bench.training.as_ref().unwrap().break_even_inferences.is_none());
     assert!(render::report(&report, Format::Table).contains("no energy measured to set it against"));
 }
+
+/// A report is written through a private temporary file, then made readable by all, as a
+/// file created in place would be (CI steps and other users read it).
+#[cfg(unix)]
+#[test]
+fn written_reports_are_readable_by_all() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    fixture(1.0).write_atomic(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "{mode:o}");
+}

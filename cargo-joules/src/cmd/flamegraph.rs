@@ -2,11 +2,12 @@
 //! graph of exclusive joules per span path, drawn by inferno from folded stacks.
 
 use anyhow::{Context, anyhow};
-use inferno::flamegraph::{self, FuncFrameAttrsMap, Options};
+use inferno::flamegraph::{self, Options};
 use joules::compare::{self, Verdict};
 use joules::exit::ExitCodes;
 use joules::render::folded::{self, Domains, Stack};
 use joules::report::{BenchReport, Report};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::output::{config, joules_dir, load, report_arg, write_atomic};
@@ -20,7 +21,13 @@ pub(crate) fn run(args: &FlamegraphArgs) -> Result<u8, Failure> {
         let new = load(&report_arg(Some(&pair[1]), manifest)?, "new report", "")?;
         let cmp = compare::compare(&old, &new, &config(&args.gate)?).code(ExitCodes::INCOMPARABLE)?;
         let bench = pick_bench(&new, args.bench.as_deref())?;
-        differential(bench, &bench.name, &cmp, args.domain.as_deref(), &format!("{} → {}", pair[0], pair[1]))?
+        differential(
+            bench,
+            &bench.name,
+            &cmp,
+            args.domain.as_deref(),
+            Some(&format!("{} → {}", pair[0], pair[1])),
+        )?
     } else if let Some(pair) = &args.benches {
         let path = report_arg(args.report.as_deref(), manifest)?;
         let report = load(&path, "report", " (run `cargo joules bench` first)")?;
@@ -29,7 +36,7 @@ pub(crate) fn run(args: &FlamegraphArgs) -> Result<u8, Failure> {
         let old = compare::find_bench(&report, &pair[0]).code(ExitCodes::USAGE)?;
         let new = compare::find_bench(&report, &pair[1]).code(ExitCodes::USAGE)?;
         let label = compare::variants_label(old, new);
-        differential(new, &label, &cmp, args.domain.as_deref(), &label)?
+        differential(new, &label, &cmp, args.domain.as_deref(), None)?
     } else {
         let path = report_arg(args.report.as_deref(), manifest)?;
         let report = load(&path, "report", " (run `cargo joules bench` first)")?;
@@ -92,7 +99,7 @@ fn differential(
     label: &str,
     cmp: &compare::Comparison,
     domain: Option<&str>,
-    what: &str,
+    reports: Option<&str>,
 ) -> Result<Graph, Failure> {
     let domain = match domain {
         Some(d) => d.to_owned(),
@@ -112,10 +119,12 @@ fn differential(
     let coloured =
         stacks.iter().filter(|s| matches!(s.verdict, Some(Verdict::Regressed | Verdict::Improved))).count();
     Ok(Graph {
-        title: format!("{label}: change in exclusive joules per span path ({what})"),
+        title: match reports {
+            Some(r) => format!("{label}: change in exclusive joules per span path ({r})"),
+            None => format!("{label}: change in exclusive joules per span path"),
+        },
         subtitle: format!(
-            "red: significantly costlier, blue: significantly cheaper ({coloured} of {} paths); \
-             the rest is not told from noise and stays white · widths: the new figures · {provenance}",
+            "red costlier, blue cheaper, white not significant ({coloured} of {} coloured) · {provenance}",
             stacks.len()
         ),
         stacks,
@@ -126,15 +135,11 @@ fn differential(
 
 /// The SVG of `graph`.
 pub(crate) fn render(graph: &Graph) -> anyhow::Result<Vec<u8>> {
-    // Tooltips: one per frame, keyed by its label (unique per path).
-    let mut attrs = String::new();
-    for s in &graph.stacks {
-        let leaf = s.frames.last().context("a stack with no frame")?;
-        let clean = |t: &str| t.replace(['\t', '\n', '"'], " ");
-        writeln!(attrs, "{}\ttitle={}", clean(leaf), clean(&s.title)).expect("to a string");
+    let lines = folded::folded(&graph.stacks);
+    if lines.iter().all(|l| l.rsplit(' ').next() == Some("0")) {
+        return Err(anyhow!("nothing to draw: no span path has energy in this report"));
     }
     let mut opt = Options::default();
-    opt.func_frameattrs = FuncFrameAttrsMap::from_reader(attrs.as_bytes()).context("frame tooltips")?;
     opt.title = graph.title.clone();
     let mut subtitle = graph.subtitle.clone();
     if !graph.not_drawn.is_empty() {
@@ -147,7 +152,7 @@ pub(crate) fn render(graph: &Graph) -> anyhow::Result<Vec<u8>> {
         .map(|s| s.path.as_str())
         .collect();
     if !zero.is_empty() {
-        let _ = write!(subtitle, " · no frame for paths with no energy: {}", zero.join(", "));
+        let _ = write!(subtitle, " · zero width (no energy): {}", zero.join(", "));
     }
     opt.subtitle = Some(subtitle);
     opt.count_name = "nJ".into();
@@ -157,12 +162,84 @@ pub(crate) fn render(graph: &Graph) -> anyhow::Result<Vec<u8>> {
     opt.deterministic = true;
     // A frame for every path with energy, however thin.
     opt.min_width = 0.0;
-    let lines = folded::folded(&graph.stacks);
-    if lines.iter().all(|l| l.rsplit(' ').next() == Some("0")) {
-        return Err(anyhow!("nothing to draw: no span path has energy in this report"));
-    }
     let mut svg = Vec::new();
-    flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), &mut svg)
+    // inferno sorts lines as strings, which can split a path's lines apart (see
+    // `folded::folded`); in flame-chart mode it takes them as given, reversed, and merges
+    // neighbours all the same. So they go in reversed, in frame-by-frame order.
+    opt.flame_chart = true;
+    flamegraph::from_lines(&mut opt, lines.iter().rev().map(String::as_str), &mut svg)
         .context("drawing the flame graph")?;
-    Ok(svg)
+    let svg = String::from_utf8(svg).context("inferno wrote UTF-8")?;
+    Ok(retitle(&svg, &graph.stacks)?.into_bytes())
+}
+
+/// Each frame's tooltip replaced by its path's title. A frame is found by its name, where it
+/// starts and how wide it is (inferno's `fg:x` and `fg:w`, in nanojoules), as the sorted
+/// lines place it; frames alike in all three (a recursion with no energy of its own) are told
+/// apart by depth.
+/// A frame as inferno draws it: its name, where it starts and how wide it is.
+type FrameKey = (String, u64, u64);
+
+fn retitle(svg: &str, stacks: &[Stack]) -> anyhow::Result<String> {
+    let order: Vec<(Vec<String>, u64)> = folded::in_order(stacks)
+        .iter()
+        .map(|s| (folded::frame_names(s), folded::nanojoules(s.exclusive_j.point)))
+        .collect();
+    let mut titles: HashMap<FrameKey, Vec<(usize, &str)>> = HashMap::new();
+    for s in stacks {
+        let mine = folded::frame_names(s);
+        let depth = mine.len();
+        let under = |frames: &[String]| frames.len() >= depth && frames[..depth] == mine[..];
+        let start: u64 = order.iter().take_while(|(f, _)| !under(f)).map(|(_, w)| w).sum();
+        let width: u64 = order.iter().filter(|(f, _)| under(f)).map(|(_, w)| w).sum();
+        let name = mine.last().context("a stack with no frame")?.clone();
+        titles.entry((name, start, width)).or_default().push((depth, s.title.as_str()));
+    }
+    for list in titles.values_mut() {
+        list.sort_by_key(|(depth, _)| *depth);
+    }
+    // Frames alike are met from the root up (inferno writes deeper frames later).
+    let mut met: HashMap<FrameKey, usize> = HashMap::new();
+    let mut out = String::with_capacity(svg.len() + 64 * stacks.len());
+    let mut rest = svg;
+    while let Some(at) = rest.find("<g><title>") {
+        let (before, from) = rest.split_at(at + "<g><title>".len());
+        out.push_str(before);
+        let end = from.find("</title>").context("a frame's title is not closed")?;
+        let (title, after) = from.split_at(end);
+        let rect_end = after.find("/>").context("a frame without a rect")?;
+        let rect = &after[..rect_end];
+        let attr = |name: &str| -> Option<u64> {
+            let at = rect.find(&format!(" {name}=\""))? + name.len() + 3;
+            rect[at..][..rect[at..].find('"')?].parse().ok()
+        };
+        // The default title: `name (count nJ, share%[; change%])`.
+        let name = title.rsplit_once(" (").map_or(title, |(n, _)| n);
+        let key = (unescape(name), attr("fg:x").unwrap_or(0), attr("fg:w").unwrap_or(0));
+        let replacement = titles.get(&key).and_then(|list| {
+            let seen = met.entry(key.clone()).or_default();
+            let pick = list.get(*seen).map(|(_, t)| *t);
+            *seen += 1;
+            pick
+        });
+        match replacement {
+            Some(t) => out.push_str(&escape(t)),
+            None => out.push_str(title),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -65,6 +65,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut tmp =
         tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing in {}", dir.display()))?;
     tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    joules::report::readable(tmp.as_file()).with_context(|| format!("writing {}", path.display()))?;
     tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

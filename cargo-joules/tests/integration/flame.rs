@@ -94,6 +94,12 @@ fn a_flame_graph_has_a_frame_per_path_as_wide_as_its_joules() {
         folded_path.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&svg_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "readable by all: {mode:o}");
+    }
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     let frames = frames(&svg);
     let total: f64 = exclusive.iter().sum();
@@ -167,4 +173,31 @@ fn a_missing_report_or_domain_is_a_clear_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("no domain `gpu-7`"), "{}", text(&out));
     assert!(!svg.exists(), "nothing written");
+}
+
+/// A span named like its sibling plus a suffix that sorts before `;` (`layer` and `layer.0`)
+/// must not split the sibling's frame in two, and names are escaped in the SVG.
+#[test]
+fn sibling_names_that_share_a_prefix_keep_one_frame_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = report([0.5e-3, 2e-3, 1e-3, 3e-3, 4e-3, 1.5e-3]);
+    for span in &mut r.benches[0].spans {
+        if span.path == "model/embed" {
+            span.path = "model/layer.0".into();
+        }
+        if span.path == "model/head" {
+            span.path = "model/<head & tail>".into();
+        }
+    }
+    let input = write(dir.path(), "report.json", &r);
+    let svg_path = dir.path().join("flame.svg");
+    let out = cargo_joules(&["flamegraph", &input, "-o", svg_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let frames = frames(&svg);
+    for path in ["model/layer", "model/layer.0", "model/layer/attention", "model/&lt;head &amp; tail&gt;"] {
+        let n = frames.iter().filter(|(t, _, _)| t.starts_with(&format!("{path} · "))).count();
+        assert_eq!(n, 1, "{path}: {frames:?}");
+    }
+    assert_eq!(frames.len(), 7, "{frames:?}");
 }

@@ -304,6 +304,19 @@ pub enum ReportError {
     },
 }
 
+/// Makes a file written through a temporary one readable by all, as a file created in place
+/// would be (a temporary file is created private, 0600).
+pub fn readable(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
 impl Report {
     /// A report of this machine, now.
     pub fn new(sources: Vec<SourceInfo>, unavailable: Vec<Unavailable>, benches: Vec<BenchReport>) -> Self {
@@ -331,6 +344,7 @@ impl Report {
         let json = serde_json::to_vec_pretty(self).expect("reports serialize");
         tmp.write_all(&json).map_err(io)?;
         tmp.write_all(b"\n").map_err(io)?;
+        readable(tmp.as_file()).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())

@@ -22,10 +22,7 @@ pub enum Domains {
 pub struct Stack {
     /// The span path.
     pub path: String,
-    /// Its frames' labels, outermost first: each frame is named by its span, and where
-    /// several paths end in the same name (every layer's `qkv`), by the span and as much of
-    /// the path before it as tells them apart (`qkv · layer.0/attention`), so that no two
-    /// paths share a frame.
+    /// Its frames, outermost first: the span names along the path.
     pub frames: Vec<String>,
     /// Exclusive joules per iteration over the domains shown: the frame's own width.
     pub exclusive_j: Estimate,
@@ -82,35 +79,6 @@ pub fn unattributed(bench: &BenchReport, domains: &Domains) -> Result<Estimate, 
     Estimate::sum(&parts).ok_or_else(|| "no domain".to_owned())
 }
 
-/// Labels for `paths` (span paths, `/`-separated) that no two paths share.
-pub fn labels(paths: &[&str]) -> Vec<String> {
-    let segments: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').collect()).collect();
-    let label = |segs: &[&str], context: usize| -> String {
-        let (last, before) = segs.split_last().expect("a path has a name");
-        if context == 0 {
-            (*last).to_owned()
-        } else {
-            format!("{last} · {}", before[before.len() - context..].join("/"))
-        }
-    };
-    segments
-        .iter()
-        .enumerate()
-        .map(|(i, segs)| {
-            // The least context that no other path with the same name shares.
-            (0..segs.len())
-                .map(|context| label(segs, context))
-                .find(|candidate| {
-                    segments
-                        .iter()
-                        .enumerate()
-                        .all(|(j, other)| j == i || (0..other.len()).all(|c| label(other, c) != *candidate))
-                })
-                .unwrap_or_else(|| segs.join("/"))
-        })
-        .collect()
-}
-
 fn title(path: &str, exclusive: &Estimate, inclusive: &Estimate, provenance: &str) -> String {
     format!(
         "{path} · {} exclusive, {} inclusive per iteration (± 95% interval) · {provenance}",
@@ -123,9 +91,6 @@ fn title(path: &str, exclusive: &Estimate, inclusive: &Estimate, provenance: &st
 pub fn stacks(bench: &BenchReport, domains: &Domains) -> Result<Vec<Stack>, String> {
     let ids = chosen(bench, domains)?;
     let provenance = provenance(bench, domains)?;
-    let paths: Vec<&str> = bench.spans.iter().map(|s| s.path.as_str()).collect();
-    let labels = labels(&paths);
-    let by_path = |path: &str| paths.iter().position(|p| *p == path);
     bench
         .spans
         .iter()
@@ -138,15 +103,7 @@ pub fn stacks(bench: &BenchReport, domains: &Domains) -> Result<Vec<Stack>, Stri
                 Estimate::sum(&parts).ok_or_else(|| "no domain".to_owned())
             };
             let (exclusive_j, inclusive_j) = (pick(|e| &e.exclusive_j)?, pick(|e| &e.inclusive_j)?);
-            // Each prefix of the path is itself a span path of the report (parents come
-            // first); one that is not (a hand-made report) is named as it stands.
-            let segs: Vec<&str> = span.path.split('/').collect();
-            let frames = (1..=segs.len())
-                .map(|n| {
-                    let prefix = segs[..n].join("/");
-                    by_path(&prefix).map_or_else(|| segs[n - 1].to_owned(), |k| labels[k].clone())
-                })
-                .collect();
+            let frames = span.path.split('/').map(str::to_owned).collect();
             Ok(Stack {
                 path: span.path.clone(),
                 frames,
@@ -206,54 +163,38 @@ pub fn diff_stacks(
     Ok((out, removed))
 }
 
-/// Folded-stack lines, sorted: `frame;frame;frame count` in nanojoules (a negative or
-/// missing exclusive figure counts 0), or `... old new` for a differential graph.
+/// A width in folded stacks: whole nanojoules, 0 for a negative or missing figure.
+pub fn nanojoules(j: f64) -> u64 {
+    if j.is_finite() && j > 0.0 { (j * NJ).round() as u64 } else { 0 }
+}
+
+/// A stack's frame names as folded lines hold them (a `;` in a name becomes a space).
+pub fn frame_names(stack: &Stack) -> Vec<String> {
+    stack.frames.iter().map(|f| f.replace(';', " ")).collect()
+}
+
+/// `stacks` in the order of [`folded`]'s lines: frame by frame.
+pub fn in_order(stacks: &[Stack]) -> Vec<&Stack> {
+    let mut order: Vec<&Stack> = stacks.iter().collect();
+    order.sort_by_cached_key(|s| frame_names(s));
+    order
+}
+
+/// Folded-stack lines, `frame;frame;frame count` in nanojoules (a negative or missing
+/// exclusive figure counts 0), or `... old new` for a differential graph. They are sorted
+/// frame by frame, so that every path's lines are together (sorted as strings, `m;layer.0`
+/// would fall between `m;layer` and `m;layer;x`: `.` sorts before `;`); a `;` in a name
+/// becomes a space.
 pub fn folded(stacks: &[Stack]) -> Vec<String> {
-    let nj = |j: f64| if j.is_finite() && j > 0.0 { (j * NJ).round() as u64 } else { 0 };
-    let mut lines: Vec<String> = stacks
-        .iter()
+    let nj = nanojoules;
+    in_order(stacks)
+        .into_iter()
         .map(|s| {
-            let frames = s.frames.join(";");
+            let frames = frame_names(s).join(";");
             match s.old_j {
                 Some(old) => format!("{frames} {} {}", nj(old), nj(s.exclusive_j.point)),
                 None => format!("{frames} {}", nj(s.exclusive_j.point)),
             }
         })
-        .collect();
-    lines.sort();
-    lines
-}
-
-#[cfg(test)]
-mod tests {
-    use super::labels;
-
-    #[test]
-    fn labels_are_names_with_as_much_context_as_tells_them_apart() {
-        let paths = [
-            "encode",
-            "encode/layer.0",
-            "encode/layer.0/attention",
-            "encode/layer.0/attention/output",
-            "encode/layer.0/feed_forward/output",
-            "encode/layer.1",
-            "encode/layer.1/attention",
-            "encode/layer.1/attention/output",
-            "pool",
-        ];
-        assert_eq!(
-            labels(&paths),
-            [
-                "encode",
-                "layer.0",
-                "attention · layer.0",
-                "output · layer.0/attention",
-                "output · feed_forward",
-                "layer.1",
-                "attention · layer.1",
-                "output · layer.1/attention",
-                "pool",
-            ]
-        );
-    }
+        .collect()
 }
