@@ -124,7 +124,7 @@ fn differential(
             None => format!("{label}: change in exclusive joules per span path"),
         },
         subtitle: format!(
-            "red costlier, blue cheaper, white not significant ({coloured} of {} coloured) · {provenance}",
+            "red costlier, blue cheaper, white not significant or new ({coloured} of {} coloured) · {provenance}",
             stacks.len()
         ),
         stacks,
@@ -145,12 +145,17 @@ pub(crate) fn render(graph: &Graph) -> anyhow::Result<Vec<u8>> {
     if !graph.not_drawn.is_empty() {
         let _ = write!(subtitle, " · gone from the new report: {}", graph.not_drawn.join(", "));
     }
-    let zero: Vec<&str> = graph
-        .stacks
-        .iter()
-        .filter(|s| s.inclusive_j.point <= 0.0 || !s.inclusive_j.point.is_finite())
-        .map(|s| s.path.as_str())
-        .collect();
+    // Drawn from the exclusive figures (negatives count 0): a path with none under it too
+    // has no width.
+    let width = |s: &Stack| -> u64 {
+        graph
+            .stacks
+            .iter()
+            .filter(|o| o.frames.len() >= s.frames.len() && o.frames[..s.frames.len()] == s.frames[..])
+            .map(|o| folded::nanojoules(o.exclusive_j.point))
+            .sum()
+    };
+    let zero: Vec<&str> = graph.stacks.iter().filter(|s| width(s) == 0).map(|s| s.path.as_str()).collect();
     if !zero.is_empty() {
         let _ = write!(subtitle, " · zero width (no energy): {}", zero.join(", "));
     }
@@ -173,13 +178,14 @@ pub(crate) fn render(graph: &Graph) -> anyhow::Result<Vec<u8>> {
     Ok(retitle(&svg, &graph.stacks)?.into_bytes())
 }
 
-/// Each frame's tooltip replaced by its path's title. A frame is found by its name, where it
-/// starts and how wide it is (inferno's `fg:x` and `fg:w`, in nanojoules), as the sorted
-/// lines place it; frames alike in all three (a recursion with no energy of its own) are told
-/// apart by depth.
 /// A frame as inferno draws it: its name, where it starts and how wide it is.
 type FrameKey = (String, u64, u64);
 
+/// Each frame's tooltip replaced by its path's title. A frame is found by its name, where it
+/// starts and how wide it is (inferno's `fg:x` and `fg:w`, in nanojoules), as the ordered
+/// lines place it; frames alike in all three (a span inside one of the same name, with no
+/// energy of its own) are told apart by depth, from their height (`y`: the root is lowest).
+/// The root frame (`all`) keeps inferno's title.
 fn retitle(svg: &str, stacks: &[Stack]) -> anyhow::Result<String> {
     let order: Vec<(Vec<String>, u64)> = folded::in_order(stacks)
         .iter()
@@ -198,37 +204,58 @@ fn retitle(svg: &str, stacks: &[Stack]) -> anyhow::Result<String> {
     for list in titles.values_mut() {
         list.sort_by_key(|(depth, _)| *depth);
     }
-    // Frames alike are met from the root up (inferno writes deeper frames later).
-    let mut met: HashMap<FrameKey, usize> = HashMap::new();
-    let mut out = String::with_capacity(svg.len() + 64 * stacks.len());
-    let mut rest = svg;
-    while let Some(at) = rest.find("<g><title>") {
-        let (before, from) = rest.split_at(at + "<g><title>".len());
-        out.push_str(before);
-        let end = from.find("</title>").context("a frame's title is not closed")?;
-        let (title, after) = from.split_at(end);
-        let rect_end = after.find("/>").context("a frame without a rect")?;
-        let rect = &after[..rect_end];
-        let attr = |name: &str| -> Option<u64> {
-            let at = rect.find(&format!(" {name}=\""))? + name.len() + 3;
-            rect[at..][..rect[at..].find('"')?].parse().ok()
-        };
-        // The default title: `name (count nJ, share%[; change%])`.
-        let name = title.rsplit_once(" (").map_or(title, |(n, _)| n);
-        let key = (unescape(name), attr("fg:x").unwrap_or(0), attr("fg:w").unwrap_or(0));
-        let replacement = titles.get(&key).and_then(|list| {
-            let seen = met.entry(key.clone()).or_default();
-            let pick = list.get(*seen).map(|(_, t)| *t);
-            *seen += 1;
-            pick
-        });
-        match replacement {
-            Some(t) => out.push_str(&escape(t)),
-            None => out.push_str(title),
-        }
-        rest = after;
+    // Every frame: where its title is in the SVG, its key, and its height.
+    struct Found {
+        title: std::ops::Range<usize>,
+        key: FrameKey,
+        y: f64,
     }
-    out.push_str(rest);
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = svg[from..].find("<g><title>") {
+        let start = from + at + "<g><title>".len();
+        let end = start + svg[start..].find("</title>").context("a frame's title is not closed")?;
+        let rect_end = end + svg[end..].find("/>").context("a frame without a rect")?;
+        let rect = &svg[end..rect_end];
+        let attr = |name: &str| -> Option<&str> {
+            let at = rect.find(&format!(" {name}=\""))? + name.len() + 3;
+            Some(&rect[at..][..rect[at..].find('"')?])
+        };
+        let number = |name: &str| attr(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // The default title: `name (count nJ, share%[; change%])`.
+        let title = &svg[start..end];
+        let name = title.rsplit_once(" (").map_or(title, |(n, _)| n);
+        found.push(Found {
+            title: start..end,
+            key: (unescape(name), number("fg:x"), number("fg:w")),
+            y: attr("y").and_then(|v| v.parse().ok()).unwrap_or(0.0),
+        });
+        from = rect_end;
+    }
+    let root_y = found.iter().map(|f| f.y).fold(f64::MIN, f64::max);
+    // Frames alike, from the root up: lowest on the page first.
+    let mut alike: HashMap<&FrameKey, Vec<usize>> = HashMap::new();
+    for (i, f) in found.iter().enumerate().filter(|(_, f)| f.y < root_y) {
+        alike.entry(&f.key).or_default().push(i);
+    }
+    let mut replace: Vec<(std::ops::Range<usize>, &str)> = Vec::new();
+    for (key, mut frames) in alike {
+        frames.sort_by(|&a, &b| found[b].y.total_cmp(&found[a].y));
+        if let Some(list) = titles.get(key) {
+            for (&i, (_, title)) in frames.iter().zip(list) {
+                replace.push((found[i].title.clone(), title));
+            }
+        }
+    }
+    replace.sort_by_key(|(range, _)| range.start);
+    let mut out = String::with_capacity(svg.len() + 64 * stacks.len());
+    let mut at = 0;
+    for (range, title) in replace {
+        out.push_str(&svg[at..range.start]);
+        out.push_str(&escape(title));
+        at = range.end;
+    }
+    out.push_str(&svg[at..]);
     Ok(out)
 }
 

@@ -61,8 +61,13 @@ fn write(dir: &Path, name: &str, report: &Report) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Each frame of an inferno SVG: its title and its rect's width in percent and fill.
+/// Each frame of an inferno SVG: its title, its rect's width in percent and its fill.
 fn frames(svg: &str) -> Vec<(String, f64, String)> {
+    frames_with_nj(svg).into_iter().map(|(t, w, f, _)| (t, w, f)).collect()
+}
+
+/// Each frame, with its width in nanojoules (inferno's `fg:w`).
+fn frames_with_nj(svg: &str) -> Vec<(String, f64, String, u64)> {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
         Some(tag[start..][..tag[start..].find('"')?].to_owned())
@@ -73,7 +78,7 @@ fn frames(svg: &str) -> Vec<(String, f64, String)> {
             let title = g.split("<title>").nth(1)?.split("</title>").next()?.to_owned();
             let rect = g.split("<rect").nth(1)?.split("/>").next()?;
             let width = attr(rect, "width")?.trim_end_matches('%').parse().ok()?;
-            Some((title, width, attr(rect, "fill")?))
+            Some((title, width, attr(rect, "fill")?, attr(rect, "fg:w")?.parse().ok()?))
         })
         .collect()
 }
@@ -101,6 +106,7 @@ fn a_flame_graph_has_a_frame_per_path_as_wide_as_its_joules() {
         assert_eq!(mode, 0o644, "readable by all: {mode:o}");
     }
     let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let with_nj = frames_with_nj(&svg);
     let frames = frames(&svg);
     let total: f64 = exclusive.iter().sum();
     let paths =
@@ -119,7 +125,10 @@ fn a_flame_graph_has_a_frame_per_path_as_wide_as_its_joules() {
                 .map(|(_, x)| x)
                 .sum::<f64>();
         let want = 100.0 * inclusive / total;
-        assert!((width - want).abs() < 0.05, "{path}: {width}% vs {want}%");
+        assert!((width - want).abs() < 1e-3, "{path}: {width}% vs {want}%");
+        // In nanojoules, exactly: its own and its descendants' exclusive joules.
+        let nj = with_nj.iter().find(|f| &f.0 == title).unwrap().3;
+        assert_eq!(nj as f64, (inclusive * 1e9).round(), "{path}");
         // The tooltip carries the joules, the interval and the source.
         assert!(title.contains(" exclusive, ") && title.contains(" ± "), "{title}");
         assert!(title.contains("simulated"), "{title}");
@@ -138,6 +147,7 @@ fn a_differential_flame_graph_colours_only_the_significant_change() {
     worse[3] *= 1.3; // attention: 30% costlier
     worse[4] *= 1.015; // ffn: 1.5% costlier, inside the 2% noise band: not coloured
     worse[1] *= 0.99; // embed: 1% cheaper, inside the noise band too
+    worse[5] *= 0.7; // head: 30% cheaper
     let old = write(dir.path(), "old.json", &report(base));
     let new = write(dir.path(), "new.json", &report(worse));
     let svg_path = dir.path().join("diff.svg");
@@ -146,11 +156,21 @@ fn a_differential_flame_graph_colours_only_the_significant_change() {
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     let frames = frames(&svg);
     let neutral = "rgb(250,250,250)";
+    let paths =
+        ["model", "model/embed", "model/layer", "model/layer/attention", "model/layer/ffn", "model/head"];
+    for path in paths {
+        let n = frames.iter().filter(|(t, _, _)| t.starts_with(&format!("{path} · "))).count();
+        assert_eq!(n, 1, "{path}: {frames:?}");
+    }
+    assert_eq!(frames.len(), paths.len() + 1, "the paths and the root: {frames:?}");
     for (title, _, fill) in &frames {
         if title.starts_with("model/layer/attention · ") {
             assert!(fill.starts_with("rgb(255,"), "attention is red: {fill} ({title})");
             assert!(title.contains("regressed"), "{title}");
-        } else if title.contains(" · ") {
+        } else if title.starts_with("model/head · ") {
+            assert!(fill.ends_with(",255)") && fill != neutral, "head is blue: {fill} ({title})");
+            assert!(title.contains("improved"), "{title}");
+        } else {
             assert_eq!(fill, neutral, "{title}");
         }
         if title.starts_with("model/layer/ffn · ") {
@@ -176,7 +196,8 @@ fn a_missing_report_or_domain_is_a_clear_usage_error() {
 }
 
 /// A span named like its sibling plus a suffix that sorts before `;` (`layer` and `layer.0`)
-/// must not split the sibling's frame in two, and names are escaped in the SVG.
+/// must not split the sibling's frame in two; names are escaped in the SVG, and a name ending
+/// in a number is not read as a count.
 #[test]
 fn sibling_names_that_share_a_prefix_keep_one_frame_each() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,7 +207,7 @@ fn sibling_names_that_share_a_prefix_keep_one_frame_each() {
             span.path = "model/layer.0".into();
         }
         if span.path == "model/head" {
-            span.path = "model/<head & tail>".into();
+            span.path = "model/<head & tail> 3".into();
         }
     }
     let input = write(dir.path(), "report.json", &r);
@@ -195,9 +216,25 @@ fn sibling_names_that_share_a_prefix_keep_one_frame_each() {
     assert!(out.status.success(), "{}", text(&out));
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     let frames = frames(&svg);
-    for path in ["model/layer", "model/layer.0", "model/layer/attention", "model/&lt;head &amp; tail&gt;"] {
+    for path in ["model/layer", "model/layer.0", "model/layer/attention", "model/&lt;head &amp; tail&gt; 3"] {
         let n = frames.iter().filter(|(t, _, _)| t.starts_with(&format!("{path} · "))).count();
         assert_eq!(n, 1, "{path}: {frames:?}");
     }
     assert_eq!(frames.len(), 7, "{frames:?}");
+}
+
+/// A differential graph whose old report lacks the bench says so, rather than drawing every
+/// path as new and white.
+#[test]
+fn a_diff_against_a_report_without_the_bench_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = report([1e-3; 6]);
+    other.benches[0].name = "something-else".into();
+    let old = write(dir.path(), "old.json", &other);
+    let new = write(dir.path(), "new.json", &report([1e-3; 6]));
+    let svg = dir.path().join("diff.svg");
+    let out = cargo_joules(&["flamegraph", "--diff", &old, &new, "-o", svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("the old report has no figures for bench `model`"), "{}", text(&out));
+    assert!(!svg.exists());
 }

@@ -160,7 +160,8 @@ impl Estimate {
     /// of one span path): per sample, or per run where they were merged from runs, so the
     /// interval is the sum's own. Where nothing pairs up, the points and the bounds add up
     /// (wider than the sum's own interval would be, never narrower). Biases the samples
-    /// cannot show add up; model errors add in quadrature. None for no figures.
+    /// cannot show add up; model errors add in quadrature and widen the interval. None for no
+    /// figures.
     pub fn sum(parts: &[&Estimate]) -> Option<Estimate> {
         fn runs(e: &Estimate) -> &[f64] {
             &e.runs
@@ -198,8 +199,21 @@ impl Estimate {
         };
         let sys: f64 = parts.iter().filter_map(|e| e.systematic).sum();
         sum.systematic = (sys > 0.0).then_some(sys);
-        let model: f64 = parts.iter().filter_map(|e| e.model_stderr).map(|s| s * s).sum();
-        sum.model_stderr = (model > 0.0).then(|| model.sqrt());
+        // The parts' model errors (the same in every sample, so the samples' spread does not
+        // hold them) widen the sum's interval, in quadrature with its spread.
+        let model: f64 = parts.iter().filter_map(|e| e.model_stderr).map(|s| s * s).sum::<f64>().sqrt();
+        if model > 0.0 {
+            let z = 1.96;
+            let spread = sum.stderr.unwrap_or(0.0);
+            let half = match sum.half_width() {
+                Some(h) => (h * h + (z * model).powi(2)).sqrt(),
+                None => z * model,
+            };
+            sum.stderr = Some((spread * spread + model * model).sqrt());
+            sum.lo = Some(sum.point - half);
+            sum.hi = Some(sum.point + half);
+            sum.model_stderr = Some(model);
+        }
         Some(sum)
     }
 
@@ -385,6 +399,29 @@ pub fn against_runs(runs: &[f64], single: f64, single_is_new: bool) -> Option<Re
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sums_pair_samples_and_widen_by_model_errors() {
+        let a = Estimate::from_samples(vec![1.0, 2.0, 3.0]);
+        let b = Estimate::from_samples(vec![3.0, 2.0, 1.0]);
+        // Paired by sample, the two spreads cancel: the sum is exactly 4 each time.
+        let sum = Estimate::sum(&[&a, &b]).unwrap();
+        assert_eq!(sum.point, 4.0);
+        assert_eq!(sum.half_width(), Some(0.0));
+        // A model error the samples cannot show widens the interval.
+        let mut m = Estimate::from_samples(vec![1.0, 1.0, 1.0]);
+        m.model_stderr = Some(0.5);
+        let sum = Estimate::sum(&[&a, &b, &m]).unwrap();
+        assert_eq!(sum.point, 5.0);
+        assert!((sum.half_width().unwrap() - 1.96 * 0.5).abs() < 1e-12, "{sum:?}");
+        // Nothing to pair: points and bounds add.
+        let lone = Estimate::from_samples(vec![10.0, 12.0]);
+        let sum = Estimate::sum(&[&a, &lone]).unwrap();
+        assert_eq!(sum.point, 13.0);
+        assert_eq!(sum.lo, Some(a.lo.unwrap() + lone.lo.unwrap()));
+        assert!(Estimate::sum(&[]).is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -128,6 +128,11 @@ pub fn diff_stacks(
     bench: &str,
     domain: &str,
 ) -> Result<(Vec<Stack>, Vec<String>), String> {
+    if !cmp.changes.iter().any(|c| c.bench == bench && c.domain == domain && c.old_j.is_some()) {
+        return Err(format!(
+            "the old report has no figures for bench `{bench}` in domain `{domain}`: nothing to compare"
+        ));
+    }
     let mut out = stacks(new, &Domains::One(domain.to_owned()))?;
     for stack in &mut out {
         let change =
@@ -168,9 +173,11 @@ pub fn nanojoules(j: f64) -> u64 {
     if j.is_finite() && j > 0.0 { (j * NJ).round() as u64 } else { 0 }
 }
 
-/// A stack's frame names as folded lines hold them (a `;` in a name becomes a space).
+/// A stack's frame names as folded lines hold them: a `;` (the frame separator) becomes a
+/// comma, and a space a no-break space, since a line ends in space-separated counts (`block
+/// 3` would read as a frame `block` and a count).
 pub fn frame_names(stack: &Stack) -> Vec<String> {
-    stack.frames.iter().map(|f| f.replace(';', " ")).collect()
+    stack.frames.iter().map(|f| f.replace(';', ",").replace(' ', "\u{a0}")).collect()
 }
 
 /// `stacks` in the order of [`folded`]'s lines: frame by frame.
@@ -183,8 +190,9 @@ pub fn in_order(stacks: &[Stack]) -> Vec<&Stack> {
 /// Folded-stack lines, `frame;frame;frame count` in nanojoules (a negative or missing
 /// exclusive figure counts 0), or `... old new` for a differential graph. They are sorted
 /// frame by frame, so that every path's lines are together (sorted as strings, `m;layer.0`
-/// would fall between `m;layer` and `m;layer;x`: `.` sorts before `;`); a `;` in a name
-/// becomes a space.
+/// would fall between `m;layer` and `m;layer;x`: `.` sorts before `;`), and names are
+/// written as [`frame_names`] gives them. A tool that sorts the lines again as strings may
+/// split such a frame.
 pub fn folded(stacks: &[Stack]) -> Vec<String> {
     let nj = nanojoules;
     in_order(stacks)
