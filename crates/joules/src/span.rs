@@ -87,7 +87,8 @@ pub const SITE_INDEXES: usize = 256;
 /// run the same code, yet each is a span of its own, `layer.0` and `layer.5`. Created by
 /// [`span!`](crate::span!)`("layer", i)` and `#[measure_energy(index = i)]` as a `static`;
 /// each index's site is interned on its first use (its name formatted once, then never
-/// again), so entering one costs what entering a plain site does.
+/// again), so entering one costs what entering a plain site does. Each such `static` holds
+/// 257 ids (about 1 KB).
 #[derive(Debug)]
 pub struct IndexedSite {
     site: Site,
