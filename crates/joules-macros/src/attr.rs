@@ -30,32 +30,17 @@ impl Parse for MeasureArgs {
             } else if lookahead.peek(kw::sync) {
                 let key: kw::sync = input.parse()?;
                 set(&mut args.sync, key.span, "sync", input, |input| {
-                    input.parse().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`sync` takes the path of a `fn()`, e.g. `sync = gpu::synchronize`",
-                        )
-                    })
+                    hinted(input, "`sync` takes the path of a `fn()`, e.g. `sync = gpu::synchronize`")
                 })?;
             } else if lookahead.peek(kw::ops) {
                 let key: kw::ops = input.parse()?;
                 set(&mut args.ops, key.span, "ops", input, |input| {
-                    input.parse().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`ops` takes an expression of the arguments, e.g. `ops = 2 * n * k * m`",
-                        )
-                    })
+                    hinted(input, "`ops` takes an expression of the arguments, e.g. `ops = 2 * n * k * m`")
                 })?;
             } else if lookahead.peek(kw::index) {
                 let key: kw::index = input.parse()?;
                 set(&mut args.index, key.span, "index", input, |input| {
-                    input.parse().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`index` takes a `usize` expression of the arguments, e.g. `index = layer`",
-                        )
-                    })
+                    hinted(input, "`index` takes a `usize` expression of the arguments, e.g. `index = layer`")
                 })?;
             } else if input.peek(syn::Ident) {
                 let unknown: syn::Ident = input.parse()?;
@@ -90,6 +75,11 @@ fn set<T>(
     input.parse::<Token![=]>()?;
     *slot = Some(value(input)?);
     Ok(())
+}
+
+/// The value after `key =`, its parse error replaced by `hint`.
+fn hinted<T: Parse>(input: ParseStream<'_>, hint: &str) -> syn::Result<T> {
+    input.parse().map_err(|e| syn::Error::new(e.span(), hint))
 }
 
 fn parse_name(input: ParseStream<'_>) -> syn::Result<LitStr> {

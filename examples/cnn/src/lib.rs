@@ -26,6 +26,23 @@ pub fn models_dir() -> PathBuf {
     }
 }
 
+/// For tests: [`models_dir`] where `scripts/fetch-models cnn` has put mnist.pth and mnist_test.csv
+/// there; else None, saying so, where JOULES_SKIP_MODELS is set; else a panic that says what
+/// to run.
+pub fn fetched() -> Option<PathBuf> {
+    let dir = models_dir();
+    if dir.join("mnist.pth").exists() && dir.join("mnist_test.csv").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("JOULES_SKIP_MODELS").is_some(),
+        "{} has no mnist.pth and mnist_test.csv: run scripts/fetch-models cnn (or set JOULES_SKIP_MODELS=1 to skip these tests)",
+        dir.display()
+    );
+    eprintln!("SKIPPED (JOULES_SKIP_MODELS): no weights in {}", dir.display());
+    None
+}
+
 /// The network: two 3x3 convolutions (padding 1), each followed by ReLU and a 2x2 max-pool,
 /// then two fully connected layers.
 #[derive(Debug, Clone)]

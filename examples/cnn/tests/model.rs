@@ -3,21 +3,7 @@
 //! in accuracy is printed. They fail, saying what to run, when the weights are not
 //! fetched (`scripts/fetch-models cnn`), unless JOULES_SKIP_MODELS is set.
 
-use joules_example_cnn::{Cnn, PRUNED_WIDTHS, accuracy, models_dir, test_set};
-
-fn fetched() -> Option<std::path::PathBuf> {
-    let dir = models_dir();
-    if dir.join("mnist.pth").exists() && dir.join("mnist_test.csv").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("JOULES_SKIP_MODELS").is_some(),
-        "{} has no mnist.pth and mnist_test.csv: run scripts/fetch-models cnn (or set JOULES_SKIP_MODELS=1 to skip these tests)",
-        dir.display()
-    );
-    eprintln!("SKIPPED (JOULES_SKIP_MODELS): no weights in {}", dir.display());
-    None
-}
+use joules_example_cnn::{Cnn, PRUNED_WIDTHS, accuracy, fetched, test_set};
 
 #[test]
 fn the_trained_cnn_classifies_98_percent_of_1000_test_images() {

@@ -4,20 +4,11 @@
 
 use joules::source::{Sim, SimScript};
 use joules::{Profiler, Watts};
-use joules_example_cnn::{Cnn, models_dir, test_set};
+use joules_example_cnn::{Cnn, fetched, test_set};
 
 #[test]
 fn a_profile_carries_each_layers_declared_multiply_adds() {
-    let dir = models_dir();
-    if !dir.join("mnist.pth").exists() || !dir.join("mnist_test.csv").exists() {
-        assert!(
-            std::env::var_os("JOULES_SKIP_MODELS").is_some(),
-            "{} has no mnist.pth and mnist_test.csv: run scripts/fetch-models cnn (or set JOULES_SKIP_MODELS=1 to skip these tests)",
-            dir.display()
-        );
-        eprintln!("SKIPPED (JOULES_SKIP_MODELS): no weights in {}", dir.display());
-        return;
-    }
+    let Some(dir) = fetched() else { return };
     let dense = Cnn::load(&dir.join("mnist.pth")).unwrap();
     let (images, _) = test_set(&dir.join("mnist_test.csv"), 8).unwrap();
     for model in [dense.clone(), dense.pruned(joules_example_cnn::PRUNED_WIDTHS).unwrap()] {

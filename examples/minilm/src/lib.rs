@@ -41,6 +41,23 @@ pub fn models_dir() -> PathBuf {
     }
 }
 
+/// For tests: [`models_dir`] where `scripts/fetch-models minilm` has put model.safetensors and tokenizer.json
+/// there; else None, saying so, where JOULES_SKIP_MODELS is set; else a panic that says what
+/// to run.
+pub fn fetched() -> Option<PathBuf> {
+    let dir = models_dir();
+    if dir.join("model.safetensors").exists() && dir.join("tokenizer.json").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("JOULES_SKIP_MODELS").is_some(),
+        "{} has no model.safetensors and tokenizer.json: run scripts/fetch-models minilm (or set JOULES_SKIP_MODELS=1 to skip these tests)",
+        dir.display()
+    );
+    eprintln!("SKIPPED (JOULES_SKIP_MODELS): no weights in {}", dir.display());
+    None
+}
+
 fn err(msg: impl std::fmt::Display) -> candle_core::Error {
     candle_core::Error::Msg(msg.to_string())
 }

@@ -3,20 +3,10 @@
 //! embedding quality is printed. They fail, saying what to run, when the weights are not
 //! fetched (`scripts/fetch-models minilm`), unless JOULES_SKIP_MODELS is set.
 
-use joules_example_minilm::{FFN, HEADS, KEEP, MiniLm, SENTENCES, cosine, models_dir};
+use joules_example_minilm::{FFN, HEADS, KEEP, MiniLm, SENTENCES, cosine, fetched};
 
 fn model() -> Option<MiniLm> {
-    let dir = models_dir();
-    if dir.join("model.safetensors").exists() && dir.join("tokenizer.json").exists() {
-        return Some(MiniLm::load(&dir).unwrap());
-    }
-    assert!(
-        std::env::var_os("JOULES_SKIP_MODELS").is_some(),
-        "{} has no model.safetensors and tokenizer.json: run scripts/fetch-models minilm (or set JOULES_SKIP_MODELS=1 to skip these tests)",
-        dir.display()
-    );
-    eprintln!("SKIPPED (JOULES_SKIP_MODELS): no weights in {}", dir.display());
-    None
+    fetched().map(|dir| MiniLm::load(&dir).unwrap())
 }
 
 #[test]

@@ -4,20 +4,11 @@
 
 use joules::source::{Sim, SimScript};
 use joules::{Profiler, Watts};
-use joules_example_minilm::{KEEP, MiniLm, SENTENCES, models_dir};
+use joules_example_minilm::{KEEP, MiniLm, SENTENCES, fetched};
 
 #[test]
 fn a_profile_carries_every_products_declared_multiply_adds() {
-    let dir = models_dir();
-    if !dir.join("model.safetensors").exists() || !dir.join("tokenizer.json").exists() {
-        assert!(
-            std::env::var_os("JOULES_SKIP_MODELS").is_some(),
-            "{} has no model.safetensors and tokenizer.json: run scripts/fetch-models minilm (or set JOULES_SKIP_MODELS=1 to skip these tests)",
-            dir.display()
-        );
-        eprintln!("SKIPPED (JOULES_SKIP_MODELS): no weights in {}", dir.display());
-        return;
-    }
+    let Some(dir) = fetched() else { return };
     let dense = MiniLm::load(&dir).unwrap();
     for model in [dense.clone(), dense.pruned(KEEP).unwrap()] {
         let batch = model.tokenize(&SENTENCES[..3]).unwrap();
