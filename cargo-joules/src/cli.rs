@@ -52,6 +52,79 @@ pub(crate) enum Command {
     /// --benches a differential one coloured by the significant changes.
     #[command(after_help = EXIT_CODES)]
     Flamegraph(FlamegraphArgs),
+    /// An energy label for a benchmark: joules per inference, a grade A-G on the efficiency
+    /// and index scales, gCO2e, break-even with training, and where every figure came from.
+    /// Writes an SVG and JSON, prints it for the terminal.
+    #[command(after_help = LABEL_HELP)]
+    Label(LabelArgs),
+}
+
+const LABEL_HELP: &str = "\
+Scales (boundaries and sources: docs/label.md):
+    efficiency  operations per joule of a whole inference, a grade per decade:
+                A >= 10 TOPS/W, B >= 1, C >= 0.1, D >= 0.01, E >= 0.001, F >= 0.0001, G below
+    index       100 x energy per inference / the reference's, EU refrigerator bands
+                (Regulation (EU) 2019/2016): A <= 41, B <= 51, C <= 64, D <= 80, E <= 100,
+                F <= 125, G above
+
+Exit codes:
+    0    success
+    2    usage or input error (bad arguments, a corrupt report, a bench with no energy)
+  102    cargo metadata failed";
+
+#[derive(Debug, Args)]
+pub(crate) struct LabelArgs {
+    /// The report: a path, or a baseline name [default: the last `cargo joules bench`].
+    pub(crate) report: Option<String>,
+    /// The benchmark to label (its name or last part) [default: the report's first].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) bench: Option<String>,
+    /// Grade the index scale against this report (a path or baseline name): its bench of the
+    /// same name, or --reference-bench.
+    #[arg(long, value_name = "REPORT")]
+    pub(crate) reference: Option<String>,
+    /// Grade the index scale against this benchmark: of --reference, or of the labelled
+    /// report (e.g. the dense model for its pruned variant).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) reference_bench: Option<String>,
+    /// The grid's carbon intensity, in gCO2e per kWh [default: 436, the world average of
+    /// 2022, Ember Global Electricity Review 2023].
+    #[arg(long, value_name = "G_PER_KWH", requires = "grid_source")]
+    pub(crate) grid_intensity: Option<f64>,
+    /// Where --grid-intensity comes from (it is printed on the label).
+    #[arg(long, value_name = "TEXT", requires = "grid_intensity")]
+    pub(crate) grid_source: Option<String>,
+    /// Operations, as hardware peaks count them (a multiply-add is two), per declared
+    /// operation: 2 where the spans declare multiply-adds, 1 where they declare operations.
+    #[arg(long, value_name = "N", default_value_t = 2.0)]
+    pub(crate) ops_per_declared: f64,
+    /// Add a device to the what-if projection: `NAME=TOPS_PER_W` (repeatable).
+    #[arg(long, value_name = "NAME=TOPS_PER_W", value_parser = parse_device)]
+    pub(crate) device: Vec<(String, f64)>,
+    /// Where to write the SVG; the JSON goes beside it, as .json [default:
+    /// <target-dir>/joules/label.svg].
+    #[arg(short, long, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+    /// What to print: the label for a terminal, or its JSON.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+    /// Colour on the terminal.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+    /// Path to Cargo.toml (to find target/joules).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+}
+
+/// `NAME=TOPS_PER_W`.
+fn parse_device(text: &str) -> Result<(String, f64), String> {
+    let (name, tops) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{text}`: write a device as NAME=TOPS_PER_W, e.g. \"my NPU=8\""))?;
+    match tops.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 && !name.trim().is_empty() => Ok((name.trim().to_owned(), t)),
+        _ => Err(format!("`{text}`: TOPS_PER_W must be a number above 0, and NAME not empty")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,11 +6,11 @@ use inferno::flamegraph::{self, Options};
 use joules::compare::{self, Verdict};
 use joules::exit::ExitCodes;
 use joules::render::folded::{self, Domains, Stack};
-use joules::report::{BenchReport, Report};
+use joules::report::BenchReport;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::output::{config, joules_dir, load, report_arg, write_atomic};
+use super::output::{config, joules_dir, load, pick_bench, report_arg, write_atomic};
 use super::{Failure, WithCode};
 use crate::cli::FlamegraphArgs;
 
@@ -80,17 +80,6 @@ pub(crate) struct Graph {
     /// Paths that have no frame (gone from the new report), said in the subtitle.
     pub(crate) not_drawn: Vec<String>,
     pub(crate) differential: bool,
-}
-
-fn pick_bench<'a>(report: &'a Report, name: Option<&str>) -> Result<&'a BenchReport, Failure> {
-    match name {
-        Some(n) => compare::find_bench(report, n).code(ExitCodes::USAGE),
-        None => report
-            .benches
-            .first()
-            .ok_or_else(|| anyhow!("the report has no benchmark"))
-            .code(ExitCodes::USAGE),
-    }
 }
 
 /// The new bench's stacks in one domain, coloured by the comparison's significant changes.

@@ -4,6 +4,7 @@ mod bench;
 mod compare;
 mod doctor;
 mod flamegraph;
+mod label;
 mod output;
 
 use crate::cli::{Command, JoulesArgs};
@@ -31,5 +32,6 @@ pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
         Command::Compare(c) => compare::run(&c),
         Command::Doctor(d) => Ok(doctor::run(&d)),
         Command::Flamegraph(f) => flamegraph::run(&f),
+        Command::Label(l) => label::run(&l),
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use joules::compare::{CompareConfig, Comparison};
 use joules::exit::ExitCodes;
 use joules::render::{self, Format};
-use joules::report::Report;
+use joules::report::{BenchReport, Report};
 
 use super::{Failure, WithCode};
 use crate::cli::{Color, GateArgs, OutputArgs, OutputFormat};
@@ -23,7 +23,11 @@ pub(crate) fn format(args: &OutputArgs) -> Format {
 }
 
 pub(crate) fn color(args: &OutputArgs) -> bool {
-    match args.color {
+    use_color(args.color)
+}
+
+pub(crate) fn use_color(color: Color) -> bool {
+    match color {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
@@ -129,5 +133,17 @@ pub(crate) fn step_summary(markdown: &str) {
             "warning: could not append to $GITHUB_STEP_SUMMARY ({}): {e}",
             PathBuf::from(path).display()
         );
+    }
+}
+
+/// The benchmark `name` (or its last part) of `report`, or its first.
+pub(crate) fn pick_bench<'a>(report: &'a Report, name: Option<&str>) -> Result<&'a BenchReport, Failure> {
+    match name {
+        Some(n) => joules::compare::find_bench(report, n).code(ExitCodes::USAGE),
+        None => report
+            .benches
+            .first()
+            .ok_or_else(|| anyhow!("the report has no benchmark"))
+            .code(ExitCodes::USAGE),
     }
 }

@@ -4,6 +4,8 @@
 mod flame;
 // The regression gate end to end on the simulated fixture.
 mod gate;
+// The energy label: golden text and JSON, figures traced to the report.
+mod label;
 // The stated minimum Rust version against the locked dependencies'.
 mod msrv;
 // Damaged and foreign reports and baselines.

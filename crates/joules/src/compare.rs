@@ -400,34 +400,12 @@ fn figures(b: &BenchReport) -> Vec<Figure<'_>> {
 
 fn change(bench: &str, old: Option<&Estimate>, new: Option<&Estimate>, path: &str, domain: &str) -> Change {
     let runs = (old.map_or(0, Estimate::run_count), new.map_or(0, Estimate::run_count));
-    let mut basis = Basis::WithinRun;
-    let mut widened = 0.0;
-    let rel = match (old, new) {
-        (Some(o), Some(n)) if o.runs.len() >= 2 && n.runs.len() >= 2 => {
-            basis = Basis::BetweenRuns;
-            welch(&o.runs, &n.runs)
-        }
-        (Some(o), Some(n)) if o.runs.len() >= 2 => {
-            basis = Basis::BetweenRuns;
-            against_runs(&o.runs, n.point, true)
-        }
-        (Some(o), Some(n)) if n.runs.len() >= 2 => {
-            basis = Basis::BetweenRuns;
-            against_runs(&n.runs, o.point, false)
-        }
-        (Some(o), Some(n)) => {
-            let r = if o.model_stderr.is_some() || n.model_stderr.is_some() {
-                z_change(o, n)
-            } else {
-                welch(&o.samples, &n.samples)
-            };
-            r.map(|r| {
-                let (r, by) = widen(r, o, n);
-                widened = by;
-                r
-            })
-        }
-        _ => None,
+    let (rel, basis, widened) = match (old, new) {
+        (Some(o), Some(n)) => match relative_change(o, n) {
+            Some((r, basis, widened)) => (Some(r), basis, widened),
+            None => (None, Basis::WithinRun, 0.0),
+        },
+        _ => (None, Basis::WithinRun, 0.0),
     };
     let verdict = match (old, new, &rel) {
         (None, Some(_), _) => Verdict::Added,
@@ -452,6 +430,30 @@ fn change(bench: &str, old: Option<&Estimate>, new: Option<&Estimate>, path: &st
         new_ops: None,
         widened,
     }
+}
+
+/// The change from `old` to `new` as the gate judges it: between runs where either figure
+/// kept several runs' values, else within the run (a z-test where a model error is known,
+/// Welch's test on the samples otherwise, the interval widened by both sides' systematic
+/// error). Returns the change, its basis, and the width the systematic error added on each
+/// side; None where the figures cannot be tested (one sample, a zero old figure).
+pub fn relative_change(old: &Estimate, new: &Estimate) -> Option<(RelativeChange, Basis, f64)> {
+    if old.runs.len() >= 2 && new.runs.len() >= 2 {
+        return welch(&old.runs, &new.runs).map(|r| (r, Basis::BetweenRuns, 0.0));
+    }
+    if old.runs.len() >= 2 {
+        return against_runs(&old.runs, new.point, true).map(|r| (r, Basis::BetweenRuns, 0.0));
+    }
+    if new.runs.len() >= 2 {
+        return against_runs(&new.runs, old.point, false).map(|r| (r, Basis::BetweenRuns, 0.0));
+    }
+    let r = if old.model_stderr.is_some() || new.model_stderr.is_some() {
+        z_change(old, new)
+    } else {
+        welch(&old.samples, &new.samples)
+    }?;
+    let (r, by) = widen(r, old, new);
+    Some((r, Basis::WithinRun, by))
 }
 
 /// Widens a change's interval by both sides' systematic error (time-share's placement of

@@ -41,6 +41,7 @@ pub mod counter;
 pub mod doctor;
 pub mod exit;
 pub mod host;
+pub mod label;
 pub mod merge;
 mod profiler;
 pub mod render;

@@ -6,6 +6,7 @@
 mod bmf;
 mod csv;
 pub mod folded;
+pub mod label;
 mod markdown;
 mod scale;
 mod table;

@@ -32,6 +32,19 @@ impl Scale {
         )
     }
 
+    /// The watt-hour unit (MWh .. nWh) for `typical` watt-hours.
+    pub fn watt_hours(typical: f64) -> Self {
+        Self::pick(
+            typical,
+            &[(1e6, "MWh"), (1e3, "kWh"), (1.0, "Wh"), (1e-3, "mWh"), (1e-6, "µWh"), (1e-9, "nWh")],
+        )
+    }
+
+    /// The mass unit (t .. ng) for `typical` grams (of CO2e).
+    pub fn grams(typical: f64) -> Self {
+        Self::pick(typical, &[(1e6, "t"), (1e3, "kg"), (1.0, "g"), (1e-3, "mg"), (1e-6, "µg"), (1e-9, "ng")])
+    }
+
     /// The unit (T .. none) for a count of `typical` operations.
     pub fn ops(typical: f64) -> Self {
         Self::pick(typical, &[(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")])
@@ -40,11 +53,16 @@ impl Scale {
     /// A rate's point and its interval, which need not be symmetric (a rate per joule is the
     /// inverse of joules): `point (lo-hi)`, `point (≥ lo)` where the upper end is unbounded.
     pub fn interval(&self, e: &Estimate) -> String {
+        self.bounds(e.point, e.lo, e.hi)
+    }
+
+    /// [`interval`](Self::interval) of a point and its bounds.
+    pub fn bounds(&self, point: f64, lo: Option<f64>, hi: Option<f64>) -> String {
         let bare = |v: f64| self.format(v).trim_end_matches(self.unit).trim_end().to_owned();
-        match (e.lo, e.hi) {
-            (Some(lo), Some(hi)) => format!("{} ({}–{})", self.format(e.point), bare(lo), bare(hi)),
-            (Some(lo), None) => format!("{} (≥ {})", self.format(e.point), bare(lo)),
-            _ => format!("{} (1 sample)", self.format(e.point)),
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => format!("{} ({}–{})", self.format(point), bare(lo), bare(hi)),
+            (Some(lo), None) => format!("{} (≥ {})", self.format(point), bare(lo)),
+            _ => format!("{} (1 sample)", self.format(point)),
         }
     }
 
