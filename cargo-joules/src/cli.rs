@@ -57,6 +57,37 @@ pub(crate) enum Command {
     /// Writes an SVG and JSON, prints it for the terminal.
     #[command(after_help = LABEL_HELP)]
     Label(LabelArgs),
+    /// Show a report: for the terminal, or with --html as one self-contained page (per-layer
+    /// bars with intervals, flame graphs, the label, a comparison, every figure's provenance).
+    #[command(after_help = EXIT_CODES)]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The report: a path, or a baseline name [default: the last `cargo joules bench`].
+    pub(crate) report: Option<String>,
+    /// Write one HTML page instead, with nothing fetched from the network.
+    #[arg(long)]
+    pub(crate) html: bool,
+    /// Compare with this older report or baseline (shown on the page, with a differential
+    /// flame graph of the first bench).
+    #[arg(long, value_name = "OLD", requires = "html", conflicts_with = "benches")]
+    pub(crate) against: Option<String>,
+    /// Compare two benchmarks of the report (a model and its pruned variant); the newer one's
+    /// label is graded against the older on the index scale.
+    #[arg(long, num_args = 2, value_names = ["OLD_BENCH", "NEW_BENCH"], requires = "html")]
+    pub(crate) benches: Option<Vec<String>>,
+    /// Where to write the page [default: <target-dir>/joules/report.html].
+    #[arg(short, long, value_name = "PATH", requires = "html")]
+    pub(crate) output: Option<PathBuf>,
+    /// Path to Cargo.toml (to find target/joules).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) manifest_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) gate: GateArgs,
+    #[command(flatten)]
+    pub(crate) output_args: OutputArgs,
 }
 
 const LABEL_HELP: &str = "\

@@ -3,6 +3,7 @@
 mod cargo;
 mod cli;
 mod cmd;
+mod html;
 
 use std::process::ExitCode;
 

@@ -41,21 +41,7 @@ pub(crate) fn run(args: &FlamegraphArgs) -> Result<u8, Failure> {
         let path = report_arg(args.report.as_deref(), manifest)?;
         let report = load(&path, "report", " (run `cargo joules bench` first)")?;
         let bench = pick_bench(&report, args.bench.as_deref())?;
-        let domains = args.domain.clone().map_or(Domains::Top, Domains::One);
-        let stacks = folded::stacks(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
-        let provenance =
-            folded::provenance(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
-        let outside = folded::unattributed(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
-        Graph {
-            title: format!("{}: exclusive joules per span path, per iteration", bench.name),
-            subtitle: format!(
-                "{provenance} · not drawn: {} per iteration outside any span",
-                joules::render::Scale::energy(outside.point).format(outside.point)
-            ),
-            stacks,
-            not_drawn: Vec::new(),
-            differential: false,
-        }
+        plain(bench, args.domain.as_deref())?
     };
     let default_name = if graph.differential { "flamegraph-diff.svg" } else { "flamegraph.svg" };
     let out = match &args.output {
@@ -72,6 +58,24 @@ pub(crate) fn run(args: &FlamegraphArgs) -> Result<u8, Failure> {
     Ok(ExitCodes::OK)
 }
 
+/// A bench's exclusive joules per span path, over `domain` or the domains no other contains.
+pub(crate) fn plain(bench: &BenchReport, domain: Option<&str>) -> Result<Graph, Failure> {
+    let domains = domain.map_or(Domains::Top, |d| Domains::One(d.to_owned()));
+    let stacks = folded::stacks(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+    let provenance = folded::provenance(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+    let outside = folded::unattributed(bench, &domains).map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+    Ok(Graph {
+        title: format!("{}: exclusive joules per span path, per iteration", bench.name),
+        subtitle: format!(
+            "{provenance} · not drawn: {} per iteration outside any span",
+            joules::render::Scale::energy(outside.point).format(outside.point)
+        ),
+        stacks,
+        not_drawn: Vec::new(),
+        differential: false,
+    })
+}
+
 /// What an SVG shows.
 pub(crate) struct Graph {
     pub(crate) title: String,
@@ -83,7 +87,7 @@ pub(crate) struct Graph {
 }
 
 /// The new bench's stacks in one domain, coloured by the comparison's significant changes.
-fn differential(
+pub(crate) fn differential(
     new: &BenchReport,
     label: &str,
     cmp: &compare::Comparison,
@@ -227,21 +231,25 @@ fn retitle(svg: &str, stacks: &[Stack]) -> anyhow::Result<String> {
     for (i, f) in found.iter().enumerate().filter(|(_, f)| f.y < root_y) {
         alike.entry(&f.key).or_default().push(i);
     }
-    let mut replace: Vec<(std::ops::Range<usize>, &str)> = Vec::new();
+    let mut replace: Vec<(std::ops::Range<usize>, &str, &str)> = Vec::new();
     for (key, mut frames) in alike {
         frames.sort_by(|&a, &b| found[b].y.total_cmp(&found[a].y));
         if let Some(list) = titles.get(key) {
             for (&i, (_, title)) in frames.iter().zip(list) {
-                replace.push((found[i].title.clone(), title));
+                replace.push((found[i].title.clone(), key.0.as_str(), title));
             }
         }
     }
-    replace.sort_by_key(|(range, _)| range.start);
+    replace.sort_by_key(|(range, _, _)| range.start);
     let mut out = String::with_capacity(svg.len() + 64 * stacks.len());
     let mut at = 0;
-    for (range, title) in replace {
+    for (range, name, title) in replace {
         out.push_str(&svg[at..range.start]);
-        out.push_str(&escape(title));
+        // In a browser inferno's script labels a frame with its title less a last
+        // parenthesis: so the name comes first and the tooltip goes in one, with no other
+        // parentheses in it.
+        let tooltip = title.replace('(', "[").replace(')', "]");
+        out.push_str(&escape(&format!("{name} ({tooltip})")));
         at = range.end;
     }
     out.push_str(&svg[at..]);

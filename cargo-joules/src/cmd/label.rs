@@ -70,7 +70,11 @@ pub(crate) fn run(args: &LabelArgs) -> Result<u8, Failure> {
 
 /// Reads a report and the SHA-256 of its bytes, which the label carries so that a figure can
 /// be traced to the very file it came from.
-fn read_hashed(path: &std::path::Path, what: &str, hint: &str) -> Result<(Report, String), Failure> {
+pub(crate) fn read_hashed(
+    path: &std::path::Path,
+    what: &str,
+    hint: &str,
+) -> Result<(Report, String), Failure> {
     if !path.exists() {
         return Err(anyhow!("{what} {} does not exist{hint}", path.display())).code(ExitCodes::USAGE);
     }

@@ -6,6 +6,7 @@ mod doctor;
 mod flamegraph;
 mod label;
 mod output;
+mod report;
 
 use crate::cli::{Command, JoulesArgs};
 
@@ -33,5 +34,6 @@ pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
         Command::Doctor(d) => Ok(doctor::run(&d)),
         Command::Flamegraph(f) => flamegraph::run(&f),
         Command::Label(l) => label::run(&l),
+        Command::Report(r) => report::run(&r),
     }
 }

@@ -75,7 +75,20 @@ fn frames_with_nj(svg: &str) -> Vec<(String, f64, String, u64)> {
     svg.split("<g>")
         .skip(1)
         .filter_map(|g| {
-            let title = g.split("<title>").nth(1)?.split("</title>").next()?.to_owned();
+            let title = g.split("<title>").nth(1)?.split("</title>").next()?;
+            // `name (the tooltip)`: inferno's script labels a frame with its title less the
+            // last parenthesis, so the tooltip goes in one, its own parentheses made brackets.
+            let title = match title.split_once(" (") {
+                _ if title.starts_with("all (") => title.to_owned(),
+                Some((name, rest)) if rest.ends_with(')') && !rest[..rest.len() - 1].contains(['(', ')']) => {
+                    let rest = &rest[..rest.len() - 1];
+                    // Frame names write spaces as no-break spaces; paths keep theirs.
+                    let name = name.replace('\u{a0}', " ");
+                    assert!(rest.starts_with(&name) || rest.contains(&format!("/{name} · ")), "{title}");
+                    rest.to_owned()
+                }
+                _ => panic!("a tooltip that inferno's script would show as the frame's label: {title}"),
+            };
             let rect = g.split("<rect").nth(1)?.split("/>").next()?;
             let width = attr(rect, "width")?.trim_end_matches('%').parse().ok()?;
             Some((title, width, attr(rect, "fill")?, attr(rect, "fg:w")?.parse().ok()?))

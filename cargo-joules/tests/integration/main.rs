@@ -1,5 +1,7 @@
 //! Drives the real `cargo-joules` binary.
 
+// The HTML report in headless Chromium.
+mod browser;
 // Flame graphs, plain and differential, parsed back from their SVG.
 mod flame;
 // The regression gate end to end on the simulated fixture.

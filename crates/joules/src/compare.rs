@@ -79,6 +79,21 @@ pub fn verdict(change: &RelativeChange, p: f64, cfg: &CompareConfig) -> Verdict 
     }
 }
 
+impl Verdict {
+    /// The verdict in words, as tables print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "regressed",
+            Verdict::Improved => "improved",
+            Verdict::WithinNoise => "within noise",
+            Verdict::NoChange => "no change",
+            Verdict::Added => "new",
+            Verdict::Removed => "removed",
+            Verdict::Unknown => "too few samples",
+        }
+    }
+}
+
 /// What a change was tested against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

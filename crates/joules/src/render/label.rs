@@ -270,17 +270,17 @@ pub fn svg(l: &Label) -> String {
     let border = if l.provenance.measured { "#1a1a1a" } else { "#ed1c24" };
     format!(
         r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Verdana, sans-serif" role="img" aria-label="joules energy label for {bench}">
+<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="DejaVu Sans, Verdana, sans-serif" class="joules-label" role="img" aria-label="joules energy label for {bench}">
 <style>
-.title {{ font-size: 22px; font-weight: bold; }}
-.big {{ font-size: 26px; font-weight: bold; }}
-.h {{ font-size: 14px; font-weight: bold; }}
-.m {{ font-size: 14px; }}
-.s {{ font-size: 12px; }}
-.xs {{ font-size: 10px; fill: #333; }}
-.band {{ font-size: 16px; font-weight: bold; fill: #fff; }}
-.grade {{ font-size: 22px; font-weight: bold; fill: #fff; }}
-.estimated {{ font-size: 28px; font-weight: bold; fill: #ed1c24; }}
+.joules-label .title {{ font-size: 22px; font-weight: bold; }}
+.joules-label .big {{ font-size: 26px; font-weight: bold; }}
+.joules-label .h {{ font-size: 14px; font-weight: bold; }}
+.joules-label .m {{ font-size: 14px; }}
+.joules-label .s {{ font-size: 12px; }}
+.joules-label .xs {{ font-size: 10px; fill: #333; }}
+.joules-label .band {{ font-size: 16px; font-weight: bold; fill: #fff; }}
+.joules-label .grade {{ font-size: 22px; font-weight: bold; fill: #fff; }}
+.joules-label .estimated {{ font-size: 28px; font-weight: bold; fill: #ed1c24; }}
 </style>
 <rect x="2" y="2" width="{}" height="{}" fill="#fff" stroke="{border}" stroke-width="4" rx="8"/>
 {body}</svg>

@@ -322,13 +322,5 @@ pub(super) fn comparison(cmp: &Comparison, color: bool) -> String {
 }
 
 pub(super) fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Regressed => "regressed",
-        Verdict::Improved => "improved",
-        Verdict::WithinNoise => "within noise",
-        Verdict::NoChange => "no change",
-        Verdict::Added => "new",
-        Verdict::Removed => "removed",
-        Verdict::Unknown => "too few samples",
-    }
+    v.name()
 }
