@@ -101,6 +101,7 @@ Scales (boundaries and sources: docs/label.md):
 Exit codes:
     0    success
     2    usage or input error (bad arguments, a corrupt report, a bench with no energy)
+    5    the reference is from another machine or source (see --allow-mismatch)
   102    cargo metadata failed";
 
 #[derive(Debug, Args)]
@@ -118,6 +119,10 @@ pub(crate) struct LabelArgs {
     /// report (e.g. the dense model for its pruned variant).
     #[arg(long, value_name = "NAME")]
     pub(crate) reference_bench: Option<String>,
+    /// Grade against a reference from another machine or energy source anyway (the label
+    /// then says so).
+    #[arg(long)]
+    pub(crate) allow_mismatch: bool,
     /// The grid's carbon intensity, in gCO2e per kWh [default: 436, the world average of
     /// 2022, Ember Global Electricity Review 2023].
     #[arg(long, value_name = "G_PER_KWH", requires = "grid_source")]

@@ -24,6 +24,8 @@ pub(crate) struct BenchPage<'a> {
     pub(crate) flamegraph: Option<Vec<u8>>,
     /// Its label, where one could be made.
     pub(crate) label: Option<Label>,
+    /// What could not be drawn, and why.
+    pub(crate) problems: Vec<String>,
 }
 
 /// A comparison shown on the page.
@@ -31,6 +33,8 @@ pub(crate) struct ComparisonPage {
     pub(crate) title: String,
     pub(crate) cmp: Comparison,
     pub(crate) flamegraph: Option<Vec<u8>>,
+    /// What could not be drawn, and why.
+    pub(crate) problems: Vec<String>,
 }
 
 pub(crate) fn esc(text: &str) -> String {
@@ -125,9 +129,12 @@ pub(crate) fn bars(stacks: &[Stack]) -> anyhow::Result<String> {
 
 /// An SVG document in a frame of its own (its script runs there, its ids cannot clash).
 fn framed(class: &str, svg: &[u8], title: &str) -> String {
-    let data = base64::engine::general_purpose::STANDARD.encode(svg);
-    // As tall as the drawing, which grows with the span tree's depth.
+    // inferno's script records zoom and search in the page's URL, which a `data:` document
+    // may not change (the browser throws on every click): in the page, it keeps none.
     let text = String::from_utf8_lossy(svg);
+    let svg = text.replacen("\"use strict\";", "\"use strict\";\nhistory.replaceState = function () {};", 1);
+    let data = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
+    // As tall as the drawing, which grows with the span tree's depth.
     let height = text
         .find("<svg")
         .and_then(|at| {
@@ -168,15 +175,21 @@ fn spans_table(b: &BenchReport) -> String {
             s.exclusive_ns.point,
             Scale::time(s.exclusive_ns.point).estimate(&s.exclusive_ns)
         );
-        for e in &s.energy {
-            let _ = write!(
-                t,
-                "<td data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td>",
-                e.exclusive_j.point,
-                energy(&e.exclusive_j),
-                e.inclusive_j.point,
-                energy(&e.inclusive_j)
-            );
+        // By domain id, as the header: a span may lack a domain (one that ended early).
+        for d in &b.domains {
+            match s.energy.iter().find(|e| e.domain == d.domain) {
+                Some(e) => {
+                    let _ = write!(
+                        t,
+                        "<td data-v=\"{}\">{}</td><td data-v=\"{}\">{}</td>",
+                        e.exclusive_j.point,
+                        energy(&e.exclusive_j),
+                        e.inclusive_j.point,
+                        energy(&e.inclusive_j)
+                    );
+                }
+                None => t.push_str("<td data-v=\"0\">-</td><td data-v=\"0\">-</td>"),
+            }
         }
         let rate = s.energy.iter().find_map(|e| e.ops_per_j.as_ref());
         let _ = write!(
@@ -216,9 +229,7 @@ fn domains_table(b: &BenchReport) -> String {
     );
     for d in &b.domains {
         let part = d.part_of.as_ref().map_or(String::new(), |p| format!(" (part of {})", esc(p)));
-        let idle = d.idle_w.as_ref().map_or("-".to_owned(), |w| {
-            format!("{} W", Scale::energy(w.point).estimate(w).replace(" J", "").replace('J', ""))
-        });
+        let idle = d.idle_w.as_ref().map_or("-".to_owned(), |w| Scale::watts(w.point).estimate(w));
         let period = if d.update_period_ns == 0 {
             "continuous".to_owned()
         } else {
@@ -338,7 +349,7 @@ pub(crate) fn page(
         out,
         "<p class=\"meta\">{} · {} · made by {} · {} run(s) per bench<br>machine: {} ({} logical CPUs), kernel {}, {}</p>",
         esc(source),
-        benches.first().and_then(|b| b.label.as_ref()).map_or(String::new(), |l| esc(&l.provenance.date)),
+        joules::label::utc(report.created_unix_s),
         esc(&report.tool),
         report.runs,
         esc(&h.cpu_model),
@@ -383,6 +394,9 @@ pub(crate) fn page(
         for note in &c.cmp.notes {
             let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(note));
         }
+        for p in &c.problems {
+            let _ = writeln!(out, "<p class=\"warning\">{}</p>", esc(p));
+        }
         if let Some(svg) = &c.flamegraph {
             out.push_str("<h3>Differential flame graph</h3>\n");
             out.push_str(&framed("flamegraph diff", svg, "differential flame graph"));
@@ -425,6 +439,9 @@ pub(crate) fn page(
             "<h3>Power timeline</h3>\n<p class=\"note timeline\">This report carries no power timeline: \
              reports keep per-span figures, not the readings they came from.</p>\n",
         );
+        for p in &b.problems {
+            let _ = writeln!(out, "<p class=\"warning\">{}</p>", esc(p));
+        }
         for w in &bench.warnings {
             let _ = writeln!(out, "<p class=\"warning\">warning: {}</p>", esc(w));
         }

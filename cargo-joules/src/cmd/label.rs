@@ -2,6 +2,7 @@
 //! on the terminal.
 
 use anyhow::{Context, anyhow};
+use joules::compare;
 use joules::exit::ExitCodes;
 use joules::label::{self, Device, Grid, LabelOptions};
 use joules::report::Report;
@@ -21,6 +22,17 @@ pub(crate) fn run(args: &LabelArgs) -> Result<u8, Failure> {
         Some(r) => Some(read_hashed(&report_arg(Some(r), manifest)?, "reference report", "")?.0),
         None => None,
     };
+    let mismatches = match &reference_report {
+        Some(r) => compare::mismatches(r, &report),
+        None => Vec::new(),
+    };
+    if !mismatches.is_empty() && !args.allow_mismatch {
+        return Err(anyhow!(
+            "the reference is not like for like: {} (--allow-mismatch grades against it anyway)",
+            mismatches.join("; ")
+        ))
+        .code(ExitCodes::INCOMPARABLE);
+    }
     let reference = match (&reference_report, &args.reference_bench) {
         (None, None) => None,
         (Some(r), name) => {
@@ -48,15 +60,23 @@ pub(crate) fn run(args: &LabelArgs) -> Result<u8, Failure> {
         tops_per_w: *tops,
         source: "given with --device".into(),
     }));
-    let label = label::label(&report, bench, reference.as_ref().map(|(b, n)| (*b, n.as_str())), &opts)
+    let mut label = label::label(&report, bench, reference.as_ref().map(|(b, n)| (*b, n.as_str())), &opts)
         .context("cannot make the label")
         .code(ExitCodes::USAGE)?;
+    label.warnings.extend(mismatches.iter().map(|m| format!("the reference is not like for like: {m}")));
 
     let svg_path = match &args.output {
         Some(p) => p.clone(),
         None => joules_dir(manifest)?.join("label.svg"),
     };
     let json_path = svg_path.with_extension("json");
+    if json_path == svg_path {
+        return Err(anyhow!(
+            "-o {}: the label's JSON goes beside the SVG as .json; name the SVG with .svg",
+            svg_path.display()
+        ))
+        .code(ExitCodes::USAGE);
+    }
     let json = serde_json::to_string_pretty(&label).expect("labels serialize") + "\n";
     write_atomic(&svg_path, joules::render::label::svg(&label).as_bytes()).code(ExitCodes::USAGE)?;
     write_atomic(&json_path, json.as_bytes()).code(ExitCodes::USAGE)?;

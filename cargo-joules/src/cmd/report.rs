@@ -1,13 +1,12 @@
 //! `cargo joules report [REPORT]`: a report for the terminal, or with `--html` as one
 //! self-contained page.
 
-use anyhow::anyhow;
 use joules::compare;
 use joules::exit::ExitCodes;
 use joules::label::LabelOptions;
 use joules::render::folded::{self, Domains};
 
-use super::flamegraph::{differential, plain, render};
+use super::flamegraph::{Graph, differential, plain, render};
 use super::label::read_hashed;
 use super::output::{config, format, joules_dir, report_arg, write_atomic};
 use super::{Failure, WithCode};
@@ -28,33 +27,54 @@ pub(crate) fn run(args: &ReportArgs) -> Result<u8, Failure> {
         None => None,
     };
 
+    // What could not be drawn is said on the page and here, never dropped.
+    let mut problems: Vec<String> = Vec::new();
     let comparison = if let Some(old) = &old {
         let cmp = compare::compare(old, &report, &cfg).code(ExitCodes::INCOMPARABLE)?;
-        let first = report
-            .benches
-            .first()
-            .ok_or_else(|| anyhow!("the report has no benchmark"))
-            .code(ExitCodes::USAGE)?;
         let title =
             format!("Change from {} to {}", args.against.as_deref().unwrap_or_default(), path.display());
-        let graph = differential(first, &first.name, &cmp, None, Some(&title))?;
-        Some(ComparisonPage { title, flamegraph: render(&graph).ok(), cmp })
+        // The first bench both reports hold.
+        let flamegraph = match report.benches.iter().find(|b| old.benches.iter().any(|o| o.name == b.name)) {
+            Some(b) => drawn(
+                differential(b, &b.name, &cmp, None, Some(&title)),
+                "differential flame graph",
+                &mut problems,
+            ),
+            None => {
+                problems.push("no differential flame graph: the two reports share no benchmark".into());
+                None
+            }
+        };
+        Some(ComparisonPage { title, flamegraph, cmp, problems: std::mem::take(&mut problems) })
     } else if let Some(pair) = &args.benches {
         let cmp = compare::variants(&report, &pair[0], &pair[1], &cfg).code(ExitCodes::USAGE)?;
         let o = compare::find_bench(&report, &pair[0]).code(ExitCodes::USAGE)?;
         let n = compare::find_bench(&report, &pair[1]).code(ExitCodes::USAGE)?;
         let title = compare::variants_label(o, n);
-        let graph = differential(n, &title, &cmp, None, None)?;
-        Some(ComparisonPage { title: format!("Change: {title}"), flamegraph: render(&graph).ok(), cmp })
+        let flamegraph =
+            drawn(differential(n, &title, &cmp, None, None), "differential flame graph", &mut problems);
+        Some(ComparisonPage {
+            title: format!("Change: {title}"),
+            flamegraph,
+            cmp,
+            problems: std::mem::take(&mut problems),
+        })
     } else {
         None
     };
+    for p in comparison.iter().flat_map(|c| &c.problems) {
+        eprintln!("joules: comparison: {p}");
+    }
 
     let opts = LabelOptions { report_sha256: sha, ..Default::default() };
     let mut benches = Vec::new();
     for bench in &report.benches {
-        let stacks = folded::stacks(bench, &Domains::Top).unwrap_or_default();
-        let flamegraph = plain(bench, None).ok().and_then(|g| render(&g).ok());
+        let mut problems = Vec::new();
+        let stacks = folded::stacks(bench, &Domains::Top).unwrap_or_else(|e| {
+            problems.push(format!("no bar chart: {e}"));
+            Vec::new()
+        });
+        let flamegraph = drawn(plain(bench, None), "flame graph", &mut problems);
         // The index scale: the older bench of --benches for the newer, the same bench of
         // --against for each.
         let reference = match (&args.benches, &old) {
@@ -70,10 +90,22 @@ pub(crate) fn run(args: &ReportArgs) -> Result<u8, Failure> {
                 .map(|b| (b, format!("{} in {}", b.name, args.against.as_deref().unwrap_or_default()))),
             _ => None,
         };
-        let label =
-            joules::label::label(&report, bench, reference.as_ref().map(|(b, n)| (*b, n.as_str())), &opts)
-                .ok();
-        benches.push(BenchPage { bench, stacks, flamegraph, label });
+        let label = match joules::label::label(
+            &report,
+            bench,
+            reference.as_ref().map(|(b, n)| (*b, n.as_str())),
+            &opts,
+        ) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(format!("no label: {e}"));
+                None
+            }
+        };
+        for p in &problems {
+            eprintln!("joules: {}: {p}", bench.name);
+        }
+        benches.push(BenchPage { bench, stacks, flamegraph, label, problems });
     }
     let html =
         page(&report, &path.display().to_string(), &benches, comparison.as_ref()).code(ExitCodes::USAGE)?;
@@ -84,4 +116,15 @@ pub(crate) fn run(args: &ReportArgs) -> Result<u8, Failure> {
     write_atomic(&out, html.as_bytes()).code(ExitCodes::USAGE)?;
     eprintln!("joules: HTML report written to {}", out.display());
     Ok(ExitCodes::OK)
+}
+
+/// A flame graph's SVG, or None with why in `problems`.
+fn drawn(graph: Result<Graph, Failure>, what: &str, problems: &mut Vec<String>) -> Option<Vec<u8>> {
+    match graph.map_err(|f| f.error).and_then(|g| render(&g)) {
+        Ok(svg) => Some(svg),
+        Err(e) => {
+            problems.push(format!("no {what}: {e:#}"));
+            None
+        }
+    }
 }

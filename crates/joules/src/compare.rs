@@ -418,6 +418,8 @@ fn change(bench: &str, old: Option<&Estimate>, new: Option<&Estimate>, path: &st
     let (rel, basis, widened) = match (old, new) {
         (Some(o), Some(n)) => match relative_change(o, n) {
             Some((r, basis, widened)) => (Some(r), basis, widened),
+            // Untestable: the basis it would have had.
+            None if o.runs.len() >= 2 || n.runs.len() >= 2 => (None, Basis::BetweenRuns, 0.0),
             None => (None, Basis::WithinRun, 0.0),
         },
         _ => (None, Basis::WithinRun, 0.0),

@@ -115,11 +115,13 @@ impl Default for LabelOptions {
     }
 }
 
-/// A figure and its interval (95%, or what its estimate states), in the unit its name says.
+/// A figure and its interval, in the unit its name says.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The point estimate.
     pub point: f64,
+    /// The interval's confidence level (0.95).
+    pub level: f64,
     /// The lower bound, where known.
     pub lo: Option<f64>,
     /// The upper bound, where known (a rate per joule has none when the joules' interval
@@ -129,11 +131,16 @@ pub struct Interval {
 
 impl Interval {
     fn of(e: &Estimate) -> Self {
-        Interval { point: e.point, lo: e.lo, hi: e.hi }
+        Interval { point: e.point, level: e.level, lo: e.lo, hi: e.hi }
     }
 
     fn times(self, k: f64) -> Self {
-        Interval { point: self.point * k, lo: self.lo.map(|x| x * k), hi: self.hi.map(|x| x * k) }
+        Interval {
+            point: self.point * k,
+            level: self.level,
+            lo: self.lo.map(|x| x * k),
+            hi: self.hi.map(|x| x * k),
+        }
     }
 }
 
@@ -208,9 +215,12 @@ pub struct Projection {
 /// Where the label's figures came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
-    /// True where every domain was measured by a hardware counter; false for an estimate or
-    /// a simulation.
+    /// True where every domain was measured by a hardware counter; false where any was
+    /// estimated or simulated.
     pub measured: bool,
+    /// The domains that were estimated or simulated, not measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_measured: Vec<String>,
     /// Each domain summed: `package-0: measured (RAPL powercap)`.
     pub sources: Vec<String>,
     /// How joules were attributed to spans.
@@ -247,6 +257,9 @@ pub struct Label {
     /// The index grade, where a reference is given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<Grade>,
+    /// Why there is no index grade, where there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_index: Option<String>,
     /// Carbon.
     pub carbon: Carbon,
     /// Break-even with training, where a training energy was declared.
@@ -378,19 +391,27 @@ pub fn label(
         }
     });
 
-    let index = match reference {
-        None => None,
-        Some((r, name)) => {
-            let old = r.energy_per_inference().filter(|e| e.point > 0.0);
-            match old.as_ref().and_then(|o| relative_change(o, &energy).map(|c| (o, c))) {
-                Some((_, (change, _, _))) => {
+    let (index, no_index) = match reference {
+        None => (None, Some("no reference given".to_owned())),
+        Some((r, name)) => match r.energy_per_inference().filter(|e| e.point > 0.0) {
+            None => (None, Some(format!("reference `{name}` has no energy figures"))),
+            Some(old) => match relative_change(&old, &energy) {
+                None => (
+                    None,
+                    Some(format!(
+                        "the change from reference `{name}` cannot be tested (too few samples to \
+                         give it an interval)"
+                    )),
+                ),
+                Some((change, _, _)) => {
                     let value = Interval {
                         point: 100.0 * (1.0 + change.point),
+                        level: energy.level,
                         lo: Some(100.0 * (1.0 + change.lo)),
                         hi: Some(100.0 * (1.0 + change.hi)),
                     };
                     let grade = index_grade(value.point);
-                    Some(Grade {
+                    let grade = Grade {
                         scale: "index".into(),
                         measure: format!("energy per inference, % of {name}"),
                         value,
@@ -401,17 +422,15 @@ pub fn label(
                         basis: "energy efficiency index bands of the EU label for refrigerating \
                                 appliances, Regulation (EU) 2019/2016, Annex II, Table 1"
                             .into(),
-                    })
+                    };
+                    (Some(grade), None)
                 }
-                None => {
-                    warnings.push(format!(
-                        "no index grade: reference `{name}` has no energy figures to compare with"
-                    ));
-                    None
-                }
-            }
-        }
+            },
+        },
     };
+    if let (Some(why), Some(_)) = (&no_index, reference) {
+        warnings.push(format!("no index grade: {why}"));
+    }
 
     let g_per_j = opts.grid.g_per_kwh / 3.6e6;
     let carbon = Carbon {
@@ -442,17 +461,20 @@ pub fn label(
     };
 
     let top: Vec<_> = bench.domains.iter().filter(|d| d.part_of.is_none()).collect();
-    let measured = top.iter().all(|d| !matches!(d.source, SourceKind::Estimate | SourceKind::Sim));
-    if !measured {
-        warnings.push("ESTIMATED: no energy counter was read for every figure on this label".into());
-    }
+    let not_measured: Vec<String> = top
+        .iter()
+        .filter(|d| matches!(d.source, SourceKind::Estimate | SourceKind::Sim))
+        .map(|d| d.domain.clone())
+        .collect();
+    let measured = not_measured.is_empty();
     let methods: BTreeSet<&str> = top.iter().map(|d| d.method.as_str()).collect();
     let h = &report.host;
     let provenance = Provenance {
         measured,
+        not_measured,
         sources: top.iter().map(|d| format!("{}: {}", d.domain, d.provenance)).collect(),
         estimator: methods.into_iter().collect::<Vec<_>>().join("; "),
-        machine: format!("{} ({} logical CPUs), Linux {}, {}", h.cpu_model, h.logical_cpus, h.kernel, h.os),
+        machine: format!("{} ({} logical CPUs), kernel {}, {}", h.cpu_model, h.logical_cpus, h.kernel, h.os),
         date: utc(report.created_unix_s),
         tool: report.tool.clone(),
         report_sha256: opts.report_sha256.clone(),
@@ -467,6 +489,7 @@ pub fn label(
         ops_per_inference,
         efficiency,
         index,
+        no_index,
         carbon,
         training,
         what_if,
@@ -477,7 +500,7 @@ pub fn label(
 
 /// `YYYY-MM-DD HH:MM UTC` of a Unix time (days to a civil date as in H. Hinnant's
 /// `civil_from_days`).
-fn utc(unix_s: u64) -> String {
+pub fn utc(unix_s: u64) -> String {
     let days = (unix_s / 86_400) as i64;
     let (hh, mm) = ((unix_s % 86_400) / 3600, (unix_s % 3600) / 60);
     let z = days + 719_468;

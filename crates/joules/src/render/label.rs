@@ -42,10 +42,11 @@ fn grade_line(g: &Grade) -> String {
             g.value.hi.unwrap_or(f64::NAN)
         ),
     };
+    let level = 100.0 * g.value.level;
     let firm = if g.range.0 == g.range.1 {
-        "firm within the interval".to_owned()
+        format!("firm within the {level:.0}% interval")
     } else {
-        format!("{}–{} within the interval", g.range.0, g.range.1)
+        format!("{}–{} within the {level:.0}% interval", g.range.0, g.range.1)
     };
     format!("{} {}: {value}; {firm}", g.scale, g.grade)
 }
@@ -96,7 +97,7 @@ fn facts(l: &Label) -> Facts {
             let i = &l.j_per_inference;
             let scale = Scale::energy(i.point);
             let bare = |v: Option<f64>| v.map_or("?".to_owned(), |v| scale.format(v));
-            format!("per inference · interval {} to {}", bare(i.lo), bare(i.hi))
+            format!("per inference · {:.0}% interval {} to {}", 100.0 * i.level, bare(i.lo), bare(i.hi))
         },
         per_1000: format!(
             "{} per 1000 inferences",
@@ -219,7 +220,7 @@ pub fn svg(l: &Label) -> String {
         y += 40;
         text(&mut body, y, "estimated", "ESTIMATED — NOT MEASURED");
         y += 18;
-        text(&mut body, y, "s", "no energy counter was read: these figures are a model's, not a meter's");
+        wrapped(&mut body, &mut y, 18, "s", &not_measured(l));
     }
     y += 40;
     let big = Scale::energy(l.j_per_inference.point).format(l.j_per_inference.point);
@@ -230,7 +231,10 @@ pub fn svg(l: &Label) -> String {
     text(&mut body, y, "m", &f.per_1000);
     y += 36;
     let efficiency_missing = "efficiency: no operations declared";
-    let index_missing = "index: no reference (--reference)";
+    let index_missing = match &l.no_index {
+        Some(why) if why.starts_with("no reference") => "index: no reference given",
+        _ => "index: reference unusable (see warnings)",
+    };
     let h1 = scale_svg(&mut body, 16, y, "efficiency · ops/J", l.efficiency.as_ref(), efficiency_missing);
     let h2 = scale_svg(&mut body, 270, y, "index · % of reference", l.index.as_ref(), index_missing);
     y += h1.max(h2) + 4;
@@ -259,6 +263,14 @@ pub fn svg(l: &Label) -> String {
         }
         y += 16;
         text(&mut body, y, "xs", "systems reach a fraction of peak: real figures are higher");
+    }
+    if !l.warnings.is_empty() {
+        y += 28;
+        text(&mut body, y, "h", "warnings");
+        for w in &l.warnings {
+            y += 16;
+            wrapped(&mut body, &mut y, 16, "xs", w);
+        }
     }
     y += 28;
     text(&mut body, y, "h", "provenance");
@@ -291,6 +303,18 @@ pub fn svg(l: &Label) -> String {
     )
 }
 
+/// Which figures are not measured, for the banner.
+fn not_measured(l: &Label) -> String {
+    if l.provenance.not_measured.len() == l.provenance.sources.len() {
+        "no energy counter was read: these figures are a model's, not a meter's".to_owned()
+    } else {
+        format!(
+            "{} estimated or simulated, not read from an energy counter; the rest measured",
+            l.provenance.not_measured.join(", ")
+        )
+    }
+}
+
 /// The label for a terminal, in ANSI colour where `color`.
 pub fn text(l: &Label, color: bool) -> String {
     let f = facts(l);
@@ -298,7 +322,7 @@ pub fn text(l: &Label, color: bool) -> String {
     let _ = writeln!(out, "energy label · {}", l.bench);
     if !l.provenance.measured {
         let (on, off) = if color { ("\x1b[1;31m", "\x1b[0m") } else { ("", "") };
-        let _ = writeln!(out, "{on}ESTIMATED — NOT MEASURED: no energy counter was read{off}");
+        let _ = writeln!(out, "{on}ESTIMATED — NOT MEASURED: {}{off}", not_measured(l));
     }
     let _ = writeln!(out, "  {}", f.headline);
     let _ = writeln!(out, "  {}", f.per_1000);
@@ -306,7 +330,8 @@ pub fn text(l: &Label, color: bool) -> String {
         [("efficiency", &l.efficiency, "no operations declared"), ("index", &l.index, "no reference")];
     for (name, grade, missing) in scales {
         let Some(g) = grade else {
-            let _ = writeln!(out, "  {name:<10} -  ({missing})");
+            let why = if name == "index" { l.no_index.as_deref().unwrap_or(missing) } else { missing };
+            let _ = writeln!(out, "  {name:<10} -  ({why})");
             continue;
         };
         let mut bar = String::new();

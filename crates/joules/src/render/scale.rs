@@ -40,6 +40,11 @@ impl Scale {
         )
     }
 
+    /// The power unit (kW .. nW) for `typical` watts.
+    pub fn watts(typical: f64) -> Self {
+        Self::pick(typical, &[(1e3, "kW"), (1.0, "W"), (1e-3, "mW"), (1e-6, "µW"), (1e-9, "nW")])
+    }
+
     /// The mass unit (t .. ng) for `typical` grams (of CO2e).
     pub fn grams(typical: f64) -> Self {
         Self::pick(typical, &[(1e6, "t"), (1e3, "kg"), (1.0, "g"), (1e-3, "mg"), (1e-6, "µg"), (1e-9, "ng")])
