@@ -18,6 +18,8 @@ mod sim;
 mod accuracy;
 // Attribution conserves energy on random span trees (proptest).
 mod conservation;
+// The light crate: no heavy dependency without default features (cargo metadata).
+mod features;
 // Spans: idle guards, async fns, threads, generic fns and methods.
 mod spans;
 // Reports: atomic writes, refusing damaged and foreign files.

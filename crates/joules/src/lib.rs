@@ -33,29 +33,52 @@ assert_eq!(report.benches[0].spans[0].path, "layer");
 */
 #![deny(missing_docs)]
 
-pub mod attribute;
-pub mod bench;
+// The annotation crate: always built.
 mod clock;
-pub mod compare;
-pub mod counter;
-pub mod doctor;
-pub mod exit;
-pub mod host;
-pub mod label;
-pub mod merge;
-mod profiler;
-pub mod render;
-pub mod report;
-pub mod sampler;
-pub mod source;
 mod span;
 pub mod spanlog;
-pub mod stats;
-pub mod summary;
-pub mod timeline;
 mod units;
 
+// The profiler (feature `profiler`).
+#[cfg(feature = "profiler")]
+pub mod attribute;
+#[cfg(feature = "profiler")]
+pub mod counter;
+#[cfg(feature = "profiler")]
+pub mod host;
+#[cfg(feature = "profiler")]
+pub mod merge;
+#[cfg(feature = "profiler")]
+mod profiler;
+#[cfg(feature = "profiler")]
+pub mod report;
+#[cfg(feature = "profiler")]
+pub mod sampler;
+#[cfg(feature = "profiler")]
+pub mod source;
+#[cfg(feature = "profiler")]
+pub mod stats;
+#[cfg(feature = "profiler")]
+pub mod summary;
+#[cfg(feature = "profiler")]
+pub mod timeline;
+
+// The harness, comparisons, labels and rendering (feature `bench`).
+#[cfg(feature = "bench")]
+pub mod bench;
+#[cfg(feature = "bench")]
+pub mod compare;
+#[cfg(feature = "bench")]
+pub mod doctor;
+#[cfg(feature = "bench")]
+pub mod exit;
+#[cfg(feature = "bench")]
+pub mod label;
+#[cfg(feature = "bench")]
+pub mod render;
+
 pub use joules_macros::measure_energy;
+#[cfg(feature = "profiler")]
 pub use profiler::{
     ProfileError, Profiler, ProfilerBuilder, Recording, SourceInfo, Unavailable, probe_sources,
 };
@@ -102,6 +125,7 @@ macro_rules! span {
 
 /// Defines `main` for a bench target (`harness = false`) from benchmark functions taking a
 /// [`bench::Bencher`].
+#[cfg(feature = "bench")]
 #[macro_export]
 macro_rules! bench_main {
     ($($bench:path),+ $(,)?) => {

@@ -180,6 +180,7 @@ impl ProfilerBuilder {
 }
 
 /// What a [`Profiler`] asks of its sampler thread, answered between two reads.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 enum Request {
     Snapshot(std::sync::mpsc::SyncSender<(Timeline, SpanLog)>),
     Discard(crate::attribute::Window, std::sync::mpsc::SyncSender<usize>),
@@ -277,12 +278,14 @@ impl Profiler {
     /// Removes from the recording every span that began and ended within `window`, e.g. a
     /// benchmark's warm-up, which no figure uses and which must not fill the log; returns
     /// how many span edges went. None if the sampler has stopped.
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub(crate) fn discard_spans(&self, window: crate::attribute::Window) -> Option<usize> {
         self.ask(|reply| Request::Discard(window, reply))
     }
 
     /// Gives what follows (a benchmark) its share of the span log's room left, with `parts`
     /// benchmarks still to run; returns how many span edges that is.
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub(crate) fn share_span_log(&self, parts: usize) -> Option<usize> {
         self.ask(|reply| Request::Share(parts, reply))
     }

@@ -6,6 +6,9 @@
 //! syscall, no allocation. The sampler thread drains every ring when it wakes. Registration
 //! of a site or a thread takes a lock, once.
 
+// Without the profiler nothing drains the rings or reads the log: its side is unused.
+#![cfg_attr(not(feature = "profiler"), allow(dead_code))]
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -630,6 +633,7 @@ fn add_ops_active(ops: u64) {
 }
 
 /// Spans open on this thread (guards not yet dropped) in the running profile.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub(crate) fn open_depth() -> u32 {
     let generation = GENERATION.load(Relaxed);
     LOCAL
@@ -640,6 +644,7 @@ pub(crate) fn open_depth() -> u32 {
 /// Ends this thread's spans at `depth` and above: the code that entered them has returned,
 /// so their guards were forgotten (`mem::forget`, a leak). Records a cut, so that the log
 /// knows; a guard that turns up after all exits late. True if any span was open there.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 pub(crate) fn cut_above(depth: u32) -> bool {
     let generation = GENERATION.load(Relaxed);
     LOCAL

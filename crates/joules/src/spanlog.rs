@@ -1,5 +1,8 @@
 //! The spans of a profile, as time-stamped enter/exit events per thread.
 
+// Without the profiler nothing drains the rings or reads the log: its side is unused.
+#![cfg_attr(not(feature = "profiler"), allow(dead_code))]
+
 use crate::units::Nanos;
 
 /// Spans beyond this many events are counted as dropped rather than stored (16 bytes each):

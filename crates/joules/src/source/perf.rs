@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+#[cfg(feature = "perf")]
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,8 +35,10 @@ pub struct EventSpec {
 /// with files.
 pub type Opener = Arc<dyn Fn(EventSpec) -> std::io::Result<File> + Send + Sync>;
 
+#[cfg(feature = "perf")]
 struct PowerEvent(EventSpec);
 
+#[cfg(feature = "perf")]
 impl perf_event::events::Event for PowerEvent {
     fn update_attrs(self, attr: &mut perf_event_open_sys::bindings::perf_event_attr) {
         attr.type_ = self.0.pmu_type;
@@ -44,6 +47,7 @@ impl perf_event::events::Event for PowerEvent {
 }
 
 /// `perf_event_open` for a `power` PMU event, system-wide on one CPU.
+#[cfg(feature = "perf")]
 pub fn open_event(spec: EventSpec) -> std::io::Result<File> {
     let mut counter = perf_event::Builder::new(PowerEvent(spec))
         .any_pid()
@@ -55,6 +59,16 @@ pub fn open_event(spec: EventSpec) -> std::io::Result<File> {
     counter.enable()?;
     // SAFETY: `into_raw_fd` hands over sole ownership of a valid, open fd.
     Ok(unsafe { File::from_raw_fd(counter.into_raw_fd()) })
+}
+
+/// Without the `perf` feature there is no `perf_event_open` to call: every open fails, saying
+/// how to get it.
+#[cfg(not(feature = "perf"))]
+pub fn open_event(_spec: EventSpec) -> std::io::Result<File> {
+    Err(std::io::Error::new(
+        ErrorKind::Unsupported,
+        "joules was built without its `perf` feature (enable it to read RAPL through perf_event)",
+    ))
 }
 
 struct Counter {
