@@ -20,6 +20,8 @@ mod accuracy;
 mod conservation;
 // The light crate: no heavy dependency without default features (cargo metadata).
 mod features;
+// `tracing` spans through joules' Layer, against simulated truth.
+mod traced;
 // Spans: idle guards, async fns, threads, generic fns and methods.
 mod spans;
 // Reports: atomic writes, refusing damaged and foreign files.

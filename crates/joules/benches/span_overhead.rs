@@ -2,7 +2,8 @@
 //! `tracing` span under a `Registry` subscriber for comparison (what `#[instrument]` does per
 //! call: create, enter, exit, close).
 //!
-//! Targets: running <= 30 ns, idle <= 1 ns, running <= 0.5x the tracing span.
+//! Targets: running <= 30 ns, idle <= 1 ns, running <= 0.5x the tracing span. With
+//! `--features tracing`, also a `tracing` span through joules' Layer while a profiler runs.
 
 use std::hint::black_box;
 
@@ -51,9 +52,35 @@ fn spans(c: &mut Criterion) {
                 black_box(&guard);
             })
         });
+        // The same `tracing` spans with joules' Layer on the registry, a profiler running
+        // (`--features tracing`).
+        #[cfg(feature = "tracing")]
+        layer_spans(&mut g);
         drop(profiler);
     }
     g.finish();
+}
+
+#[cfg(feature = "tracing")]
+fn layer_spans(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry().with(joules::tracing::JoulesLayer::new());
+    tracing::subscriber::with_default(subscriber, || {
+        g.bench_function("tracing_joules_layer_new_span", |b| {
+            b.iter(|| {
+                let span = tracing::info_span!("layer");
+                let entered = span.enter();
+                black_box(&entered);
+            })
+        });
+        let span = tracing::info_span!("layer");
+        g.bench_function("tracing_joules_layer_reentered_span", |b| {
+            b.iter(|| {
+                let entered = span.enter();
+                black_box(&entered);
+            })
+        });
+    });
 }
 
 criterion_group!(benches, spans);

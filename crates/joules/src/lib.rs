@@ -77,6 +77,10 @@ pub mod label;
 #[cfg(feature = "bench")]
 pub mod render;
 
+// `tracing` spans as joules spans (feature `tracing`).
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
 pub use joules_macros::measure_energy;
 #[cfg(feature = "profiler")]
 pub use profiler::{
