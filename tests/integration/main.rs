@@ -20,6 +20,8 @@ mod accuracy;
 mod conservation;
 // The light crate: no heavy dependency without default features (cargo metadata).
 mod features;
+// `joules::criterion::Energy` on the simulator.
+mod criterion_energy;
 // `tracing` spans through joules' Layer, against simulated truth.
 mod traced;
 // Spans: idle guards, async fns, threads, generic fns and methods.

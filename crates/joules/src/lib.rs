@@ -77,6 +77,9 @@ pub mod label;
 #[cfg(feature = "bench")]
 pub mod render;
 
+// A criterion measurement of energy (feature `criterion`).
+#[cfg(feature = "criterion")]
+pub mod criterion;
 // `tracing` spans as joules spans (feature `tracing`).
 #[cfg(feature = "tracing")]
 pub mod tracing;
