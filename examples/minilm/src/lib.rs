@@ -354,7 +354,9 @@ impl MiniLm {
 
 /// The mean of each sentence's token states (padding left out), scaled to unit length.
 #[measure_energy]
-fn pool(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+/// Sentence embeddings from hidden states (sentences, tokens, HIDDEN): the mean over each
+/// sentence's tokens (`mask`), scaled to unit length, as sentence-transformers pools.
+pub fn pool(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let mask = mask.unsqueeze(2)?;
     let sum = x.broadcast_mul(&mask)?.sum(1)?;
     let mean = sum.broadcast_div(&mask.sum(1)?.clamp(1e-9, f64::MAX)?)?;
