@@ -29,6 +29,7 @@ fn pmu_events() -> Vec<Event> {
 
 #[test]
 fn all_sources_present() {
+    let _lock = joules_tests::profiler_lock();
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
     let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
     let _msr = intel_msr(&machine);
@@ -40,6 +41,7 @@ fn all_sources_present() {
 
 #[test]
 fn perf_event_paranoid_2() {
+    let _lock = joules_tests::profiler_lock();
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
     machine.paranoid(2);
     let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
@@ -50,6 +52,7 @@ fn perf_event_paranoid_2() {
 
 #[test]
 fn no_msr_module() {
+    let _lock = joules_tests::profiler_lock();
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
     let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
     let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &failing_opener(libc::ENOENT)));
@@ -58,6 +61,7 @@ fn no_msr_module() {
 
 #[test]
 fn no_rapl_at_all() {
+    let _lock = joules_tests::profiler_lock();
     // This VM: an AMD guest with no powercap zones, no power PMU and no msr device.
     let machine = FakeMachine::new(Cpu::Amd(25), &[(0, 0), (0, 1)]);
     let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &failing_opener(libc::ENOENT)));
@@ -71,6 +75,7 @@ const MACHINE_ENV: &str = "JOULES_TEST_MACHINE";
 /// read in a child process that has dropped its capabilities, as an ordinary user would.
 #[test]
 fn energy_uj_root_only() {
+    let _lock = joules_tests::profiler_lock();
     if caps::in_child() {
         let machine = Path::new(&std::env::var_os(MACHINE_ENV).unwrap()).to_owned();
         caps::drop_all_capabilities();

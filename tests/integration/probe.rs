@@ -46,6 +46,7 @@ pub(crate) fn intel_msr(machine: &FakeMachine) -> FakeMsr {
 
 #[test]
 fn a_package_exposed_by_powercap_and_msr_is_read_once() {
+    let _lock = joules_tests::profiler_lock();
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
     let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
     let _msr = intel_msr(&machine);
@@ -63,6 +64,7 @@ fn a_package_exposed_by_powercap_and_msr_is_read_once() {
 
 #[test]
 fn update_periods_are_measured_at_start() {
+    let _lock = joules_tests::profiler_lock();
     let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0)]);
     let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(2));
     let probe = Probe::run(&machine.roots(), &failing_opener(libc::ENOENT));
@@ -74,6 +76,7 @@ fn update_periods_are_measured_at_start() {
 
 #[test]
 fn with_no_counter_the_estimate_is_used_and_every_reason_kept() {
+    let _lock = joules_tests::profiler_lock();
     let machine = FakeMachine::new(Cpu::Amd(25), &[(0, 0)]);
     let probe = Probe::run(&machine.roots(), &failing_opener(libc::ENOENT));
     let kinds: Vec<_> = probe.sources.iter().map(|s| s.kind()).collect();
@@ -89,6 +92,7 @@ fn with_no_counter_the_estimate_is_used_and_every_reason_kept() {
 /// `intel-rapl` zones serve AMD too) says so in every report, as MSR and perf do.
 #[test]
 fn amd_powercap_is_modelled_by_the_cpu() {
+    let _lock = joules_tests::profiler_lock();
     for (cpu, want) in [
         (Cpu::Amd(25), "modelled by the CPU (AMD RAPL powercap)"),
         (Cpu::Intel(0x9E), "measured (RAPL powercap)"),

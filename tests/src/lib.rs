@@ -13,7 +13,9 @@ pub mod trace;
 use std::sync::{Mutex, MutexGuard};
 
 /// One profiler runs per process, and spans go to whichever runs: tests that profile or open
-/// spans hold this lock.
+/// spans hold this lock. So do tests that time fake counters (update periods measured at
+/// probe) and tests that load the cores in bursts (cargo subprocesses): on a 2-core machine
+/// the one starves the other.
 pub fn profiler_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())

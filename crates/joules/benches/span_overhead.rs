@@ -39,6 +39,10 @@ fn spans(c: &mut Criterion) {
         });
     });
 
+    // joules' Layer installed in production, no profiler running.
+    #[cfg(feature = "tracing")]
+    layer_spans(&mut g, "idle");
+
     {
         // The sampler drains the buffers at 1 kHz as in a real profile; past the span log's
         // cap, drained events are counted and discarded, so memory stays bounded. A source
@@ -55,18 +59,18 @@ fn spans(c: &mut Criterion) {
         // The same `tracing` spans with joules' Layer on the registry, a profiler running
         // (`--features tracing`).
         #[cfg(feature = "tracing")]
-        layer_spans(&mut g);
+        layer_spans(&mut g, "running");
         drop(profiler);
     }
     g.finish();
 }
 
 #[cfg(feature = "tracing")]
-fn layer_spans(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn layer_spans(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, state: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::registry().with(joules::tracing::JoulesLayer::new());
     tracing::subscriber::with_default(subscriber, || {
-        g.bench_function("tracing_joules_layer_new_span", |b| {
+        g.bench_function(format!("tracing_joules_layer_{state}_new_span"), |b| {
             b.iter(|| {
                 let span = tracing::info_span!("layer");
                 let entered = span.enter();
@@ -74,7 +78,7 @@ fn layer_spans(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::Wal
             })
         });
         let span = tracing::info_span!("layer");
-        g.bench_function("tracing_joules_layer_reentered_span", |b| {
+        g.bench_function(format!("tracing_joules_layer_{state}_reentered_span"), |b| {
             b.iter(|| {
                 let entered = span.enter();
                 black_box(&entered);

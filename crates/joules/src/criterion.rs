@@ -18,21 +18,30 @@
 //! ```
 //!
 //! A sample's energy is the counters' difference over every iteration criterion batches into
-//! it, summed over the domains no other contains (package and GPU, not package and its
-//! cores). Counters move in steps (RAPL about every millisecond): a sample shorter than
-//! [`MIN_PERIODS`] of them is off by up to a step's energy at each end, and the first such
-//! sample prints a warning saying how to lengthen them. The source is chosen as
-//! `cargo joules bench` chooses it (RAPL where it can be read, else the CPU-time estimate), and
-//! said once on stderr: criterion's report has no place for where a figure came from.
+//! it, summed over the domains no other contains (package and a GPU's energy counter, not
+//! package and its cores). The sources are probed as `cargo joules bench` probes them (RAPL
+//! where it can be read, else the CPU-time estimate; NVIDIA GPUs with an energy counter on
+//! top), and said once on stderr: criterion's report has no place for where a figure came
+//! from. GPUs without an energy counter are left out: their power, read at a sample's two
+//! ends only, would not integrate to anything.
+//!
+//! Counters move in steps (RAPL about every millisecond): a sample shorter than
+//! [`MIN_PERIODS`] steps is off by up to a step's energy at each end. When the measurement is
+//! dropped it says how many of its samples (criterion's warm-up included) were that short,
+//! and how to lengthen them; criterion batches iterations into samples itself, so this is
+//! the lever.
+//!
+//! This is criterion 0.8's `Measurement`. A bench id measured both in time and in joules
+//! shares one baseline folder: give energy benches their own names or groups.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::Throughput;
 use criterion::measurement::{Measurement, ValueFormatter};
 
-use crate::source::{ReadCtx, Source};
+use crate::source::{ReadCtx, Source, SourceKind};
 use crate::units::{Joules, Nanos};
 
 /// Samples shorter than this many counter updates get a warning.
@@ -41,15 +50,22 @@ pub const MIN_PERIODS: u64 = 100;
 /// A reading in joules, or why it failed.
 type Reading = Result<f64, String>;
 
+/// How long a reading may take before the bench stops: a source that hangs must not hang
+/// the bench with it.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Energy, in joules, as a criterion measurement.
 pub struct Energy {
-    /// Asks the reader thread for a reading, and gets it back.
-    reader: Mutex<(mpsc::Sender<()>, mpsc::Receiver<Reading>)>,
+    /// Asks the reader thread for a reading, and gets it back; None once dropped.
+    reader: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<Reading>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Where the figures come from, e.g. "package-0: measured (RAPL powercap)".
     provenance: String,
-    /// The longest update period of the domains read.
+    /// The longest update period of the domains summed.
     period: Nanos,
-    warned: AtomicBool,
+    /// Samples taken, and how many of them were shorter than [`MIN_PERIODS`] periods.
+    samples: AtomicU64,
+    short: AtomicU64,
 }
 
 impl std::fmt::Debug for Energy {
@@ -71,12 +87,21 @@ impl Energy {
         Self::with_sources(sources)
     }
 
-    /// Reads these sources (a simulator in tests, or a source set up by hand).
+    /// Reads these sources (a simulator in tests, or a source set up by hand); panics if
+    /// there are none, or if none has a domain to sum.
     ///
     /// They are read on a thread of their own, as the profiler's sampler reads them: the
     /// CPU-time estimate leaves its reader's time out, and here that is the measuring, not
-    /// the measured.
+    /// the measured. Sources that integrate sampled power are left out (see the module).
     pub fn with_sources(sources: Vec<Box<dyn Source>>) -> Self {
+        let (sources, integrated): (Vec<_>, Vec<_>) =
+            sources.into_iter().partition(|s| s.kind() != SourceKind::NvmlPower);
+        for s in &integrated {
+            eprintln!(
+                "joules: criterion leaves out {}: sampled power read at a sample's two ends integrates to nothing",
+                s.describe()
+            );
+        }
         let top: Vec<Vec<usize>> = sources
             .iter()
             .map(|s| (0..s.domains().len()).filter(|&i| s.domains()[i].part_of.is_none()).collect())
@@ -89,19 +114,28 @@ impl Energy {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        assert!(!provenance.is_empty(), "joules: criterion was given no energy domain to read");
         let period = sources
             .iter()
-            .flat_map(|s| s.domains().iter().map(|d| d.update_period))
+            .zip(&top)
+            .flat_map(|(s, top)| top.iter().map(move |&i| s.domains()[i].update_period))
             .max()
             .unwrap_or(Nanos(0));
         eprintln!("joules: criterion measures energy from {provenance}");
         let (ask, asked) = mpsc::channel::<()>();
         let (answer, answers) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("joules-criterion".into())
             .spawn(move || read_on_request(sources, top, asked, answer))
             .expect("a thread to read the energy counters on");
-        Energy { reader: Mutex::new((ask, answers)), provenance, period, warned: AtomicBool::new(false) }
+        Energy {
+            reader: Mutex::new(Some((ask, answers))),
+            thread: Some(thread),
+            provenance,
+            period,
+            samples: AtomicU64::new(0),
+            short: AtomicU64::new(0),
+        }
     }
 
     /// Where the figures come from.
@@ -112,12 +146,39 @@ impl Energy {
     /// The energy read so far, summed over the domains no other contains.
     fn read(&self) -> f64 {
         let channel = self.reader.lock().unwrap_or_else(|p| p.into_inner());
-        let reading = channel.0.send(()).ok().and_then(|()| channel.1.recv().ok());
-        match reading {
-            Some(Ok(joules)) => joules,
+        let Some((ask, answers)) = channel.as_ref() else { panic!("joules: the measurement was dropped") };
+        if ask.send(()).is_err() {
+            panic!("joules: the energy reader thread is gone");
+        }
+        match answers.recv_timeout(READ_TIMEOUT) {
+            Ok(Ok(joules)) => joules,
             // A source that fails mid-bench would make every later figure wrong: stop.
-            Some(Err(e)) => panic!("joules: {e}"),
-            None => panic!("joules: the energy reader thread is gone"),
+            Ok(Err(e)) => panic!("joules: {e}"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("joules: reading the energy counters took over {READ_TIMEOUT:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("joules: the energy reader thread is gone"),
+        }
+    }
+}
+
+impl Drop for Energy {
+    fn drop(&mut self) {
+        // The sources go with their thread: stop it and wait, so that nothing of theirs
+        // (a simulator's tap, an open device) outlives the measurement.
+        self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let (short, samples) = (self.short.load(Ordering::Relaxed), self.samples.load(Ordering::Relaxed));
+        if short > 0 {
+            let floor = Duration::from_nanos(self.period.0.saturating_mul(MIN_PERIODS));
+            eprintln!(
+                "joules: {short} of {samples} samples (criterion's warm-up included) took under \
+                 {MIN_PERIODS} updates of the energy counter ({floor:?}): each is off by up to a \
+                 counter step at either end. Lengthen them: a longer `measurement_time`, a smaller \
+                 `sample_size`, or more work per iteration."
+            );
         }
     }
 }
@@ -164,15 +225,10 @@ impl Measurement for Energy {
 
     fn end(&self, (started, before): Self::Intermediate) -> Self::Value {
         let after = self.read();
-        let took = started.elapsed();
-        let floor = std::time::Duration::from_nanos(self.period.0.saturating_mul(MIN_PERIODS));
-        if took < floor && !self.warned.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "joules: warning: a sample took {took:?}, under {MIN_PERIODS} updates of the energy \
-                 counter ({floor:?}): its joules are off by up to a counter step at each end. \
-                 Lengthen samples (a longer `measurement_time`, fewer `sample_size`, or more work \
-                 per iteration)."
-            );
+        let floor = Duration::from_nanos(self.period.0.saturating_mul(MIN_PERIODS));
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        if started.elapsed() < floor {
+            self.short.fetch_add(1, Ordering::Relaxed);
         }
         after - before
     }
@@ -197,11 +253,16 @@ impl Measurement for Energy {
 /// Formats joules with a unit per figure, and throughput as elements (or bytes) per joule.
 struct JoulesFormatter;
 
-fn units_of(throughput: &Throughput) -> (f64, &'static str) {
+/// Units per iteration, and its rate's unit per prefix: none, k, M, G, T.
+fn units_of(throughput: &Throughput) -> (f64, [&'static str; 5]) {
     match throughput {
-        Throughput::Bits(n) => (*n as f64, "bits/J"),
-        Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (*n as f64, "B/J"),
-        Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => (*n as f64, "elem/J"),
+        Throughput::Bits(n) => (*n as f64, ["bits/J", "Kbits/J", "Mbits/J", "Gbits/J", "Tbits/J"]),
+        Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+            (*n as f64, ["B/J", "KB/J", "MB/J", "GB/J", "TB/J"])
+        }
+        Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
+            (*n as f64, ["elem/J", "Kelem/J", "Melem/J", "Gelem/J", "Telem/J"])
+        }
     }
 }
 
@@ -216,13 +277,20 @@ impl ValueFormatter for JoulesFormatter {
 
     fn scale_throughputs(
         &self,
-        _typical_value: f64,
+        typical_value: f64,
         throughput: &Throughput,
         values: &mut [f64],
     ) -> &'static str {
-        let (per, unit) = units_of(throughput);
+        let (per, units) = units_of(throughput);
+        // One prefix for the set, from the typical rate.
+        let typical = if typical_value > 0.0 { per / typical_value } else { 0.0 };
+        let (factor, unit) = [(1e12, 4), (1e9, 3), (1e6, 2), (1e3, 1)]
+            .into_iter()
+            .find(|(f, _)| typical >= *f)
+            .map_or((1.0, units[0]), |(f, i)| (f, units[i]));
         for v in values.iter_mut() {
-            *v = if *v > 0.0 { per / *v } else { 0.0 };
+            // A sample that drew no energy has no finite rate: criterion needs a number.
+            *v = if *v > 0.0 { per / *v / factor } else { 0.0 };
         }
         unit
     }

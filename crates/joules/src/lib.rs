@@ -89,7 +89,7 @@ pub use joules_macros::measure_energy;
 pub use profiler::{
     ProfileError, Profiler, ProfilerBuilder, Recording, SourceInfo, Unavailable, probe_sources,
 };
-pub use span::{OpsCount, SITE_INDEXES, SpanGuard, SyncedGuard, add_ops};
+pub use span::{OpsCount, SITE_INDEXES, SpanGuard, SyncedGuard, add_ops, profiling};
 pub use units::{Joules, Nanos, Watts};
 
 /// Opens a span for the rest of the enclosing block: `let _span = joules::span!("name");`.

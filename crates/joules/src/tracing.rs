@@ -6,6 +6,8 @@
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let subscriber = tracing_subscriber::registry().with(joules::tracing::JoulesLayer::new());
+//! // candle's spans are TRACE: `JoulesLayer::new().with_filter(LevelFilter::TRACE)` takes them
+//! // without turning them on for every other layer.
 //! tracing::subscriber::with_default(subscriber, || {
 //!     let profiler = joules::Profiler::builder()
 //!         .source(joules::source::Sim::new(joules::source::SimScript::new(joules::Watts(5.0))))
@@ -27,7 +29,8 @@
 //! own sites are). A span is a joules span while it is entered, on the thread that entered
 //! it; its parent is whatever span that thread had open, as `tracing`'s contextual parent is.
 //!
-//! Cost: with no profiler running, entering costs the Layer one relaxed load. With one, a
+//! Cost: with no profiler running, entering costs the Layer one relaxed load, and leaving a
+//! look through this thread's (empty) stack of open spans. With one, a
 //! lookup of the span's metadata in the registry, of its site in a per-thread table (the
 //! process-wide table, behind a lock, only on a thread's first use of a callsite), and a
 //! joules span. `span_overhead` measures it beside a plain `Registry` span.
@@ -68,7 +71,9 @@ thread_local! {
 
 fn site_for(meta: &'static Metadata<'static>) -> &'static Site {
     let key = meta as *const Metadata<'static> as usize;
-    if let Some(site) = LOCAL.with(|l| l.borrow().get(&key).copied()) {
+    // `try_with` everywhere here: spans can be left from thread-local destructors (a future
+    // dropped at thread exit), after this thread's tables are gone.
+    if let Some(site) = LOCAL.try_with(|l| l.borrow().get(&key).copied()).ok().flatten() {
         return site;
     }
     let site = {
@@ -83,7 +88,7 @@ fn site_for(meta: &'static Metadata<'static>) -> &'static Site {
             )))
         })
     };
-    LOCAL.with(|l| l.borrow_mut().insert(key, site));
+    let _ = LOCAL.try_with(|l| l.borrow_mut().insert(key, site));
     site
 }
 
@@ -97,17 +102,21 @@ where
         }
         let Some(meta) = ctx.metadata(id) else { return };
         let guard = enter(site_for(meta));
-        OPEN.with(|open| open.borrow_mut().push((id.clone(), guard)));
+        // Without the stack (thread teardown) the guard ends the span at once.
+        let _ = OPEN.try_with(|open| open.borrow_mut().push((id.clone(), guard)));
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         // Usually the innermost; a span left out of order ends where it is (joules flags the
         // spans it closes early as not left by their own guard).
-        let guard = OPEN.with(|open| {
-            let mut open = open.borrow_mut();
-            let at = open.iter().rposition(|(open_id, _)| open_id == id)?;
-            Some(open.remove(at).1)
-        });
+        let guard = OPEN
+            .try_with(|open| {
+                let mut open = open.borrow_mut();
+                let at = open.iter().rposition(|(open_id, _)| open_id == id)?;
+                Some(open.remove(at).1)
+            })
+            .ok()
+            .flatten();
         drop(guard);
     }
 }

@@ -352,10 +352,10 @@ impl MiniLm {
     }
 }
 
-/// The mean of each sentence's token states (padding left out), scaled to unit length.
-#[measure_energy]
 /// Sentence embeddings from hidden states (sentences, tokens, HIDDEN): the mean over each
-/// sentence's tokens (`mask`), scaled to unit length, as sentence-transformers pools.
+/// sentence's tokens (`mask`, padding left out), scaled to unit length, as
+/// sentence-transformers pools.
+#[measure_energy]
 pub fn pool(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let mask = mask.unsqueeze(2)?;
     let sum = x.broadcast_mul(&mask)?.sum(1)?;
@@ -384,3 +384,27 @@ pub const SENTENCES: [&str; 12] = [
     "The quarterly report shows revenue grew by twelve percent while costs stayed flat.",
     "Energy use of neural network inference can exceed that of training.",
 ];
+
+/// candle-transformers' stock `BertModel` with the same weights (`config.json` and
+/// `model.safetensors` in `dir`): no span of ours, only candle's own `tracing` spans.
+pub fn stock_bert(dir: &Path) -> Result<candle_transformers::models::bert::BertModel> {
+    let text = std::fs::read_to_string(dir.join("config.json")).map_err(err)?;
+    let config: candle_transformers::models::bert::Config = serde_json::from_str(&text).map_err(err)?;
+    // SAFETY: the weights file is only read, and nothing modifies it while it is mapped.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[dir.join("model.safetensors")],
+            DType::F32,
+            &Device::Cpu,
+        )?
+    };
+    candle_transformers::models::bert::BertModel::load(vb, &config)
+}
+
+/// The stock model's sentence embeddings of `batch`, pooled as [`MiniLm::encode`] pools (the
+/// pooling is a joules span of ours; the encoder's spans are candle's).
+pub fn stock_encode(model: &candle_transformers::models::bert::BertModel, batch: &Batch) -> Result<Tensor> {
+    let types = batch.ids.zeros_like()?;
+    let hidden = model.forward(&batch.ids, &types, Some(&batch.mask))?;
+    pool(&hidden, &batch.mask)
+}
