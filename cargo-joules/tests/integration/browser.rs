@@ -133,6 +133,8 @@ fn count(haystack: &str, needle: &str) -> usize {
 #[test]
 fn the_html_report_loads_clean_in_headless_chromium() {
     let Some(browser) = browser() else { return };
+    // Chromium loads both cores in bursts: not while the gate tests time the fixture.
+    let _turn = crate::fixture_lock();
     let dir = tempfile::tempdir().unwrap();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&shots).unwrap();

@@ -48,6 +48,7 @@ fn help_documents_every_exit_code() {
 
 #[test]
 fn a_workspace_without_joules_benches_is_a_usage_error() {
+    let _turn = fixture_lock();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Cargo.toml"),
