@@ -9,8 +9,8 @@ use anyhow::anyhow;
 use base64::Engine as _;
 use joules::compare::{Comparison, Verdict};
 use joules::label::Label;
-use joules::render::Scale;
 use joules::render::folded::Stack;
+use joules::render::{Scale, escape_xml as esc};
 use joules::report::{BenchReport, Report};
 use joules::stats::Estimate;
 use plotters::prelude::*;
@@ -35,10 +35,6 @@ pub(crate) struct ComparisonPage {
     pub(crate) flamegraph: Option<Vec<u8>>,
     /// What could not be drawn, and why.
     pub(crate) problems: Vec<String>,
-}
-
-pub(crate) fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn energy(e: &Estimate) -> String {

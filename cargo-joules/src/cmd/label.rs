@@ -8,7 +8,7 @@ use joules::label::{self, Device, Grid, LabelOptions};
 use joules::report::Report;
 use sha2::{Digest, Sha256};
 
-use super::output::{joules_dir, pick_bench, report_arg, use_color, write_atomic};
+use super::output::{joules_dir, load_bytes, pick_bench, report_arg, use_color, write_atomic};
 use super::{Failure, WithCode};
 use crate::cli::{Format, LabelArgs};
 
@@ -95,14 +95,7 @@ pub(crate) fn read_hashed(
     what: &str,
     hint: &str,
 ) -> Result<(Report, String), Failure> {
-    if !path.exists() {
-        return Err(anyhow!("{what} {} does not exist{hint}", path.display())).code(ExitCodes::USAGE);
-    }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading {}", path.display())).code(ExitCodes::USAGE)?;
-    let report = Report::from_slice(path, &bytes)
-        .with_context(|| format!("refusing {what}"))
-        .code(ExitCodes::USAGE)?;
+    let (report, bytes) = load_bytes(path, what, hint)?;
     let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     Ok((report, sha))
 }

@@ -90,10 +90,20 @@ pub(crate) fn baseline_path(joules_dir: &Path, name: &str) -> Result<PathBuf, Fa
 /// Reads a baseline or report, refusing a missing, damaged or foreign one with a one-line
 /// reason; the file is never touched.
 pub(crate) fn load(path: &Path, what: &str, hint: &str) -> Result<Report, Failure> {
+    load_bytes(path, what, hint).map(|(report, _)| report)
+}
+
+/// [`load`], and the file's bytes (what a label hashes).
+pub(crate) fn load_bytes(path: &Path, what: &str, hint: &str) -> Result<(Report, Vec<u8>), Failure> {
     if !path.exists() {
         return Err(anyhow!("{what} {} does not exist{hint}", path.display())).code(ExitCodes::USAGE);
     }
-    Report::read(path).with_context(|| format!("refusing {what}")).code(ExitCodes::USAGE)
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading {}", path.display())).code(ExitCodes::USAGE)?;
+    let report = Report::from_slice(path, &bytes)
+        .with_context(|| format!("refusing {what}"))
+        .code(ExitCodes::USAGE)?;
+    Ok((report, bytes))
 }
 
 /// Compares, prints in the chosen format, appends Markdown to `$GITHUB_STEP_SUMMARY`, and

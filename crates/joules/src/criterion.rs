@@ -268,7 +268,8 @@ fn units_of(throughput: &Throughput) -> (f64, [&'static str; 5]) {
 
 impl ValueFormatter for JoulesFormatter {
     fn scale_values(&self, typical_value: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = energy_unit(typical_value);
+        let scale = crate::render::Scale::energy(typical_value);
+        let (factor, unit) = (scale.factor(), scale.unit());
         for v in values.iter_mut() {
             *v *= factor;
         }
@@ -298,12 +299,4 @@ impl ValueFormatter for JoulesFormatter {
     fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
         "J"
     }
-}
-
-/// The factor and unit criterion is to show `typical` joules in.
-fn energy_unit(typical: f64) -> (f64, &'static str) {
-    const UNITS: [(f64, &str); 7] =
-        [(1e9, "GJ"), (1e6, "MJ"), (1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")];
-    let &(f, unit) = UNITS.iter().find(|(f, _)| typical.abs() >= *f).unwrap_or(&UNITS[6]);
-    (1.0 / f, unit)
 }

@@ -302,28 +302,26 @@ fn index_grade(index: f64) -> char {
     GRADES[i]
 }
 
-fn efficiency_bands() -> Vec<Band> {
+/// The bands A to G from the six bounds between them: the lower bound of each grade where
+/// higher is better (efficiency), its upper bound where lower is (index).
+fn bands(bounds: &[f64; 6], higher_is_better: bool) -> Vec<Band> {
     GRADES
         .iter()
         .enumerate()
-        .map(|(i, &grade)| Band {
-            grade,
-            from: EFFICIENCY_FLOORS.get(i).copied(),
-            to: i.checked_sub(1).map(|j| EFFICIENCY_FLOORS[j]),
+        .map(|(i, &grade)| {
+            let (own, previous) = (bounds.get(i).copied(), i.checked_sub(1).map(|j| bounds[j]));
+            let (from, to) = if higher_is_better { (own, previous) } else { (previous, own) };
+            Band { grade, from, to }
         })
         .collect()
 }
 
+fn efficiency_bands() -> Vec<Band> {
+    bands(&EFFICIENCY_FLOORS, true)
+}
+
 fn index_bands() -> Vec<Band> {
-    GRADES
-        .iter()
-        .enumerate()
-        .map(|(i, &grade)| Band {
-            grade,
-            from: i.checked_sub(1).map(|j| INDEX_CEILINGS[j]),
-            to: INDEX_CEILINGS.get(i).copied(),
-        })
-        .collect()
+    bands(&INDEX_CEILINGS, false)
 }
 
 /// The best and worst grade over an interval: `better` is the bound that grades best; a

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::label::{Grade, Interval, Label};
-use crate::render::Scale;
+use crate::render::{Scale, escape_xml as esc};
 
 /// The EU label's class colours, A to G.
 const COLOURS: [&str; 7] = ["#00a650", "#50b848", "#bed630", "#fff200", "#fdb913", "#f37021", "#ed1c24"];
@@ -141,10 +141,6 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 const WIDTH: u32 = 520;
 
 /// Draws one scale's A-G arrows at `x`, its grade marked; returns the height used.
@@ -254,30 +250,24 @@ pub fn svg(l: &Label) -> String {
         y += 18;
         wrapped(&mut body, &mut y, 18, "s", t);
     }
-    if !f.what_if.is_empty() {
-        y += 28;
-        text(&mut body, y, "h", "what if · projected at published peaks, not measured");
-        for line in &f.what_if {
-            y += 16;
-            wrapped(&mut body, &mut y, 16, "xs", line);
+    // A heading, then its lines in small type.
+    let section = |body: &mut String, y: &mut u32, title: &str, lines: &[String]| {
+        *y += 28;
+        text(body, *y, "h", title);
+        for line in lines {
+            *y += 16;
+            wrapped(body, y, 16, "xs", line);
         }
+    };
+    if !f.what_if.is_empty() {
+        section(&mut body, &mut y, "what if · projected at published peaks, not measured", &f.what_if);
         y += 16;
         text(&mut body, y, "xs", "systems reach a fraction of peak: real figures are higher");
     }
     if !l.warnings.is_empty() {
-        y += 28;
-        text(&mut body, y, "h", "warnings");
-        for w in &l.warnings {
-            y += 16;
-            wrapped(&mut body, &mut y, 16, "xs", w);
-        }
+        section(&mut body, &mut y, "warnings", &l.warnings);
     }
-    y += 28;
-    text(&mut body, y, "h", "provenance");
-    for line in &f.provenance {
-        y += 16;
-        wrapped(&mut body, &mut y, 16, "xs", line);
-    }
+    section(&mut body, &mut y, "provenance", &f.provenance);
     let height = y + 20;
     let border = if l.provenance.measured { "#1a1a1a" } else { "#ed1c24" };
     format!(

@@ -17,6 +17,11 @@ pub use table::{bench_table, table};
 use crate::compare::{Change, Comparison};
 use crate::report::Report;
 
+/// `text` safe in XML and HTML text and attribute values (the label's SVG, the HTML page).
+pub fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// An output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

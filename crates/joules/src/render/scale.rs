@@ -77,6 +77,16 @@ impl Scale {
         Scale { factor: 1.0 / factor, unit }
     }
 
+    /// What a value is multiplied by to be in this unit.
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
+    /// The unit's symbol.
+    pub fn unit(&self) -> &'static str {
+        self.unit
+    }
+
     /// `value` in this unit, 4 significant digits at most.
     pub fn format(&self, value: f64) -> String {
         let v = value * self.factor;
