@@ -108,8 +108,12 @@ fn save_baseline_then_quiet_reruns_then_a_costlier_layer_fails_the_gate() {
         );
     }
 
-    // A rolling baseline (compare, then save) must not adopt the regression.
-    let worse = drifting(&["--baseline", "main", "--save-baseline", "main"], Some("attention:1.10"));
+    // A rolling baseline (compare, then save) must not adopt the regression. Attention costs
+    // 20% more: with 5 runs a side on a 2-core VM that other tests load, a 10% change was
+    // sometimes not resolved beyond the 2% band (the gate then rightly said nothing); what the
+    // gate can resolve is the `accuracy` and README measurements' business, this test is about
+    // naming the layer and not saving the regression.
+    let worse = drifting(&["--baseline", "main", "--save-baseline", "main"], Some("attention:1.20"));
     assert_eq!(worse.status.code(), Some(i32::from(ExitCodes::REGRESSION)), "{}", text(&worse));
     assert!(text(&worse).contains("not saving baseline"), "{}", text(&worse));
     let lines = regressed_lines(&worse);
