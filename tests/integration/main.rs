@@ -36,12 +36,28 @@ mod formats;
 mod runs;
 // Idle power subtracted once per unit of wall time, over the time each domain was read.
 mod idle;
+// `Window`: a region's joules at once, within its stated bounds.
+mod window;
 
 /// Average power of domain `id` over its readings.
 pub(crate) fn watts(rec: &joules::Recording, id: &str) -> f64 {
     let d =
         rec.timeline.domains.iter().find(|d| d.domain.id == id).unwrap_or_else(|| panic!("no domain {id}"));
-    d.series.mean_power().unwrap_or_else(|| panic!("{id}: fewer than two readings"))
+    let s = &d.series;
+    assert!(s.len() >= 2, "{id}: fewer than two readings");
+    // The least-squares slope of energy over time, not the endpoints' difference: a fake's
+    // writer thread preempted between computing a value and writing it (a loaded 2-core CI
+    // machine) makes that reading late, and one late endpoint of a 500 ms run moved the
+    // endpoint figure by over 1%. Every reading has the same weight in the slope.
+    let n = s.len() as f64;
+    let t: Vec<f64> = s.times.iter().map(|t| t.as_secs_f64()).collect();
+    let (mt, me) = (t.iter().sum::<f64>() / n, s.energy.iter().map(|e| e.0).sum::<f64>() / n);
+    let (mut cov, mut var) = (0.0, 0.0);
+    for (t, e) in t.iter().zip(&s.energy) {
+        cov += (t - mt) * (e.0 - me);
+        var += (t - mt) * (t - mt);
+    }
+    cov / var
 }
 
 /// Insta settings for this binary's golden files: in `snapshots/`, no module prefix.

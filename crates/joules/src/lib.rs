@@ -62,6 +62,8 @@ pub mod stats;
 pub mod summary;
 #[cfg(feature = "profiler")]
 pub mod timeline;
+#[cfg(feature = "profiler")]
+pub mod window;
 
 // The harness, comparisons, labels and rendering (feature `bench`).
 #[cfg(feature = "bench")]
@@ -91,6 +93,8 @@ pub use profiler::{
 };
 pub use span::{OpsCount, SITE_INDEXES, SpanGuard, SyncedGuard, add_ops, profiling};
 pub use units::{Joules, Nanos, Watts};
+#[cfg(feature = "profiler")]
+pub use window::{Window, WindowEnergy, WindowError};
 
 /// Opens a span for the rest of the enclosing block: `let _span = joules::span!("name");`.
 ///

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use crate::clock;
-use crate::sampler::clock::RealClock;
+use crate::sampler::clock::{Alarm, RealClock};
 use crate::sampler::{Sampler, Spans};
 use crate::source::{self, Source, SourceKind};
 use crate::span::{self, ACTIVE};
@@ -124,22 +124,32 @@ impl ProfilerBuilder {
         let failed = Arc::new(std::sync::OnceLock::new());
         let failed_flag = failed.clone();
         let described = describe(&self.sources);
+        let answers_from = described.clone();
         let sources = self.sources;
         let flag = stop.clone();
+        let alarm = Arc::new(Alarm::default());
+        let alarm_for_sampler = alarm.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let (req_tx, req_rx) = std::sync::mpsc::channel::<Request>();
         let handle = std::thread::Builder::new().name("joules-sampler".into()).spawn(move || {
             // The clock is made on this thread: it sets the thread's timer slack.
-            let clock = RealClock::new(start_raw);
+            let clock = RealClock::new(start_raw, alarm_for_sampler);
             let mut sampler = Sampler::new(sources, clock, Spans::Rings { start_raw, depth: Vec::new() });
             // Spans may start once every stepped counter has stepped: energy before a
             // counter's first step cannot be placed in time.
             let origin = sampler.now();
             sampler.settle(origin);
             let _ = ready_tx.send(());
+            let mut windows: Vec<crate::window::Pending> = Vec::new();
             sampler.run_until(|s, _| {
                 while let Ok(request) = req_rx.try_recv() {
-                    request.answer(s);
+                    request.answer(s, &mut windows);
+                }
+                if !windows.is_empty() {
+                    windows.retain(|w| !w.try_answer(&s.timeline, &answers_from, false));
+                    // Windows waiting for their next reading keep the counters watched
+                    // closely, as a running span does.
+                    s.hold_active(!windows.is_empty());
                 }
                 if failed_flag.get().is_none()
                     && let Some(why) = s.first_ended()
@@ -152,6 +162,12 @@ impl ProfilerBuilder {
             let end = sampler.now();
             sampler.settle(end);
             let _ = sampler.look_at_spans();
+            while let Ok(request) = req_rx.try_recv() {
+                request.answer(&mut sampler, &mut windows);
+            }
+            for w in &windows {
+                w.try_answer(&sampler.timeline, &answers_from, true);
+            }
             sampler.finish()
         });
         let handle = match handle {
@@ -173,6 +189,7 @@ impl ProfilerBuilder {
             failed,
             handle: Some(handle),
             requests: req_tx,
+            alarm,
             sources: described,
             unavailable: self.unavailable,
         })
@@ -185,12 +202,17 @@ enum Request {
     Snapshot(std::sync::mpsc::SyncSender<(Timeline, SpanLog)>),
     Discard(crate::attribute::Window, std::sync::mpsc::SyncSender<usize>),
     Share(usize, std::sync::mpsc::SyncSender<usize>),
+    Window(crate::window::Pending),
 }
 
 impl Request {
     /// Answers with the span rings drained first, so that the answer covers every edge made
     /// before the request.
-    fn answer<C: crate::sampler::clock::SamplerClock>(self, s: &mut Sampler<C>) {
+    fn answer<C: crate::sampler::clock::SamplerClock>(
+        self,
+        s: &mut Sampler<C>,
+        windows: &mut Vec<crate::window::Pending>,
+    ) {
         match self {
             Request::Snapshot(reply) => {
                 let _ = reply.send(s.snapshot());
@@ -203,6 +225,7 @@ impl Request {
                 let _ = s.look_at_spans();
                 let _ = reply.send(s.spans.share_room(parts));
             }
+            Request::Window(pending) => windows.push(pending),
         }
     }
 }
@@ -218,6 +241,8 @@ pub struct Profiler {
     handle: Option<JoinHandle<(Timeline, SpanLog)>>,
     /// Asks things of the sampler thread, which owns the recording.
     requests: std::sync::mpsc::Sender<Request>,
+    /// Wakes the sampler from its rest when a window begins.
+    pub(crate) alarm: Arc<Alarm>,
     sources: Vec<SourceInfo>,
     unavailable: Vec<Unavailable>,
 }
@@ -288,6 +313,24 @@ impl Profiler {
     #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     pub(crate) fn share_span_log(&self, parts: usize) -> Option<usize> {
         self.ask(|reply| Request::Share(parts, reply))
+    }
+
+    /// The energy of every domain between `start` and `end`, once readings cover them.
+    pub(crate) fn window_energy(
+        &self,
+        start: Nanos,
+        end: Nanos,
+        label: &'static str,
+    ) -> Result<crate::window::WindowEnergy, crate::window::WindowError> {
+        use crate::window::{ANSWER_WAIT, Pending, WindowError};
+        let (reply, rx) = std::sync::mpsc::sync_channel(1);
+        self.requests
+            .send(Request::Window(Pending { start, end, label, reply }))
+            .map_err(|_| WindowError::Stopped)?;
+        rx.recv_timeout(ANSWER_WAIT).map_err(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => WindowError::Timeout,
+            std::sync::mpsc::RecvTimeoutError::Disconnected => WindowError::Stopped,
+        })
     }
 
     fn ask<T>(&self, request: impl FnOnce(std::sync::mpsc::SyncSender<T>) -> Request) -> Option<T> {

@@ -21,24 +21,54 @@ pub trait SamplerClock {
     }
     /// A counter read has just been made (a virtual clock advances by its cost).
     fn read_done(&mut self) {}
+    /// Sleeps until `t` while nothing needs watching, unless [`Alarm::ring`] wakes it
+    /// earlier; true if it did.
+    fn rest_until(&mut self, t: Nanos) -> bool {
+        self.sleep_until(t);
+        false
+    }
+}
+
+/// Wakes a resting sampler: a [`Window`](crate::Window) that begins after a pause needs a
+/// reading at its start, which a sampler asleep for its rest gap would take up to 20 ms late.
+#[derive(Debug, Default)]
+pub(crate) struct Alarm {
+    resting: std::sync::atomic::AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Alarm {
+    /// Wakes the sampler if it rests. While it watches (spans or windows running) this is
+    /// one relaxed load; otherwise one futex wake.
+    pub(crate) fn ring(&self) {
+        use std::sync::atomic::Ordering;
+        if self.resting.load(Ordering::Relaxed)
+            && self.resting.swap(false, Ordering::AcqRel)
+            && let Some(thread) = self.thread.get()
+        {
+            thread.unpark();
+        }
+    }
 }
 
 /// The profile's clock, and the kernel's timers to sleep on it.
 #[derive(Debug)]
 pub struct RealClock {
     start_raw: u64,
+    alarm: std::sync::Arc<Alarm>,
 }
 
 impl RealClock {
     /// Nanoseconds count from `start_raw` (raw ticks of the span clock). Call on the sampler
     /// thread: it sets that thread's timer slack.
-    pub(crate) fn new(start_raw: u64) -> Self {
+    pub(crate) fn new(start_raw: u64, alarm: std::sync::Arc<Alarm>) -> Self {
+        let _ = alarm.thread.set(std::thread::current());
         // SAFETY: prctl(PR_SET_TIMERSLACK, 1) takes plain integers and affects only this
         // thread; failure leaves the default slack, which costs precision, not correctness.
         unsafe {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
         }
-        RealClock { start_raw }
+        RealClock { start_raw, alarm }
     }
 }
 
@@ -83,6 +113,25 @@ impl SamplerClock for RealClock {
                 break;
             }
         }
+    }
+
+    fn rest_until(&mut self, t: Nanos) -> bool {
+        use std::sync::atomic::Ordering;
+        self.alarm.resting.store(true, Ordering::Release);
+        loop {
+            let now = self.now();
+            if !self.alarm.resting.load(Ordering::Acquire) {
+                return true;
+            }
+            if t <= now {
+                break;
+            }
+            // Parking is a futex wait, which `Alarm::ring` ends; a spurious wake-up loops.
+            std::thread::park_timeout(std::time::Duration::from_nanos((t - now).0));
+        }
+        // Not rung: a ring between the check and this store is answered by the read the
+        // sampler makes now anyway.
+        !self.alarm.resting.swap(false, Ordering::AcqRel)
     }
 }
 

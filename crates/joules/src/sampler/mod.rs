@@ -89,6 +89,8 @@ pub(crate) struct Sampler<C: SamplerClock> {
     last: Vec<Option<Joules>>,
     active: bool,
     settling: bool,
+    /// Something waits for the next readings (a window's end): watch as while spans run.
+    held: bool,
 }
 
 impl<C: SamplerClock> Sampler<C> {
@@ -133,6 +135,7 @@ impl<C: SamplerClock> Sampler<C> {
             last: vec![None; n],
             active: true,
             settling: false,
+            held: false,
         }
     }
 
@@ -155,6 +158,15 @@ impl<C: SamplerClock> Sampler<C> {
             self.step(give_up);
         }
         self.settling = false;
+    }
+
+    /// Keeps the counters watched closely while `on`, spans or not.
+    pub(crate) fn hold_active(&mut self, on: bool) {
+        self.held = on;
+        if on && !self.active {
+            self.active = true;
+            self.replan();
+        }
     }
 
     fn stepped_since(&self, t: Nanos) -> bool {
@@ -194,11 +206,16 @@ impl<C: SamplerClock> Sampler<C> {
             return;
         };
         if wake > limit {
-            self.clock.sleep_until(limit);
+            self.rest(limit);
             let _ = self.look_at_spans();
             return;
         }
-        self.clock.sleep_until(wake);
+        if self.active {
+            self.clock.sleep_until(wake);
+        } else if self.rest(wake) {
+            let _ = self.look_at_spans();
+            return;
+        }
         let woke = self.now();
         if self.look_at_spans() {
             // Spans resumed and every plan changed: start over from the new ones, sleeping
@@ -269,6 +286,27 @@ impl<C: SamplerClock> Sampler<C> {
         }
     }
 
+    /// Sleeps until `t`, as lightly as nothing needs watching; if an alarm cuts the rest
+    /// short (a window begins), reads every source at once, so that the window has a reading
+    /// at its start rather than the rest's last (up to [`REST_GAP`] old), and returns true.
+    fn rest(&mut self, t: Nanos) -> bool {
+        let rung = if self.active {
+            self.clock.sleep_until(t);
+            false
+        } else {
+            self.clock.rest_until(t)
+        };
+        if rung {
+            for i in 0..self.slots.len() {
+                if !self.slots[i].failed {
+                    // A plain read: its stamp is a period wide, too loose to steer a lock.
+                    let _ = self.read(i);
+                }
+            }
+        }
+        rung
+    }
+
     /// Drains new span events (real profiles) and notes whether any span is running; true
     /// if spans just resumed (and the plans were remade).
     pub(crate) fn look_at_spans(&mut self) -> bool {
@@ -291,7 +329,7 @@ impl<C: SamplerClock> Sampler<C> {
                 }
             }
             let was = self.active;
-            self.active = self.settling || fresh || depth.iter().any(|&d| d > 0);
+            self.active = self.settling || self.held || fresh || depth.iter().any(|&d| d > 0);
             if self.active && !was {
                 // Spans resumed: watch the next steps, not those planned for the rest.
                 self.replan();
