@@ -61,6 +61,35 @@ pub(crate) enum Command {
     /// bars with intervals, flame graphs, the label, a comparison, every figure's provenance).
     #[command(after_help = EXIT_CODES)]
     Report(ReportArgs),
+    /// Run any command (Rust or not) and measure its energy per domain, as `perf stat` counts
+    /// its events: joules with bounds, mean power, and where each figure came from. Prints to
+    /// stderr (stdout is the command's) and exits with the command's exit code.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+}
+
+const RUN_HELP: &str = "\
+Energy counters (RAPL, NVML) measure their whole domain: every process that ran on the package
+or GPU meanwhile is in the figures. Without a counter, the figure is an estimate from the
+command's CPU time (its whole process tree), labelled so.
+
+Exit codes:
+    the command's own (128 + N if a signal N ended it)
+    2    usage error, or the command could not be started
+    6    no energy source could be opened, not even the estimate
+    8    an energy source failed during the run";
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Also write the run as a report (JSON, the format `cargo joules bench` writes).
+    #[arg(short, long, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+    /// How to print the figures on stderr.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod flamegraph;
 mod label;
 mod output;
 mod report;
+mod run;
 
 use crate::cli::{Command, JoulesArgs};
 
@@ -35,5 +36,6 @@ pub(crate) fn run(args: JoulesArgs) -> Result<u8, Failure> {
         Command::Flamegraph(f) => flamegraph::run(&f),
         Command::Label(l) => label::run(&l),
         Command::Report(r) => report::run(&r),
+        Command::Run(r) => run::run(&r),
     }
 }

@@ -12,6 +12,8 @@ mod label;
 mod msrv;
 // Damaged and foreign reports and baselines.
 mod robustness;
+// `cargo joules run -- CMD`: a whole command's energy.
+mod run;
 
 use std::process::{Command, Output};
 

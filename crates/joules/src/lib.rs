@@ -43,6 +43,8 @@ mod units;
 #[cfg(feature = "profiler")]
 pub mod attribute;
 #[cfg(feature = "profiler")]
+pub mod command;
+#[cfg(feature = "profiler")]
 pub mod counter;
 #[cfg(feature = "profiler")]
 pub mod host;

@@ -83,6 +83,18 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Reads `source` (as [`source`](Self::source), for a source already boxed).
+    pub fn boxed_source(mut self, source: Box<dyn Source>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Records, for reports, sources that were probed and could not be used.
+    pub fn unavailable(mut self, unavailable: Vec<Unavailable>) -> Self {
+        self.unavailable.extend(unavailable);
+        self
+    }
+
     /// Reads the sources [`probe_sources`] finds.
     pub fn probed_sources(mut self) -> Self {
         let (found, unavailable) = probe_sources();

@@ -10,9 +10,11 @@ pub mod label;
 mod markdown;
 mod scale;
 mod table;
+mod window;
 
 pub use scale::Scale;
 pub use table::{bench_table, table};
+pub use window::window_table;
 
 use crate::compare::{Change, Comparison};
 use crate::report::Report;

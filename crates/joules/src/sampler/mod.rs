@@ -143,7 +143,8 @@ impl<C: SamplerClock> Sampler<C> {
         self.clock.now()
     }
 
-    /// Reads until every stepped counter has stepped after `t` (or [`STEP_WAIT`] passed):
+    /// Reads until every counter has a reading after `t`, a stepped one a step (or until
+    /// [`STEP_WAIT`] passed):
     /// energy before a counter's first step, or after its last, cannot be placed in time.
     pub(crate) fn settle(&mut self, t: Nanos) {
         let give_up = Nanos(self.now().0 + STEP_WAIT.0);
@@ -169,11 +170,14 @@ impl<C: SamplerClock> Sampler<C> {
         }
     }
 
+    /// Every domain still read has a reading after `t`: a stepped counter has stepped, a
+    /// continuous one has been read (a window or span may begin at once, and needs a reading
+    /// before it).
     fn stepped_since(&self, t: Nanos) -> bool {
         self.timeline
             .domains
             .iter()
-            .filter(|d| d.domain.update_period.0 > 0 && d.ended.is_none())
+            .filter(|d| d.ended.is_none())
             .all(|d| d.series.times.last().is_some_and(|&s| s > t))
     }
 

@@ -14,6 +14,9 @@
 //! cores draw at full load (roughly 5 to 15 W: package TDP over core count); it ignores idle,
 //! uncore, memory and frequency. Every figure from this source is labelled "estimated".
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use super::{Domain, DomainKind, ProbeError, ReadCtx, ReadError, Source, SourceKind};
 use crate::units::{Joules, Nanos, Watts};
 
@@ -30,6 +33,8 @@ pub const REFRESH: Nanos = Nanos(50_000_000);
 pub struct Estimate {
     watts_per_core: Watts,
     from_env: bool,
+    /// Another process tree to count instead of this process (`cargo joules run`).
+    command: Option<Command>,
     domains: [Domain; 1],
     /// CPU time of the threads counted so far.
     busy: Nanos,
@@ -84,7 +89,24 @@ impl Estimate {
             refreshed: None,
             reader: None,
             process_origin: None,
+            command: None,
         }
+    }
+
+    /// Counts the CPU time of another process and its descendants instead of this process's:
+    /// the process whose id is put in `pid` (0 until then), read from `/proc/<pid>/stat`.
+    ///
+    /// The kernel keeps a process's times in clock ticks (10 ms at the usual 100 Hz), so the
+    /// figures move in ticks; a tree's sum counts each live process's own time and what its
+    /// exited children left it (`cutime`, `cstime`). A descendant orphaned before it exits
+    /// (a daemon) leaves the tree, and its time from then on is not counted; the reading
+    /// never goes back. Read the process while it is a zombie (`waitid` with `WNOWAIT`) to
+    /// get its final times.
+    pub fn for_command(mut self, pid: Arc<AtomicI32>) -> Self {
+        let tick = Nanos(1_000_000_000 / clock_ticks_per_second());
+        self.domains[0].resolution = self.watts_per_core * tick;
+        self.command = Some(Command { pid, busy: Nanos(0), tick });
+        self
     }
 
     /// The power of one busy core in this model.
@@ -140,7 +162,13 @@ impl Source for Estimate {
 
     fn describe(&self) -> String {
         let origin = if self.from_env { WATTS_ENV } else { "default; set JOULES_ESTIMATE_WATTS_PER_CORE" };
-        format!("process CPU time x {} W per busy core ({origin}); not a measurement", self.watts_per_core.0)
+        let whose = match &self.command {
+            Some(c) => {
+                format!("the command's CPU time (its process tree, in {} ms ticks)", c.tick.0 / 1_000_000)
+            }
+            None => "process CPU time".to_owned(),
+        };
+        format!("{whose} x {} W per busy core ({origin}); not a measurement", self.watts_per_core.0)
     }
 
     fn domains(&self) -> &[Domain] {
@@ -152,6 +180,16 @@ impl Source for Estimate {
     }
 
     fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
+        if let Some(c) = &mut self.command {
+            let pid = c.pid.load(Ordering::Acquire);
+            if pid > 0
+                && let Some(ticks) = tree_ticks(pid, 0)
+            {
+                c.busy = c.busy.max(Nanos(ticks * c.tick.0));
+            }
+            out[0] = self.watts_per_core * c.busy;
+            return Ok(());
+        }
         // Runs on the sampler thread: its own CPU time is the profiler's cost, not the
         // program's, so it is left out.
         // SAFETY: gettid has no preconditions.
@@ -189,4 +227,45 @@ impl Source for Estimate {
         out[0] = self.watts_per_core * self.busy;
         Ok(())
     }
+}
+
+/// The process tree [`Estimate::for_command`] counts.
+#[derive(Debug)]
+struct Command {
+    pid: Arc<AtomicI32>,
+    /// Its CPU time so far (never less than an earlier reading).
+    busy: Nanos,
+    tick: Nanos,
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as u64 } else { 100 }
+}
+
+/// Processes deeper than this under the command are not walked (a fork bomb must not make
+/// the sampler recurse without end).
+const MAX_TREE_DEPTH: u32 = 64;
+
+/// The CPU time of `pid` and its live descendants, in clock ticks: each one's user and
+/// system time and that of its exited, reaped children. None if `pid` is gone.
+fn tree_ticks(pid: i32, depth: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields follow the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime, stime, cutime, cstime are fields 14-17; the state (field 3) is fields[0].
+    let own: u64 = fields.get(11..15)?.iter().map(|f| f.parse::<u64>().unwrap_or(0)).sum();
+    let mut sum = own;
+    if depth < MAX_TREE_DEPTH
+        && let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task"))
+    {
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else { continue };
+            for child in children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
+                sum += tree_ticks(child, depth + 1).unwrap_or(0);
+            }
+        }
+    }
+    Some(sum)
 }

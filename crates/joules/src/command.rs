@@ -1,0 +1,184 @@
+//! The energy of a whole command, Rust or not, as `perf stat` gives its counts: what
+//! `cargo joules run -- CMD ARGS` does.
+//!
+//! The profiler starts first, then a [`Window`](crate::Window) labelled `command`, then the
+//! command; when it exits, the window ends while the command is still a zombie (so the
+//! CPU-time estimate can read its final times), and only then is it reaped. Energy counters
+//! (RAPL, NVML) measure their whole domain over that time: every process on the package or
+//! GPU, not the command alone, and the figures say so. Where no counter can be read, the
+//! estimate counts the command's process tree's CPU time, not this process's.
+
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI32;
+
+use crate::report::Report;
+use crate::source::{EstimateSource, Source, SourceKind};
+use crate::summary::SampleWindow;
+use crate::window::{WindowEnergy, WindowError};
+use crate::{ProfileError, Profiler, Recording};
+
+/// What a measured command did and used.
+#[derive(Debug)]
+pub struct CommandRun {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Its energy per domain, with bounds.
+    pub energy: Result<WindowEnergy, WindowError>,
+    /// Everything the profiler recorded, for a report.
+    pub recording: Recording,
+}
+
+/// Why a command could not be measured.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The profiler did not start.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The command could not be started.
+    #[error("could not start {program:?}: {error}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// Waiting for the command failed.
+    #[error("could not wait for the command: {0}")]
+    Wait(std::io::Error),
+}
+
+/// The probed sources, with the estimate (if it is among them) counting the process whose id
+/// will be put in `pid` instead of this one.
+pub fn sources_for_command(
+    sources: Vec<Box<dyn Source>>,
+    pid: &Arc<AtomicI32>,
+) -> Result<Vec<Box<dyn Source>>, crate::source::ProbeError> {
+    sources
+        .into_iter()
+        .map(|s| {
+            if s.kind() == SourceKind::Estimate {
+                // Probed again: the trait object cannot be turned back into an estimate.
+                Ok(Box::new(EstimateSource::probe()?.for_command(pid.clone())) as Box<dyn Source>)
+            } else {
+                Ok(s)
+            }
+        })
+        .collect()
+}
+
+/// Runs `command` under a profiler reading `sources` (see [`sources_for_command`], which
+/// makes the estimate count the command; `pid` must be the one passed there), and measures
+/// it. The command inherits this process's standard streams.
+pub fn run(
+    mut command: Command,
+    sources: Vec<Box<dyn Source>>,
+    unavailable: Vec<crate::Unavailable>,
+    pid: &Arc<AtomicI32>,
+) -> Result<CommandRun, CommandError> {
+    let mut builder = Profiler::builder();
+    for s in sources {
+        builder = builder.boxed_source(s);
+    }
+    let profiler = builder.unavailable(unavailable).start()?;
+    let program = command.get_program().to_string_lossy().into_owned();
+    // Before the spawn: a ^C at once reaches the command, not only this process. A handler
+    // is reset to the default by exec, so the command sees the signals as usual.
+    let _interrupts = ForwardInterrupts::install();
+    let window = profiler.window("command");
+    let mut child = command.spawn().map_err(|error| CommandError::Spawn { program, error })?;
+    pid.store(child.id() as i32, std::sync::atomic::Ordering::Release);
+    wait_leaving_zombie(child.id() as i32).map_err(CommandError::Wait)?;
+    let energy = window.end();
+    let status = child.wait().map_err(CommandError::Wait)?;
+    Ok(CommandRun { status, energy, recording: profiler.stop() })
+}
+
+impl CommandRun {
+    /// A report with one bench, `name`, of one sample: the command's run. Its domain totals
+    /// cover the command's time, from start to exit.
+    pub fn report(&self, name: &str) -> Report {
+        let rec = &self.recording;
+        let (start, end) = match &self.energy {
+            Ok(e) => (e.start, e.end),
+            Err(_) => (rec.start(), rec.end()),
+        };
+        let tree = crate::attribute::SpanTree::build(&rec.spans, end);
+        let mut warnings = crate::summary::recording_warnings(rec, &tree);
+        if rec.sources.iter().any(|s| s.kind.is_measured()) {
+            warnings.push(
+                "energy counters measure their whole domain (package, GPU): every process that ran while the \
+                 command did is in these figures, not the command alone"
+                    .to_owned(),
+            );
+        }
+        let bench = crate::summary::summarize(
+            name,
+            &rec.timeline,
+            &tree,
+            &rec.spans,
+            &[SampleWindow { window: crate::attribute::Window { start, end }, iterations: 1 }],
+            None,
+            warnings,
+        );
+        Report::new(rec.sources.clone(), rec.unavailable.clone(), vec![bench])
+    }
+}
+
+/// Waits for `pid` to exit without reaping it: its `/proc` entry stays, with its final times.
+fn wait_leaving_zombie(pid: i32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t; the flags are waitid's own.
+        let rc =
+            unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// While it lives, SIGINT and SIGQUIT do not end this process: the terminal sends them to
+/// the command too, which decides, and the measurement of its end is still reported (as
+/// `perf stat` and `time` do). A handler, not SIG_IGN, so that the command does not inherit
+/// the signals ignored.
+struct ForwardInterrupts {
+    old: [(libc::c_int, libc::sigaction); 2],
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+impl ForwardInterrupts {
+    fn install() -> Self {
+        let mut old = [(libc::SIGINT, zeroed_action()), (libc::SIGQUIT, zeroed_action())];
+        for (sig, prev) in &mut old {
+            let mut action = zeroed_action();
+            action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            // SAFETY: both pointers are to valid sigaction values; the handler is async-signal-safe
+            // (it does nothing).
+            unsafe { libc::sigaction(*sig, &action, prev) };
+        }
+        ForwardInterrupts { old }
+    }
+}
+
+impl Drop for ForwardInterrupts {
+    fn drop(&mut self) {
+        for (sig, prev) in &self.old {
+            // SAFETY: `prev` is what sigaction returned for this signal.
+            unsafe { libc::sigaction(*sig, prev, std::ptr::null_mut()) };
+        }
+    }
+}
+
+fn zeroed_action() -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, empty mask, no flags).
+    unsafe { std::mem::zeroed() }
+}
