@@ -87,6 +87,8 @@ pub(crate) struct RunArgs {
     /// How to print the figures on stderr.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) select: SourceArgs,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub(crate) command: Vec<std::ffi::OsString>,
@@ -300,6 +302,30 @@ pub(crate) struct DoctorArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,
+    #[command(flatten)]
+    pub(crate) select: SourceArgs,
+}
+
+/// Which energy sources and domains to read (every subcommand that measures).
+#[derive(Debug, Args)]
+pub(crate) struct SourceArgs {
+    /// Read only these sources (comma-separated, or repeated): perf, powercap, msr, nvml,
+    /// estimate. A named estimate is read even beside energy counters. [default: the most
+    /// trusted reader of each package, NVML for GPUs, the estimate only where no counter is]
+    #[arg(long = "source", value_name = "NAME", value_delimiter = ',', env = "JOULES_SOURCES")]
+    pub(crate) sources: Vec<String>,
+    /// Read only these domains, by id (package-0, package-0/dram, gpu:0, cpu); a trailing `*`
+    /// matches a prefix (package-*). Naming one no source offers is an error.
+    #[arg(long = "domain", value_name = "ID", value_delimiter = ',', env = "JOULES_DOMAINS")]
+    pub(crate) domains: Vec<String>,
+}
+
+impl SourceArgs {
+    /// The choice, checked.
+    pub(crate) fn selection(&self) -> Result<joules::source::Selection, String> {
+        let join = |v: &Vec<String>| (!v.is_empty()).then(|| v.join(","));
+        joules::source::Selection::parse(join(&self.sources).as_deref(), join(&self.domains).as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -363,6 +389,8 @@ pub(crate) struct BenchArgs {
     pub(crate) gate: GateArgs,
     #[command(flatten)]
     pub(crate) output_args: OutputArgs,
+    #[command(flatten)]
+    pub(crate) select: SourceArgs,
     /// Only benchmark functions whose name contains one of these.
     pub(crate) filters: Vec<String>,
 }

@@ -105,3 +105,63 @@ fn amd_powercap_is_modelled_by_the_cpu() {
         assert_eq!(source.kind().label(source.modelled()), want, "{cpu:?}");
     }
 }
+
+/// `--source` / `--domain`: a named source is read even where a more trusted one would be,
+/// a named estimate beside counters, and only the domains named; a name nothing offers is an
+/// error that stops a profile from starting.
+#[test]
+fn a_selection_reads_only_what_it_names() {
+    use joules::source::Selection;
+    let _lock = joules_tests::profiler_lock();
+    let machine = FakeMachine::new(Cpu::Intel(0x9E), &[(0, 0), (0, 1)]);
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, package_zone(), Duration::from_millis(1));
+    let _msr = intel_msr(&machine);
+    let opener = failing_opener(libc::ENOENT);
+
+    // MSR alone: powercap, which would supersede it, is not read at all.
+    let msr_only = Selection::parse(Some("msr"), None).unwrap();
+    let probe = Probe::run_with(&machine.roots(), &opener, &msr_only);
+    let kinds: Vec<_> = probe.sources.iter().map(|s| s.kind()).collect();
+    assert_eq!(kinds, [SourceKind::Msr]);
+    for kind in [SourceKind::Perf, SourceKind::Powercap, SourceKind::Nvml, SourceKind::Estimate] {
+        let o = probe.outcomes.iter().find(|o| o.kind == kind).unwrap();
+        assert_eq!(o.status, ProbeStatus::NotSelected, "{kind:?}");
+    }
+
+    // Powercap's package only, and the estimate beside it.
+    let chosen = Selection::parse(Some("powercap,estimate"), Some("package-0,cpu")).unwrap();
+    let probe = Probe::run_with(&machine.roots(), &opener, &chosen);
+    assert!(probe.selection_errors.is_empty(), "{:?}", probe.selection_errors);
+    let read: Vec<(SourceKind, Vec<String>)> = probe
+        .sources
+        .iter()
+        .map(|s| (s.kind(), s.domains().iter().map(|d| d.id.clone()).collect()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (SourceKind::Powercap, vec!["package-0".to_owned()]),
+            (SourceKind::Estimate, vec!["cpu".to_owned()])
+        ]
+    );
+    let excluded: Vec<&str> = probe.sources[0].excluded().iter().map(|x| x.domain.as_str()).collect();
+    assert!(excluded.contains(&"package-0/core"), "the core domain is said not read: {excluded:?}");
+    // The kept domain still reads its counter (the fake's 20 W), through the selection.
+    let profiler = joules::Profiler::builder().probed_from(probe).start().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let rec = profiler.stop();
+    let ids: Vec<&str> = rec.timeline.domains.iter().map(|d| d.domain.id.as_str()).collect();
+    assert_eq!(ids, ["package-0", "cpu"]);
+    let w = crate::watts(&rec, "package-0");
+    assert!((w - 20.0).abs() < 0.4, "package-0 read through the selection: {w} W");
+
+    // A domain nothing offers: an error naming what is offered, and no profile.
+    let wrong = Selection::parse(None, Some("gpu:0")).unwrap();
+    let probe = Probe::run_with(&machine.roots(), &opener, &wrong);
+    assert_eq!(probe.selection_errors.len(), 1);
+    assert!(
+        probe.selection_errors[0].contains("\"gpu:0\"") && probe.selection_errors[0].contains("package-0")
+    );
+    let err = joules::Profiler::builder().probed_from(probe).start().unwrap_err();
+    assert!(matches!(err, joules::ProfileError::Selection(_)), "{err}");
+}

@@ -14,6 +14,8 @@ use crate::cargo::{self, BenchTarget};
 use crate::cli::BenchArgs;
 
 pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
+    // Checked here, before the build; each bench binary probes with the same choice.
+    let selection = args.select.selection().map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
     let manifest = args.manifest_path.as_deref();
     let meta = cargo::metadata(manifest).code(ExitCodes::METADATA_FAILED)?;
     let out_dir = meta.target_directory.as_std_path().join("joules");
@@ -53,7 +55,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
         }
         let mut parts = Vec::new();
         for (target, exe) in targets.iter().zip(&exes) {
-            parts.push(run_one(args, target, exe, &out_dir)?);
+            parts.push(run_one(args, &selection, target, exe, &out_dir)?);
         }
         runs.push(joules::merge::targets(parts).expect("at least one target ran"));
     }
@@ -83,7 +85,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<u8, Failure> {
     Ok(code)
 }
 
-fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &Path) -> Result<Report, Failure> {
+fn run_one(
+    args: &BenchArgs,
+    selection: &joules::source::Selection,
+    target: &BenchTarget,
+    exe: &PathBuf,
+    out_dir: &Path,
+) -> Result<Report, Failure> {
     let part = out_dir.join("parts").join(format!("{}-{}.json", target.package, target.name));
     // A report left by an earlier run must not pass for this run's.
     let _ = std::fs::remove_file(&part);
@@ -92,6 +100,9 @@ fn run_one(args: &BenchArgs, target: &BenchTarget, exe: &PathBuf, out_dir: &Path
         .args(&args.filters)
         .current_dir(&target.package_dir)
         .env(joules::bench::OUT_ENV, &part);
+    // Set or cleared: a JOULES_SOURCES in this environment was already read by clap.
+    cmd.env_remove(joules::source::select::SOURCES_ENV).env_remove(joules::source::select::DOMAINS_ENV);
+    cmd.envs(selection.to_env());
     if let Some(n) = args.samples {
         cmd.env("JOULES_SAMPLES", n.to_string());
     }

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI32;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use joules::exit::ExitCodes;
 
 use super::{Failure, WithCode};
@@ -16,10 +16,14 @@ pub(crate) fn run(args: &RunArgs) -> Result<u8, Failure> {
     let mut command = Command::new(program);
     command.args(rest);
     let pid = Arc::new(AtomicI32::new(0));
-    let (found, unavailable) = joules::probe_sources();
-    let sources = joules::command::sources_for_command(found, &pid).code(ExitCodes::NO_SOURCE)?;
-    let run = joules::command::run(command, sources, unavailable, &pid).map_err(|e| {
+    let selection = args.select.selection().map_err(|e| anyhow!(e)).code(ExitCodes::USAGE)?;
+    let probe = joules::source::Probe::selected(&selection);
+    if !probe.selection_errors.is_empty() {
+        return Err(anyhow!(probe.selection_errors.join("; "))).code(ExitCodes::USAGE);
+    }
+    let run = joules::command::run(command, probe, &pid).map_err(|e| {
         let code = match e {
+            joules::command::CommandError::Profile(joules::ProfileError::Selection(_)) => ExitCodes::USAGE,
             joules::command::CommandError::Profile(_) => ExitCodes::NO_SOURCE,
             _ => ExitCodes::USAGE,
         };

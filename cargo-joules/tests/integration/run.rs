@@ -80,3 +80,17 @@ fn a_command_that_cannot_start_is_a_usage_error_that_names_it() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("/nonexistent/joules-no-such-program"), "{}", text(&out));
 }
+
+#[test]
+fn a_domain_no_source_offers_is_a_usage_error_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    let out = cargo_joules(&["run", "--domain", "no-such-domain", "--", "sh", "-c", &touch]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no source offers a domain \"no-such-domain\""), "{}", text(&out));
+    assert!(!marker.exists(), "the command must not run when the selection is wrong");
+    let out = cargo_joules(&["doctor", "--source", "rapl"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unknown source \"rapl\""), "{}", text(&out));
+}

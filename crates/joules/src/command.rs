@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI32;
 
 use crate::report::Report;
-use crate::source::{EstimateSource, Source, SourceKind};
+use crate::source::{EstimateSource, Probe, SourceKind};
 use crate::summary::SampleWindow;
 use crate::window::{WindowEnergy, WindowError};
 use crate::{ProfileError, Profiler, Recording};
@@ -49,39 +49,19 @@ pub enum CommandError {
     Wait(std::io::Error),
 }
 
-/// The probed sources, with the estimate (if it is among them) counting the process whose id
-/// will be put in `pid` instead of this one.
-pub fn sources_for_command(
-    sources: Vec<Box<dyn Source>>,
-    pid: &Arc<AtomicI32>,
-) -> Result<Vec<Box<dyn Source>>, crate::source::ProbeError> {
-    sources
-        .into_iter()
-        .map(|s| {
-            if s.kind() == SourceKind::Estimate {
-                // Probed again: the trait object cannot be turned back into an estimate.
-                Ok(Box::new(EstimateSource::probe()?.for_command(pid.clone())) as Box<dyn Source>)
-            } else {
-                Ok(s)
-            }
-        })
-        .collect()
-}
-
-/// Runs `command` under a profiler reading `sources` (see [`sources_for_command`], which
-/// makes the estimate count the command; `pid` must be the one passed there), and measures
-/// it. The command inherits this process's standard streams.
-pub fn run(
-    mut command: Command,
-    sources: Vec<Box<dyn Source>>,
-    unavailable: Vec<crate::Unavailable>,
-    pid: &Arc<AtomicI32>,
-) -> Result<CommandRun, CommandError> {
-    let mut builder = Profiler::builder();
-    for s in sources {
-        builder = builder.boxed_source(s);
+/// Runs `command` under a profiler reading what `probe` chose, the estimate (if it is among
+/// them) counting the command's process tree instead of this process, and measures it. `pid`
+/// receives the command's process id. The command inherits this process's standard streams.
+pub fn run(mut command: Command, mut probe: Probe, pid: &Arc<AtomicI32>) -> Result<CommandRun, CommandError> {
+    for s in &mut probe.sources {
+        if s.kind() == SourceKind::Estimate {
+            // Probed again with the same power model: a trait object cannot be turned back
+            // into the estimate it was.
+            let estimate = EstimateSource::probe().map_err(|e| ProfileError::NoSource(e.to_string()))?;
+            *s = Box::new(estimate.for_command(pid.clone()));
+        }
     }
-    let profiler = builder.unavailable(unavailable).start()?;
+    let profiler = Profiler::builder().probed_from(probe).start()?;
     let program = command.get_program().to_string_lossy().into_owned();
     // Before the spawn: a ^C at once reaches the command, not only this process. A handler
     // is reset to the default by exec, so the command sees the signals as usual.

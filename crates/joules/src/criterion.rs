@@ -76,9 +76,12 @@ impl std::fmt::Debug for Energy {
 
 impl Energy {
     /// Reads this machine's energy counters, probed as `cargo joules bench` probes them;
-    /// panics if none can be opened, not even the CPU-time estimate (a bench cannot run then).
+    /// panics if none can be opened, not even the CPU-time estimate (a bench cannot run then),
+    /// or if `JOULES_SOURCES` / `JOULES_DOMAINS` name what this machine does not offer.
     pub fn new() -> Self {
-        let (sources, unavailable) = crate::probe_sources();
+        let (sources, unavailable, selection_errors) =
+            crate::profiler::probed(crate::source::Probe::from_env());
+        assert!(selection_errors.is_empty(), "joules: {}", selection_errors.join("; "));
         assert!(
             !sources.is_empty(),
             "joules: no energy source could be opened: {}",

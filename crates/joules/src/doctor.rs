@@ -46,7 +46,11 @@ impl Doctor {
                     .to_owned(),
             );
         }
-        let summary = if parts.is_empty() {
+        let deselected = probe.outcomes.iter().any(|o| o.status == ProbeStatus::NotSelected);
+        let summary = if parts.is_empty() && deselected {
+            "none of the sources selected (--source / --domain, JOULES_SOURCES / JOULES_DOMAINS) can be read here"
+                .to_owned()
+        } else if parts.is_empty() {
             "no energy source can be opened, not even the estimate".to_owned()
         } else {
             parts.join("; ")
@@ -64,6 +68,7 @@ impl Doctor {
                 ProbeStatus::InUse => "in use".to_owned(),
                 ProbeStatus::Superseded { by } => format!("superseded by {}", by.name()),
                 ProbeStatus::Standby => "standby".to_owned(),
+                ProbeStatus::NotSelected => "not selected".to_owned(),
                 ProbeStatus::Unavailable { .. } => "unavailable".to_owned(),
             };
             let mut domains = Vec::new();

@@ -27,6 +27,10 @@ pub enum ProfileError {
     /// No source could be opened, not even the estimate.
     #[error("no energy source could be opened: {0}")]
     NoSource(String),
+    /// The choice of sources or domains (`--source`, `--domain`, `JOULES_SOURCES`,
+    /// `JOULES_DOMAINS`) names something this machine does not offer.
+    #[error("{0}")]
+    Selection(String),
     /// The sampler thread could not be started.
     #[error("could not start the joules sampler thread: {0}")]
     Spawn(String),
@@ -47,7 +51,12 @@ pub struct Unavailable {
 /// Probes the sources in order of trust (perf, powercap, MSR, else the CPU-time estimate).
 /// Returns those opened and why the others were not.
 pub fn probe_sources() -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
-    let probe = source::Probe::from_env();
+    let (sources, unavailable, _) = probed(source::Probe::from_env());
+    (sources, unavailable)
+}
+
+/// A probe's sources, the unusable ones, and what is wrong with the selection.
+pub(crate) fn probed(probe: source::Probe) -> (Vec<Box<dyn Source>>, Vec<Unavailable>, Vec<String>) {
     let unavailable = probe
         .outcomes
         .iter()
@@ -57,16 +66,28 @@ pub fn probe_sources() -> (Vec<Box<dyn Source>>, Vec<Unavailable>) {
                 reason: reason.clone(),
                 fix: fix.clone(),
             }),
+            source::ProbeStatus::NotSelected => Some(Unavailable {
+                source: o.kind.name().to_owned(),
+                reason: format!(
+                    "not selected (--source / --domain, {} / {})",
+                    source::select::SOURCES_ENV,
+                    source::select::DOMAINS_ENV
+                ),
+                fix: None,
+            }),
             _ => None,
         })
         .collect();
-    (probe.sources, unavailable)
+    (probe.sources, unavailable, probe.selection_errors)
 }
 
 /// Configures a [`Profiler`].
 pub struct ProfilerBuilder {
     sources: Vec<Box<dyn Source>>,
     unavailable: Vec<Unavailable>,
+    selection_errors: Vec<String>,
+    /// Whether a probe chose the sources (then an empty choice is final).
+    probed: bool,
     sync: Option<fn()>,
 }
 
@@ -83,23 +104,19 @@ impl ProfilerBuilder {
         self
     }
 
-    /// Reads `source` (as [`source`](Self::source), for a source already boxed).
-    pub fn boxed_source(mut self, source: Box<dyn Source>) -> Self {
-        self.sources.push(source);
-        self
+    /// Reads the sources [`probe_sources`] finds (those `JOULES_SOURCES` and
+    /// `JOULES_DOMAINS` choose, if set).
+    pub fn probed_sources(self) -> Self {
+        self.probed_from(source::Probe::from_env())
     }
 
-    /// Records, for reports, sources that were probed and could not be used.
-    pub fn unavailable(mut self, unavailable: Vec<Unavailable>) -> Self {
-        self.unavailable.extend(unavailable);
-        self
-    }
-
-    /// Reads the sources [`probe_sources`] finds.
-    pub fn probed_sources(mut self) -> Self {
-        let (found, unavailable) = probe_sources();
+    /// Reads the sources `probe` chose; a profile with a selection error refuses to start.
+    pub fn probed_from(mut self, probe: source::Probe) -> Self {
+        let (found, unavailable, errors) = probed(probe);
+        self.probed = true;
         self.sources.extend(found);
         self.unavailable.extend(unavailable);
+        self.selection_errors.extend(errors);
         self
     }
 
@@ -117,11 +134,15 @@ impl ProfilerBuilder {
 
     /// Starts sampling and recording spans.
     pub fn start(mut self) -> Result<Profiler, ProfileError> {
-        if self.sources.is_empty() {
+        if self.sources.is_empty() && !self.probed {
             self = self.probed_sources();
         }
+        if !self.selection_errors.is_empty() {
+            return Err(ProfileError::Selection(self.selection_errors.join("; ")));
+        }
         if self.sources.is_empty() {
-            let why: Vec<String> = self.unavailable.iter().map(|u| u.reason.clone()).collect();
+            let why: Vec<String> =
+                self.unavailable.iter().map(|u| format!("{}: {}", u.source, u.reason)).collect();
             return Err(ProfileError::NoSource(why.join("; ")));
         }
         if RUNNING.swap(true, Ordering::AcqRel) {
@@ -293,7 +314,13 @@ pub struct Recording {
 impl Profiler {
     /// A builder; with no source added, [`probe_sources`] chooses.
     pub fn builder() -> ProfilerBuilder {
-        ProfilerBuilder { sources: Vec::new(), unavailable: Vec::new(), sync: None }
+        ProfilerBuilder {
+            sources: Vec::new(),
+            unavailable: Vec::new(),
+            selection_errors: Vec::new(),
+            probed: false,
+            sync: None,
+        }
     }
 
     /// Starts a profiler on the probed sources.

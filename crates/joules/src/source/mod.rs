@@ -13,6 +13,7 @@ pub mod perf;
 pub mod powercap;
 mod probe;
 mod roots;
+pub mod select;
 pub mod sim;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ pub use perf::Perf;
 pub use powercap::Powercap;
 pub use probe::{Outcome, Probe, ProbeStatus, measure_update_period};
 pub use roots::Roots;
+pub use select::Selection;
 pub use sim::{Sim, SimScript, SimTruth};
 
 use crate::units::{Joules, Nanos};

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::perf::{self, Opener};
+use super::select::{Only, Selection};
 use super::{
     Domain, DomainKind, EstimateSource, Excluded, Msr, Perf, Powercap, ProbeError, ReadCtx, Roots, Source,
     SourceKind,
@@ -28,6 +29,9 @@ pub enum ProbeStatus {
     },
     /// It works but is not needed: energy counters are read instead (the estimate).
     Standby,
+    /// It was not chosen (`--source` / `JOULES_SOURCES`), or none of its domains was
+    /// (`--domain` / `JOULES_DOMAINS`).
+    NotSelected,
     /// It could not be opened.
     Unavailable {
         /// Why.
@@ -59,6 +63,9 @@ pub struct Probe {
     pub sources: Vec<Box<dyn Source>>,
     /// Every source probed, in order of trust.
     pub outcomes: Vec<Outcome>,
+    /// What is wrong with the choice of sources and domains (an unknown name, a domain no
+    /// source offers): a profile refuses to start on such a probe.
+    pub selection_errors: Vec<String>,
 }
 
 impl std::fmt::Debug for Probe {
@@ -74,23 +81,54 @@ const NVML_PERIOD_BUDGET: Duration = Duration::from_millis(300);
 
 impl Probe {
     /// Probes the real machine (roots overridable from the environment).
+    /// Probes the real machine (roots overridable from the environment), reading the sources
+    /// and domains `JOULES_SOURCES` and `JOULES_DOMAINS` choose.
     pub fn from_env() -> Self {
-        Self::run(&Roots::from_env(), &(Arc::new(perf::open_event) as Opener))
+        let (selection, error) = match Selection::from_env() {
+            Ok(s) => (s, None),
+            Err(e) => (Selection::default(), Some(e)),
+        };
+        let mut probe = Self::selected(&selection);
+        probe.selection_errors.extend(error);
+        probe
+    }
+
+    /// Probes the real machine (roots overridable from the environment), reading what
+    /// `selection` chooses.
+    pub fn selected(selection: &Selection) -> Self {
+        Self::run_with(&Roots::from_env(), &(Arc::new(perf::open_event) as Opener), selection)
     }
 
     /// Probes, in order of trust: perf `power` PMU, powercap, MSR; then the estimate, used
     /// only where no counter could be read.
     pub fn run(roots: &Roots, perf_open: &Opener) -> Self {
-        let mut probe = Probe { sources: Vec::new(), outcomes: Vec::new() };
+        Self::run_with(roots, perf_open, &Selection::default())
+    }
+
+    /// [`run`](Self::run), reading only the sources and domains `selection` chooses (the
+    /// estimate too, beside counters, when it names it).
+    pub fn run_with(roots: &Roots, perf_open: &Opener, selection: &Selection) -> Self {
+        let mut probe = Probe { sources: Vec::new(), outcomes: Vec::new(), selection_errors: Vec::new() };
+        // Every domain id a source offered, for domain patterns that match none.
+        let mut offered: Vec<String> = Vec::new();
         // Package-level domains already read, and by whom: a package is read once.
         let mut covered: Vec<(String, SourceKind)> = Vec::new();
         for kind in [SourceKind::Perf, SourceKind::Powercap, SourceKind::Msr] {
-            let mut source = match open_rapl(kind, roots, perf_open) {
+            if !selection.allows(kind) {
+                probe.outcomes.push(not_selected(kind));
+                continue;
+            }
+            let source = match open_rapl(kind, roots, perf_open) {
                 Ok(s) => s,
                 Err(e) => {
                     probe.outcomes.push(unavailable(kind, &e));
                     continue;
                 }
+            };
+            offered.extend(source.domains().iter().map(|d| d.id.clone()));
+            let Some(mut source) = Only::new(source, selection) else {
+                probe.outcomes.push(not_selected(kind));
+                continue;
             };
             let packages: BTreeSet<String> = source
                 .domains()
@@ -114,24 +152,47 @@ impl Probe {
         }
         // GPUs come on top of whatever reads the CPU.
         match super::nvml::probe(&roots.nvml_lib) {
+            _ if !selection.allows(SourceKind::Nvml) => probe.outcomes.push(not_selected(SourceKind::Nvml)),
             Ok(sources) => {
-                for mut s in sources {
+                for s in sources {
+                    let kind = s.kind();
+                    offered.extend(s.domains().iter().map(|d| d.id.clone()));
+                    let Some(mut s) = Only::new(Box::new(s), selection) else {
+                        probe.outcomes.push(not_selected(kind));
+                        continue;
+                    };
                     if s.domains().iter().any(|d| d.update_period.0 > 0) {
-                        measure_update_period(&mut s, NVML_PERIOD_BUDGET);
+                        measure_update_period(s.as_mut(), NVML_PERIOD_BUDGET);
                     }
-                    probe.outcomes.push(opened(&s, ProbeStatus::InUse));
-                    probe.sources.push(Box::new(s));
+                    probe.outcomes.push(opened(s.as_ref(), ProbeStatus::InUse));
+                    probe.sources.push(s);
                 }
             }
             Err(e) => probe.outcomes.push(unavailable(SourceKind::Nvml, &e)),
         }
         match EstimateSource::probe() {
-            Ok(e) if covered.is_empty() => {
-                probe.outcomes.push(opened(&e, ProbeStatus::InUse));
-                probe.sources.push(Box::new(e));
+            _ if !selection.allows(SourceKind::Estimate) => {
+                probe.outcomes.push(not_selected(SourceKind::Estimate))
+            }
+            Ok(e) if covered.is_empty() || selection.names_estimate() => {
+                offered.extend(e.domains().iter().map(|d| d.id.clone()));
+                match Only::new(Box::new(e), selection) {
+                    Some(e) => {
+                        probe.outcomes.push(opened(e.as_ref(), ProbeStatus::InUse));
+                        probe.sources.push(e);
+                    }
+                    None => probe.outcomes.push(not_selected(SourceKind::Estimate)),
+                }
             }
             Ok(e) => probe.outcomes.push(opened(&e, ProbeStatus::Standby)),
             Err(e) => probe.outcomes.push(unavailable(SourceKind::Estimate, &e)),
+        }
+        let ids: Vec<&str> = offered.iter().map(String::as_str).collect();
+        for pattern in selection.unmatched(&ids) {
+            probe.selection_errors.push(format!(
+                "no source offers a domain {pattern:?} (offered here: {})",
+                if ids.is_empty() { "none".to_owned() } else { ids.join(", ") }
+            ));
         }
         probe
     }
@@ -155,6 +216,16 @@ fn unavailable(kind: SourceKind, e: &ProbeError) -> Outcome {
     Outcome {
         kind,
         status: ProbeStatus::Unavailable { reason: e.to_string(), fix: e.fix().map(ToString::to_string) },
+        description: None,
+        domains: Vec::new(),
+        excluded: Vec::new(),
+    }
+}
+
+fn not_selected(kind: SourceKind) -> Outcome {
+    Outcome {
+        kind,
+        status: ProbeStatus::NotSelected,
         description: None,
         domains: Vec::new(),
         excluded: Vec::new(),
