@@ -126,7 +126,7 @@ impl Probe {
                 }
             };
             offered.extend(source.domains().iter().map(|d| d.id.clone()));
-            let Some(mut source) = Only::new(source, selection) else {
+            let Some(mut source) = Only::wrap(source, selection) else {
                 probe.outcomes.push(not_selected(kind));
                 continue;
             };
@@ -157,7 +157,7 @@ impl Probe {
                 for s in sources {
                     let kind = s.kind();
                     offered.extend(s.domains().iter().map(|d| d.id.clone()));
-                    let Some(mut s) = Only::new(Box::new(s), selection) else {
+                    let Some(mut s) = Only::wrap(Box::new(s), selection) else {
                         probe.outcomes.push(not_selected(kind));
                         continue;
                     };
@@ -176,7 +176,7 @@ impl Probe {
             }
             Ok(e) if covered.is_empty() || selection.names_estimate() => {
                 offered.extend(e.domains().iter().map(|d| d.id.clone()));
-                match Only::new(Box::new(e), selection) {
+                match Only::wrap(Box::new(e), selection) {
                     Some(e) => {
                         probe.outcomes.push(opened(e.as_ref(), ProbeStatus::InUse));
                         probe.sources.push(e);

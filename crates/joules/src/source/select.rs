@@ -41,10 +41,10 @@ impl Selection {
             s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()
         };
         let sources = sources.map(split);
-        if let Some(names) = &sources {
-            if let Some(bad) = names.iter().find(|n| !SOURCE_NAMES.contains(&n.as_str())) {
-                return Err(format!("unknown source {bad:?}: choose among {}", SOURCE_NAMES.join(", ")));
-            }
+        if let Some(names) = &sources
+            && let Some(bad) = names.iter().find(|n| !SOURCE_NAMES.contains(&n.as_str()))
+        {
+            return Err(format!("unknown source {bad:?}: choose among {}", SOURCE_NAMES.join(", ")));
         }
         Ok(Selection { sources, domains: domains.map(split) })
     }
@@ -113,7 +113,7 @@ pub(crate) struct Only {
 
 impl Only {
     /// `inner` with only the domains `selection` keeps; None if it keeps none.
-    pub(crate) fn new(inner: Box<dyn Source>, selection: &Selection) -> Option<Box<dyn Source>> {
+    pub(crate) fn wrap(inner: Box<dyn Source>, selection: &Selection) -> Option<Box<dyn Source>> {
         let all = inner.domains();
         let keep: Vec<usize> = (0..all.len()).filter(|&i| selection.keeps(&all[i].id)).collect();
         if keep.is_empty() {
