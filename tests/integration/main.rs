@@ -38,6 +38,8 @@ mod runs;
 mod idle;
 // `Window`: a region's joules at once, within its stated bounds.
 mod window;
+// Live profiles: folded totals against simulated truth, bounded memory.
+mod live;
 
 /// Average power of domain `id` over its readings.
 pub(crate) fn watts(rec: &joules::Recording, id: &str) -> f64 {

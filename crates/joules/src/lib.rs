@@ -49,6 +49,8 @@ pub mod counter;
 #[cfg(feature = "profiler")]
 pub mod host;
 #[cfg(feature = "profiler")]
+pub mod live;
+#[cfg(feature = "profiler")]
 pub mod merge;
 #[cfg(feature = "profiler")]
 mod profiler;

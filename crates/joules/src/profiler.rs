@@ -88,6 +88,7 @@ pub struct ProfilerBuilder {
     selection_errors: Vec<String>,
     /// Whether a probe chose the sources (then an empty choice is final).
     probed: bool,
+    live: Option<crate::live::LiveConfig>,
     sync: Option<fn()>,
 }
 
@@ -132,6 +133,14 @@ impl ProfilerBuilder {
         self
     }
 
+    /// Makes the profile live: it folds its recording into running totals as it goes, in
+    /// bounded memory, for as long as it runs ([`crate::live`]); [`Profiler::live`] reads
+    /// them. What [`Profiler::stop`] returns then holds only the last, unfolded stretch.
+    pub fn live(mut self, config: crate::live::LiveConfig) -> Self {
+        self.live = Some(config);
+        self
+    }
+
     /// Starts sampling and recording spans.
     pub fn start(mut self) -> Result<Profiler, ProfileError> {
         if self.sources.is_empty() && !self.probed {
@@ -158,6 +167,22 @@ impl ProfilerBuilder {
         let failed_flag = failed.clone();
         let described = describe(&self.sources);
         let answers_from = described.clone();
+        let live = match self.live {
+            Some(config) => match crate::live::start(&described) {
+                Ok((handle, tx, thread)) => Some((config, handle, tx, thread)),
+                Err(e) => {
+                    RUNNING.store(false, Ordering::Release);
+                    return Err(ProfileError::Spawn(e.to_string()));
+                }
+            },
+            None => None,
+        };
+        let (live_handle, live_thread, mut folder) = match live {
+            Some((config, handle, tx, thread)) => {
+                (Some(handle), Some(thread), Some(crate::live::Folder::new(config, tx)))
+            }
+            None => (None, None, None),
+        };
         let sources = self.sources;
         let flag = stop.clone();
         let alarm = Arc::new(Alarm::default());
@@ -177,6 +202,9 @@ impl ProfilerBuilder {
             sampler.run_until(|s, _| {
                 while let Ok(request) = req_rx.try_recv() {
                     request.answer(s, &mut windows);
+                }
+                if let Some(folder) = &mut folder {
+                    folder.maybe_fold(s);
                 }
                 if !windows.is_empty() {
                     windows.retain(|w| !w.try_answer(&s.timeline, &answers_from, false));
@@ -201,6 +229,12 @@ impl ProfilerBuilder {
             for w in &windows {
                 w.try_answer(&sampler.timeline, &answers_from, true);
             }
+            if let Some(folder) = &mut folder {
+                // The last stretch is folded too, so the totals hold the whole run.
+                folder.fold(&mut sampler);
+            }
+            // Ends the aggregator, once it has folded everything sent.
+            drop(folder);
             sampler.finish()
         });
         let handle = match handle {
@@ -223,6 +257,8 @@ impl ProfilerBuilder {
             handle: Some(handle),
             requests: req_tx,
             alarm,
+            live: live_handle,
+            live_thread,
             sources: described,
             unavailable: self.unavailable,
         })
@@ -276,6 +312,8 @@ pub struct Profiler {
     requests: std::sync::mpsc::Sender<Request>,
     /// Wakes the sampler from its rest when a window begins.
     pub(crate) alarm: Arc<Alarm>,
+    live: Option<crate::live::Live>,
+    live_thread: Option<JoinHandle<()>>,
     sources: Vec<SourceInfo>,
     unavailable: Vec<Unavailable>,
 }
@@ -319,6 +357,7 @@ impl Profiler {
             unavailable: Vec::new(),
             selection_errors: Vec::new(),
             probed: false,
+            live: None,
             sync: None,
         }
     }
@@ -385,6 +424,11 @@ impl Profiler {
         self.failed.get().map(|(t, why)| (*t, why.as_str()))
     }
 
+    /// The running totals of a live profile ([`ProfilerBuilder::live`]); None otherwise.
+    pub fn live(&self) -> Option<crate::live::Live> {
+        self.live.clone()
+    }
+
     /// The sources being read.
     pub fn sources(&self) -> &[SourceInfo] {
         &self.sources
@@ -417,6 +461,10 @@ impl Profiler {
         let out = handle.join().map_err(|panic| {
             format!("the sampler thread panicked: {}", crate::sampler::panic_message(panic.as_ref()))
         });
+        // The sampler dropped its sender: the aggregator ends once its last fold is in.
+        if let Some(thread) = self.live_thread.take() {
+            let _ = thread.join();
+        }
         RUNNING.store(false, Ordering::Release);
         Some(out)
     }

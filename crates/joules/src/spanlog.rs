@@ -328,6 +328,37 @@ impl SpanLog {
         removed
     }
 
+    /// Forgets every edge at or before `cut` but the enters of the spans still open there
+    /// (a live profile, once the stretch up to `cut` is folded): what is left replays to the
+    /// same open spans at `cut`, so later stretches attribute as before, and memory holds
+    /// only what came since. Returns how many entries went.
+    pub(crate) fn forget_before(&mut self, cut: Nanos) -> usize {
+        let mut removed = 0;
+        for thread in &mut self.threads {
+            let upto = thread.events.partition_point(|e| e.t <= cut);
+            // The spans open at the cut, as the sweep would find them: (site, position).
+            let mut open: Vec<(SiteId, usize)> = Vec::new();
+            for (i, ev) in thread.events[..upto].iter().enumerate() {
+                if let Some(at) = ev.ends_from(&open, |&(site, _)| site) {
+                    open.truncate(at);
+                    if ev.kind == EventKind::Enter {
+                        open.push((ev.site, i));
+                    }
+                }
+            }
+            let keep: Vec<usize> = open.iter().map(|&(_, i)| i).collect();
+            let gone: Vec<usize> = (0..upto).filter(|i| keep.binary_search(i).is_err()).collect();
+            if gone.is_empty() {
+                continue;
+            }
+            // Losses marked on forgotten edges were folded with them.
+            let ops = thread.remove(&gone, |_| false);
+            removed += gone.len() + ops;
+        }
+        self.len -= removed;
+        removed
+    }
+
     pub(crate) fn note_stored(&mut self, n: usize) {
         self.len += n;
     }

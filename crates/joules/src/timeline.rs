@@ -67,6 +67,16 @@ impl Series {
         Some((median, ok as f64 / self.uncertainty.len() as f64))
     }
 
+    /// Drops the readings before `t`, but the last one at or before it (a window from `t`
+    /// needs a reading before its start); returns how many went.
+    pub fn drop_before(&mut self, t: Nanos) -> usize {
+        let keep_from = self.times.partition_point(|&x| x <= t).saturating_sub(1);
+        self.times.drain(..keep_from);
+        self.energy.drain(..keep_from);
+        self.uncertainty.drain(..keep_from);
+        keep_from
+    }
+
     /// The number of readings.
     pub fn len(&self) -> usize {
         self.times.len()

@@ -154,20 +154,8 @@ impl SpanTree {
                 Some(q) => &self.children[q as usize],
                 None => &self.roots,
             };
-            let me = log.site(site);
-            let same_name: Vec<&crate::spanlog::SiteInfo> = siblings
-                .iter()
-                .filter(|&&(s, _)| s != site)
-                .map(|&(s, _)| log.site(s))
-                .filter(|o| o.name == me.name)
-                .collect();
-            let label = if same_name.is_empty() {
-                me.name.clone()
-            } else if same_name.iter().all(|o| o.module != me.module) {
-                format!("{} ({})", me.name, me.module)
-            } else {
-                format!("{} ({}:{})", me.name, me.module, me.line)
-            };
+            let others = siblings.iter().filter(|&&(s, _)| s != site).map(|&(s, _)| log.site(s));
+            let label = sibling_label(log.site(site), others);
             self.paths[p].name = match parent {
                 Some(q) => format!("{}/{label}", self.paths[q as usize].name),
                 None => label,
@@ -207,6 +195,23 @@ impl SpanTree {
             None => self.roots.push((site, id)),
         }
         id
+    }
+}
+
+/// A span's name as one level of a path among `others` entered in the same parent: bare,
+/// or with its module where another shares the name, and its line too where the module is
+/// shared as well.
+pub(crate) fn sibling_label<'a>(
+    me: &crate::spanlog::SiteInfo,
+    others: impl Iterator<Item = &'a crate::spanlog::SiteInfo>,
+) -> String {
+    let same_name: Vec<&crate::spanlog::SiteInfo> = others.filter(|o| o.name == me.name).collect();
+    if same_name.is_empty() {
+        me.name.clone()
+    } else if same_name.iter().all(|o| o.module != me.module) {
+        format!("{} ({})", me.name, me.module)
+    } else {
+        format!("{} ({}:{})", me.name, me.module, me.line)
     }
 }
 
