@@ -51,7 +51,7 @@ fn live_totals_match_ground_truth_and_forget_what_they_folded() {
         calls += 1;
         // Requests come with gaps, as a service's do.
         std::thread::sleep(Duration::from_micros(200));
-        if calls % 500 == 0 {
+        if calls.is_multiple_of(500) {
             folds_seen.push(live.totals().folds);
         }
     }

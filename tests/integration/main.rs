@@ -40,6 +40,8 @@ mod idle;
 mod window;
 // Live profiles: folded totals against simulated truth, bounded memory.
 mod live;
+// Prometheus and OpenTelemetry views of a live profile.
+mod metrics;
 
 /// Average power of domain `id` over its readings.
 pub(crate) fn watts(rec: &joules::Recording, id: &str) -> f64 {

@@ -86,6 +86,11 @@ pub mod render;
 // A criterion measurement of energy (feature `criterion`).
 #[cfg(feature = "criterion")]
 pub mod criterion;
+// A live profile's totals for Prometheus (feature `prometheus`) and OpenTelemetry (`otel`).
+#[cfg(feature = "otel")]
+pub mod otel;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 // `tracing` spans as joules spans (feature `tracing`).
 #[cfg(feature = "tracing")]
 pub mod tracing;
