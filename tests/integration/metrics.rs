@@ -56,8 +56,11 @@ fn parse(body: &str) -> Scrape {
     Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("a valid exposition")
 }
 
+/// A series: its metric and sorted labels.
+type Key = (String, Vec<(String, String)>);
+
 /// (metric, sorted labels) -> value, counters and gauges alike.
-fn series(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+fn series(s: &Scrape) -> BTreeMap<Key, f64> {
     s.samples
         .iter()
         .map(|x| {
@@ -106,7 +109,7 @@ fn prometheus_counters_grow_between_scrapes_with_conventional_names_and_bounded_
             assert!(x.metric.ends_with("_energy_joules_total"), "energy in joules: {}", x.metric);
         }
         assert!(
-            third.docs.contains_key(&x.metric.trim_end_matches("_total").to_owned())
+            third.docs.contains_key(x.metric.trim_end_matches("_total"))
                 || third.docs.contains_key(&x.metric),
             "{} has HELP",
             x.metric
@@ -119,11 +122,11 @@ fn prometheus_counters_grow_between_scrapes_with_conventional_names_and_bounded_
             assert!(*v >= a.get(key).copied().unwrap_or(0.0), "{key:?} went back: {v}");
         }
     }
-    let calls = |m: &BTreeMap<(String, Vec<(String, String)>), f64>, span: &str| {
+    let calls = |m: &BTreeMap<Key, f64>, span: &str| {
         m[&("joules_span_calls_total".to_owned(), vec![("span".to_owned(), span.to_owned())])]
     };
     assert!(calls(&b, "request") > calls(&a, "request"), "calls grow between scrapes");
-    let energy = |m: &BTreeMap<(String, Vec<(String, String)>), f64>, span: &str| {
+    let energy = |m: &BTreeMap<Key, f64>, span: &str| {
         let key = (
             "joules_span_exclusive_energy_joules_total".to_owned(),
             vec![("domain".to_owned(), "sim-package".to_owned()), ("span".to_owned(), span.to_owned())],
@@ -133,7 +136,7 @@ fn prometheus_counters_grow_between_scrapes_with_conventional_names_and_bounded_
     assert!(energy(&b, "request/layer_a") > energy(&a, "request/layer_a"));
     // Bounded: the same series after 5x the requests, one per path (and domain).
     let keys =
-        |m: &BTreeMap<(String, Vec<(String, String)>), f64>| m.keys().cloned().collect::<BTreeSet<_>>();
+        |m: &BTreeMap<Key, f64>| m.keys().cloned().collect::<BTreeSet<_>>();
     assert_eq!(keys(&b), keys(&c), "the label sets do not grow with requests");
     let spans: BTreeSet<&str> = third.samples.iter().filter_map(|x| x.labels.get("span")).collect();
     assert_eq!(spans, BTreeSet::from(["request", "request/layer_a", "request/layer_b"]));
