@@ -135,8 +135,7 @@ fn prometheus_counters_grow_between_scrapes_with_conventional_names_and_bounded_
     };
     assert!(energy(&b, "request/layer_a") > energy(&a, "request/layer_a"));
     // Bounded: the same series after 5x the requests, one per path (and domain).
-    let keys =
-        |m: &BTreeMap<Key, f64>| m.keys().cloned().collect::<BTreeSet<_>>();
+    let keys = |m: &BTreeMap<Key, f64>| m.keys().cloned().collect::<BTreeSet<_>>();
     assert_eq!(keys(&b), keys(&c), "the label sets do not grow with requests");
     let spans: BTreeSet<&str> = third.samples.iter().filter_map(|x| x.labels.get("span")).collect();
     assert_eq!(spans, BTreeSet::from(["request", "request/layer_a", "request/layer_b"]));

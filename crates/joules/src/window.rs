@@ -20,6 +20,21 @@
 //! longer than the counter's step is therefore exact to well under 1%; one shorter than a
 //! step has wide bounds, and says so ([`DomainEnergy::shorter_than_step`]).
 //!
+//! ```
+//! use joules::source::{Sim, SimScript};
+//! use joules::{Profiler, Watts};
+//!
+//! let sim = Sim::new(SimScript::new(Watts(5.0)).span("request", Watts(40.0)));
+//! let profiler = Profiler::builder().source(sim).start()?;
+//! let (sum, energy) = profiler.measure("request", || (0..2_000_000u64).map(std::hint::black_box).sum::<u64>());
+//! let energy = energy?;
+//! let all = energy.total().expect("every domain was read over the window");
+//! assert!(all.lo <= all.point && all.point <= all.hi && all.hi.0 > 0.0);
+//! print!("{energy}"); // per domain: point [lo, hi] (provenance)
+//! # let _ = sum;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! A window is the energy of a *domain* over a stretch of wall time: everything that ran on
 //! the package (or GPU) meanwhile, other threads and processes included (the CPU-time
 //! estimate: every thread of this process). Per-layer attribution inside a window is what
