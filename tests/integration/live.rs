@@ -114,3 +114,60 @@ fn an_open_outer_span_does_not_pin_what_it_holds() {
     let inner = totals.paths.iter().find(|p| p.name == "serve/layer_a").expect("inner path");
     assert_eq!(inner.calls, n);
 }
+
+/// The only domain ends (a GPU lost on a GPU-only host): the stretch up to its end is folded,
+/// it is reported lost, and spans go on being forgotten rather than filling memory.
+#[test]
+fn a_live_profile_whose_only_domain_ends_says_so_and_keeps_forgetting() {
+    use joules::source::{Domain, ReadCtx, ReadError, Source, SourceKind};
+    use joules::{Joules, Nanos};
+
+    struct Dies {
+        sim: Sim,
+        at: Nanos,
+    }
+    impl Source for Dies {
+        fn kind(&self) -> SourceKind {
+            self.sim.kind()
+        }
+        fn describe(&self) -> String {
+            self.sim.describe()
+        }
+        fn domains(&self) -> &[Domain] {
+            self.sim.domains()
+        }
+        fn set_update_period(&mut self, index: usize, period: Nanos) {
+            self.sim.set_update_period(index, period);
+        }
+        fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {
+            if ctx.now >= self.at {
+                return Err(ReadError::Lost { lost: vec![(0, "the device is gone".into())] });
+            }
+            self.sim.read(ctx, out)
+        }
+    }
+
+    let _lock = joules_tests::profiler_lock();
+    let sim = Sim::new(SimScript::new(Watts(5.0)).span("layer_a", Watts(40.0)));
+    let dies = Dies { sim, at: Nanos(300_000_000) };
+    let profiler = Profiler::builder()
+        .source(dies)
+        .live(LiveConfig::default().fold_every(Duration::from_millis(100)))
+        .start()
+        .unwrap();
+    let live = profiler.live().unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(900) {
+        let _a = joules::span!("layer_a");
+        spin(Duration::from_micros(100));
+    }
+    let (_, held) = profiler.snapshot().unwrap();
+    let edges: usize = held.threads.iter().map(|t| t.events.len()).sum();
+    let totals = live.totals();
+    profiler.stop();
+    let d = &totals.domains[0];
+    assert!(d.lost.as_deref().is_some_and(|w| w.contains("the device is gone")), "{:?}", d.lost);
+    assert!(d.energy.0 > 0.0, "the stretch before the loss is folded");
+    // 600 ms of 100 µs spans after the loss: about 12,000 edges, had they stayed.
+    assert!(edges < 2_000, "{edges} span edges held after the only domain ended");
+}

@@ -179,6 +179,8 @@ fn opentelemetry_metrics_read_back_from_the_in_memory_exporter() {
     let metrics = exporter.get_finished_metrics().unwrap();
     let last = metrics.last().expect("one export");
     let mut seen = BTreeMap::new();
+    // Each value check below must run: an SDK that shaped its data otherwise fails here.
+    let mut checked = 0;
     for scope in last.scope_metrics() {
         for m in scope.metrics() {
             seen.insert(m.name().to_owned(), m.unit().to_owned());
@@ -193,6 +195,7 @@ fn opentelemetry_metrics_read_back_from_the_in_memory_exporter() {
                         })
                         .expect("a point for the request span");
                     assert_eq!(request.value(), 400);
+                    checked += 1;
                 }
                 ("joules.span.inclusive_energy", AggregatedMetrics::F64(MetricData::Sum(sum))) => {
                     assert!(sum.is_monotonic());
@@ -206,11 +209,13 @@ fn opentelemetry_metrics_read_back_from_the_in_memory_exporter() {
                         .sum();
                     let want = totals.paths.iter().find(|p| p.name == "request").unwrap().inclusive[0].0;
                     assert!(want > 0.0 && (got - want).abs() < 1e-9, "exported {got} J, totals {want} J");
+                    checked += 1;
                 }
                 _ => {}
             }
         }
     }
+    assert_eq!(checked, 2, "the calls and inclusive energy points were found and checked");
     for (name, unit) in [
         ("joules.span.calls", "{call}"),
         ("joules.span.inclusive_energy", "J"),

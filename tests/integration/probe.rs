@@ -144,6 +144,9 @@ fn a_selection_reads_only_what_it_names() {
             (SourceKind::Estimate, vec!["cpu".to_owned()])
         ]
     );
+    // The estimate beside a counter models energy the counter measures: part of the package,
+    // so totals over top-level domains leave it out.
+    assert_eq!(probe.sources[1].domains()[0].part_of.as_deref(), Some("package-0"));
     let excluded: Vec<&str> = probe.sources[0].excluded().iter().map(|x| x.domain.as_str()).collect();
     assert!(excluded.contains(&"package-0/core"), "the core domain is said not read: {excluded:?}");
     // The kept domain still reads its counter (the fake's 20 W), through the selection.
@@ -154,6 +157,17 @@ fn a_selection_reads_only_what_it_names() {
     assert_eq!(ids, ["package-0", "cpu"]);
     let w = crate::watts(&rec, "package-0");
     assert!((w - 20.0).abs() < 0.4, "package-0 read through the selection: {w} W");
+
+    // A package's sub-domain alone: still read by one reader only (powercap, MSR
+    // superseded), and counted on its own, its package not being read.
+    let core_only = Selection::parse(None, Some("package-0/core")).unwrap();
+    let probe = Probe::run_with(&machine.roots(), &opener, &core_only);
+    let kinds: Vec<SourceKind> = probe.sources.iter().map(|s| s.kind()).collect();
+    assert_eq!(kinds, [SourceKind::Powercap]);
+    let domains = probe.sources[0].domains();
+    assert_eq!((domains.len(), domains[0].id.as_str(), domains[0].part_of.as_deref()), (1, "package-0/core", None));
+    let msr = probe.outcomes.iter().find(|o| o.kind == SourceKind::Msr).unwrap();
+    assert_eq!(msr.status, ProbeStatus::Superseded { by: SourceKind::Powercap });
 
     // A domain nothing offers: an error naming what is offered, and no profile.
     let wrong = Selection::parse(None, Some("gpu:0")).unwrap();

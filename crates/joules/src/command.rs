@@ -138,12 +138,19 @@ impl ForwardInterrupts {
     fn install() -> Self {
         let mut old = [(libc::SIGINT, zeroed_action()), (libc::SIGQUIT, zeroed_action())];
         for (sig, prev) in &mut old {
+            // SAFETY: a null new action only reads the current one into `prev`, a valid value.
+            unsafe { libc::sigaction(*sig, std::ptr::null(), prev) };
+            if prev.sa_sigaction == libc::SIG_IGN {
+                // Ignored already (nohup, a background job): the command inherits that, as
+                // it would without joules.
+                continue;
+            }
             let mut action = zeroed_action();
             action.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
             action.sa_flags = libc::SA_RESTART;
             // SAFETY: both pointers are to valid sigaction values; the handler is async-signal-safe
             // (it does nothing).
-            unsafe { libc::sigaction(*sig, &action, prev) };
+            unsafe { libc::sigaction(*sig, &action, std::ptr::null_mut()) };
         }
         ForwardInterrupts { old }
     }

@@ -52,7 +52,7 @@ impl LiveConfig {
         self
     }
 
-    /// Keeps readings for `keep` (at least two folds' worth).
+    /// Keeps readings for `keep` (at least two folds' worth, whatever is asked).
     pub fn keep_readings(mut self, keep: Duration) -> Self {
         self.keep_readings = keep;
         self
@@ -267,6 +267,9 @@ pub(crate) struct Folder {
 
 impl Folder {
     pub(crate) fn new(config: LiveConfig, tx: std::sync::mpsc::Sender<Stretch>) -> Self {
+        // The fields are public: the minimums their setters promise hold here too.
+        let fold_every = config.fold_every.max(Duration::from_millis(10));
+        let config = LiveConfig { fold_every, keep_readings: config.keep_readings.max(2 * fold_every) };
         Folder { config, tx, last_cut: None, last_fold: None }
     }
 
@@ -295,18 +298,29 @@ impl Folder {
         &mut self,
         s: &mut crate::sampler::Sampler<C>,
     ) {
-        let live = s.timeline.domains.iter().filter(|d| d.ended.is_none());
-        let Some(cut) = live.map(|d| d.series.times.last().copied()).min().flatten() else { return };
+        let last = |d: &crate::timeline::TimelineDomain| d.series.times.last().copied();
+        let read_on: Vec<Option<Nanos>> =
+            s.timeline.domains.iter().filter(|d| d.ended.is_none()).map(last).collect();
+        let all_ended = read_on.is_empty();
+        // Once every domain has ended (a lost GPU on a GPU-only host), the stretch up to the
+        // last reading is folded once, and spans go on being forgotten: they have no energy
+        // to be given, and must not fill memory.
+        let cut = if all_ended {
+            s.timeline.domains.iter().filter_map(last).max()
+        } else {
+            read_on.into_iter().min().flatten()
+        };
         let from = self.last_cut.unwrap_or_else(|| s.timeline.first_poll.unwrap_or_default());
-        if cut <= from {
-            return;
+        if let Some(cut) = cut.filter(|&c| c > from) {
+            let (timeline, spans) = s.snapshot();
+            let window = attribute::Window { start: from, end: cut };
+            // The aggregator is gone only if it panicked: the totals then stop growing, and
+            // the sampler still forgets, so memory stays bounded.
+            let _ = self.tx.send(Stretch { timeline, spans, window });
+            self.last_cut = Some(cut);
         }
-        let (timeline, spans) = s.snapshot();
-        let window = attribute::Window { start: from, end: cut };
-        // The aggregator is gone only if it panicked: the totals then stop growing, and the
-        // sampler still forgets, so memory stays bounded.
-        let _ = self.tx.send(Stretch { timeline, spans, window });
-        self.last_cut = Some(cut);
+        let forget_to = if all_ended { Some(s.now()) } else { self.last_cut };
+        let Some(cut) = forget_to else { return };
         s.spans.forget_before(cut);
         let keep_from = Nanos(cut.0.saturating_sub(Nanos::from(self.config.keep_readings).0));
         for d in &mut s.timeline.domains {

@@ -135,7 +135,9 @@ impl ProfilerBuilder {
 
     /// Makes the profile live: it folds its recording into running totals as it goes, in
     /// bounded memory, for as long as it runs ([`crate::live`]); [`Profiler::live`] reads
-    /// them. What [`Profiler::stop`] returns then holds only the last, unfolded stretch.
+    /// them. Stopping folds the last stretch too, so the totals cover the whole run, and what
+    /// [`Profiler::stop`] returns holds only the spans still open then and the readings kept
+    /// for windows.
     pub fn live(mut self, config: crate::live::LiveConfig) -> Self {
         self.live = Some(config);
         self
@@ -207,7 +209,8 @@ impl ProfilerBuilder {
                     folder.maybe_fold(s);
                 }
                 if !windows.is_empty() {
-                    windows.retain(|w| !w.try_answer(&s.timeline, &answers_from, false));
+                    let now = s.now();
+                    windows.retain(|w| !w.try_answer(&s.timeline, &answers_from, now, false));
                     // Windows waiting for their next reading keep the counters watched
                     // closely, as a running span does.
                     s.hold_active(!windows.is_empty());
@@ -227,7 +230,7 @@ impl ProfilerBuilder {
                 request.answer(&mut sampler, &mut windows);
             }
             for w in &windows {
-                w.try_answer(&sampler.timeline, &answers_from, true);
+                w.try_answer(&sampler.timeline, &answers_from, end, true);
             }
             if let Some(folder) = &mut folder {
                 // The last stretch is folded too, so the totals hold the whole run.

@@ -16,7 +16,9 @@
 //! | `joules_domain_estimated` | gauge | `domain`, `source` (1 where no hardware energy counter reads it) |
 //!
 //! Labels stay bounded: a `span` is a span path, which the code fixes (no request ids, no
-//! user input), a `domain` one of the machine's counters. Units follow Prometheus: joules
+//! user input), a `domain` one of the machine's counters. A path's label is its report name:
+//! it gains its module only when a sibling of the same name first runs, and its series then
+//! goes on under the new label (Prometheus sees a new series, and the old one stops). Units follow Prometheus: joules
 //! and seconds, base units, in the name; counters end in `_total`. Joules per request of a
 //! layer across a fleet:
 //!
@@ -177,9 +179,13 @@ pub fn serve(addr: impl ToSocketAddrs, registry: Registry) -> std::io::Result<Me
             if flag.load(Ordering::Acquire) {
                 break;
             }
-            // A client that fails mid-request costs it its answer, never the server.
-            if let Ok(stream) = stream {
-                let _ = answer(stream, &registry);
+            match stream {
+                // A client that fails mid-request costs it its answer, never the server.
+                Ok(stream) => {
+                    let _ = answer(stream, &registry);
+                }
+                // Out of file descriptors, say: wait rather than spin on the error.
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
     })?;
@@ -204,15 +210,29 @@ impl Drop for MetricsServer {
     }
 }
 
+/// A request's head (request line and headers) may be this long at most.
+const MAX_HEAD: u64 = 16 * 1024;
+/// A client has this long to send its request: one that trickles cannot hold the server.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
 fn answer(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    stream.set_write_timeout(Some(REQUEST_DEADLINE))?;
+    let time_left = |s: &TcpStream| {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request too slow"));
+        }
+        s.set_read_timeout(Some(left))
+    };
+    let mut reader = BufReader::new(std::io::Read::take(stream.try_clone()?, MAX_HEAD));
     let mut request = String::new();
+    time_left(&stream)?;
     reader.read_line(&mut request)?;
     let mut accept = String::new();
     loop {
         let mut line = String::new();
+        time_left(&stream)?;
         // Headers end with an empty line; read them all, or closing resets the connection.
         if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
             break;

@@ -348,12 +348,17 @@ impl SpanLog {
             }
             let keep: Vec<usize> = open.iter().map(|&(_, i)| i).collect();
             let gone: Vec<usize> = (0..upto).filter(|i| keep.binary_search(i).is_err()).collect();
-            if gone.is_empty() {
-                continue;
+            if !gone.is_empty() {
+                // Losses marked on forgotten edges were folded with them.
+                let ops = thread.remove(&gone, |_| false);
+                removed += gone.len() + ops;
             }
-            // Losses marked on forgotten edges were folded with them.
-            let ops = thread.remove(&gone, |_| false);
-            removed += gone.len() + ops;
+            // A thread that has exited keeps its place (threads are found by position) but
+            // not its buffer: a thread-per-connection service keeps a few hundred bytes a
+            // thread, not the most edges each ever held.
+            if thread.ended && thread.events.is_empty() {
+                thread.events = Vec::new();
+            }
         }
         self.len -= removed;
         removed

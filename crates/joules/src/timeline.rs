@@ -109,12 +109,33 @@ pub struct TimelineDomain {
     pub modelled: bool,
     /// The readings.
     pub series: Series,
+    /// When it was last read, whether or not its value had changed: a stepped counter that
+    /// shows no change for a while (an idle uncore) has no new reading, yet is known flat.
+    pub read_until: Nanos,
 }
 
 impl TimelineDomain {
     /// A domain with no readings yet.
     pub fn new(domain: Domain, source: SourceKind) -> Self {
-        TimelineDomain { domain, source, ended: None, modelled: false, series: Series::default() }
+        TimelineDomain {
+            domain,
+            source,
+            ended: None,
+            modelled: false,
+            series: Series::default(),
+            read_until: Nanos(0),
+        }
+    }
+
+    /// Until when its counter is known to have held its last value: a stepped counter read
+    /// unchanged a step and a half after its last change took no step meanwhile (or a step
+    /// of zero energy). None while that is not yet known, and for continuous counters, whose
+    /// every read is a reading.
+    pub fn held_until(&self) -> Option<Nanos> {
+        let p = self.domain.update_period.0;
+        let last = *self.series.times.last()?;
+        let held = Nanos(self.read_until.0.checked_sub(p + p / 2)?);
+        (p > 0 && held > last).then_some(held)
     }
 
     /// How far apart its readings are in time: the counter's update period, or for a

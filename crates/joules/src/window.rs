@@ -211,9 +211,11 @@ impl Profiler {
     #[track_caller]
     pub fn window(&self, label: &'static str) -> Window<'_> {
         let site = site(label, Location::caller());
-        let span = span::enter(site);
-        // After the span's entry, so that the sampler, woken, sees it running.
+        // A resting sampler reads every source before the window begins (the ring waits for
+        // it), so that the start has a reading just before it; the span then begins with the
+        // window, not while the sampler wakes.
         self.alarm.ring();
+        let span = span::enter(site);
         Window { profiler: self, label, start: self.now(), span: Some(span) }
     }
 
@@ -251,12 +253,23 @@ pub(crate) struct Pending {
 impl Pending {
     /// Answers if every domain has been read after the end (or has ended), or if `last` is
     /// set (the sampler is stopping and reads no more); true if answered.
-    pub(crate) fn try_answer(&self, tl: &Timeline, sources: &[profiler::SourceInfo], last: bool) -> bool {
-        let covered = |s: &Series| {
-            s.times.iter().zip(&s.uncertainty).rev().any(|(&t, &u)| t.0 >= self.end.0 + u64::from(u))
-        };
-        let ready = tl.domains.iter().all(|d| d.ended.is_some() || covered(&d.series));
-        if !(ready || last) {
+    pub(crate) fn try_answer(
+        &self,
+        tl: &Timeline,
+        sources: &[profiler::SourceInfo],
+        now: Nanos,
+        last: bool,
+    ) -> bool {
+        let ready = tl.domains.iter().all(|d| {
+            d.ended.is_some()
+                || surely_after(&d.series, self.end).is_some()
+                || d.held_until().is_some_and(|h| h >= self.end)
+        });
+        // A window nobody can answer (a source that stopped being read without saying so)
+        // is answered with what there is once its caller has given up, so that it never
+        // keeps the sampler watching.
+        let expired = now.0 > self.end.0 + ANSWER_WAIT.as_nanos() as u64;
+        if !(ready || last || expired) {
             return false;
         }
         let _ = self.reply.send(energy(tl, sources, self.start, self.end, self.label));
@@ -282,13 +295,15 @@ pub(crate) fn energy(
                 .map(|s| s.provenance.clone())
                 .unwrap_or_else(|| d.source.label(d.modelled));
             let ended_early = d.ended.as_ref().filter(|(t, _)| *t <= end);
-            let (energy, missing) = match (ended_early, bounded(&d.series, start, end, d.domain.resolution)) {
-                (Some((t, why)), _) => {
-                    (None, Some(format!("stopped being read at {} ms: {why}", t.0 / 1_000_000)))
-                }
-                (None, Ok(e)) => (Some(e), None),
-                (None, Err(why)) => (None, Some(why.to_owned())),
-            };
+            let held = d.held_until();
+            let (energy, missing) =
+                match (ended_early, bounded(&d.series, start, end, d.domain.resolution, held)) {
+                    (Some((t, why)), _) => {
+                        (None, Some(format!("stopped being read at {} ms: {why}", t.0 / 1_000_000)))
+                    }
+                    (None, Ok(e)) => (Some(e), None),
+                    (None, Err(why)) => (None, Some(why.to_owned())),
+                };
             DomainEnergy {
                 domain: d.domain.id.clone(),
                 kind: d.domain.kind,
@@ -304,23 +319,51 @@ pub(crate) fn energy(
     WindowEnergy { label: label.to_owned(), start, end, domains }
 }
 
-/// The energy of `s` between `start` and `end`, bounded as the module says.
-pub(crate) fn bounded(s: &Series, start: Nanos, end: Nanos, unit: Joules) -> Result<Bounded, &'static str> {
-    let surely_before =
-        |x: Nanos| s.times.iter().zip(&s.uncertainty).rposition(|(&t, &u)| t.0 + u64::from(u) <= x.0);
-    let surely_after = |x: Nanos| {
-        s.times.iter().zip(&s.uncertainty).position(|(&t, &u)| t.0.saturating_sub(u64::from(u)) >= x.0)
-    };
-    let (Some(a), Some(b)) = (surely_before(start), surely_after(end)) else {
-        return Err("no reading before the window's start or after its end");
-    };
+/// The span of instants reading `i` may have been taken at.
+fn bracket(s: &Series, i: usize) -> (u64, u64) {
+    let (t, u) = (s.times[i].0, u64::from(s.uncertainty[i]));
+    (t.saturating_sub(u), t + u)
+}
+
+/// The last reading surely at or before `x` (its whole bracket is). Readings stamped after
+/// `x` cannot be; of the rest the walk back is short, brackets being narrow.
+fn surely_before(s: &Series, x: Nanos) -> Option<usize> {
+    let upto = s.times.partition_point(|&t| t <= x);
+    (0..upto).rev().find(|&i| bracket(s, i).1 <= x.0)
+}
+
+/// The first reading surely at or after `x`.
+fn surely_after(s: &Series, x: Nanos) -> Option<usize> {
+    let from = s.times.partition_point(|&t| t < x);
+    (from..s.len()).find(|&i| bracket(s, i).0 >= x.0)
+}
+
+/// The energy of `s` between `start` and `end`, bounded as the module says. `held_until`:
+/// the counter is known to have kept its last value until then (a stepped counter read
+/// unchanged since), which stands for a reading after the end where there is none.
+pub(crate) fn bounded(
+    s: &Series,
+    start: Nanos,
+    end: Nanos,
+    unit: Joules,
+    held_until: Option<Nanos>,
+) -> Result<Bounded, &'static str> {
     let e = |i: usize| s.energy[i].0;
-    let hi = e(b) - e(a) + unit.0;
-    let lo = match (surely_after(start), surely_before(end)) {
+    let Some(a) = surely_before(s, start) else {
+        return Err("no reading before the window's start (it began before the readings kept)");
+    };
+    let after_end = match surely_after(s, end) {
+        Some(b) => e(b),
+        None if held_until.is_some_and(|h| h >= end) => e(s.len() - 1),
+        None => return Err("no reading after the window's end"),
+    };
+    let hi = after_end - e(a) + unit.0;
+    let lo = match (surely_after(s, start), surely_before(s, end)) {
         (Some(i), Some(j)) if i < j => (e(j) - e(i) - unit.0).max(0.0),
         _ => 0.0,
     };
-    let point = (interpolate(s, end) - interpolate(s, start)).clamp(lo, hi);
+    // Not `clamp`: a counter that ran backwards (lo > hi) must not panic the sampler.
+    let point = (interpolate(s, end) - interpolate(s, start)).max(lo).min(hi);
     Ok(Bounded { point: Joules(point), lo: Joules(lo), hi: Joules(hi) })
 }
 
@@ -354,11 +397,11 @@ mod tests {
     fn bounds_hold_between_readings_and_the_point_interpolates() {
         // Steps every 1000 ns at 1 J each, stamped within +/- 10 ns.
         let s = series(&[(0, 0.0, 10), (1000, 1.0, 10), (2000, 2.0, 10), (3000, 3.0, 10), (4000, 4.0, 10)]);
-        let b = bounded(&s, Nanos(1500), Nanos(2500), Joules(0.0)).unwrap();
+        let b = bounded(&s, Nanos(1500), Nanos(2500), Joules(0.0), None).unwrap();
         // Readings surely inside: none pair (2000 alone): lo 0; around: 1000..3000: hi 2 J.
         assert_eq!((b.lo.0, b.hi.0), (0.0, 2.0));
         assert!((b.point.0 - 1.0).abs() < 1e-12, "{b:?}");
-        let b = bounded(&s, Nanos(500), Nanos(3500), Joules(0.01)).unwrap();
+        let b = bounded(&s, Nanos(500), Nanos(3500), Joules(0.01), None).unwrap();
         assert!((b.lo.0 - 1.99).abs() < 1e-12 && (b.hi.0 - 4.01).abs() < 1e-12, "{b:?}");
         assert!((b.point.0 - 3.0).abs() < 1e-12);
     }
@@ -367,14 +410,25 @@ mod tests {
     fn a_reading_whose_stamp_straddles_an_edge_counts_on_neither_side() {
         // The reading at 2000 +/- 600 may be before or after 1500: it bounds neither side.
         let s = series(&[(0, 0.0, 0), (2000, 2.0, 600), (4000, 4.0, 0)]);
-        let b = bounded(&s, Nanos(1500), Nanos(3000), Joules(0.0)).unwrap();
+        let b = bounded(&s, Nanos(1500), Nanos(3000), Joules(0.0), None).unwrap();
         assert_eq!((b.lo.0, b.hi.0), (0.0, 4.0));
+    }
+
+    #[test]
+    fn a_counter_known_flat_after_its_last_step_answers_for_the_end() {
+        // An idle zone: its last step at 1000, read unchanged since. Held until 3000, it
+        // stands for a reading after an end at 2500; held only until 2000, it does not.
+        let s = series(&[(0, 0.0, 0), (1000, 1.0, 0)]);
+        assert!(bounded(&s, Nanos(500), Nanos(2500), Joules(0.0), None).is_err());
+        let b = bounded(&s, Nanos(500), Nanos(2500), Joules(0.0), Some(Nanos(3000))).unwrap();
+        assert_eq!((b.lo.0, b.hi.0), (0.0, 1.0));
+        assert!(bounded(&s, Nanos(500), Nanos(2500), Joules(0.0), Some(Nanos(2000))).is_err());
     }
 
     #[test]
     fn a_window_outside_the_readings_has_no_figure() {
         let s = series(&[(1000, 0.0, 0), (2000, 1.0, 0)]);
-        assert!(bounded(&s, Nanos(500), Nanos(1500), Joules(0.0)).is_err());
-        assert!(bounded(&s, Nanos(1200), Nanos(2500), Joules(0.0)).is_err());
+        assert!(bounded(&s, Nanos(500), Nanos(1500), Joules(0.0), None).is_err());
+        assert!(bounded(&s, Nanos(1200), Nanos(2500), Joules(0.0), None).is_err());
     }
 }

@@ -27,6 +27,8 @@ pub trait SamplerClock {
         self.sleep_until(t);
         false
     }
+    /// The reads an alarm asked for are done.
+    fn alarm_answered(&mut self) {}
 }
 
 /// Wakes a resting sampler: a [`Window`](crate::Window) that begins after a pause needs a
@@ -35,18 +37,26 @@ pub trait SamplerClock {
 pub(crate) struct Alarm {
     resting: std::sync::atomic::AtomicBool,
     thread: std::sync::OnceLock<std::thread::Thread>,
+    /// Rings answered: bumped once the woken sampler has read every source.
+    answered: std::sync::atomic::AtomicU64,
 }
 
 impl Alarm {
-    /// Wakes the sampler if it rests. While it watches (spans or windows running) this is
-    /// one relaxed load; otherwise one futex wake.
+    /// Wakes the sampler if it rests, and then waits (at most 50 ms) until it has read every
+    /// source, so that what the caller stamps next has a reading before it. While the
+    /// sampler watches (spans or windows running) this is one relaxed load.
     pub(crate) fn ring(&self) {
         use std::sync::atomic::Ordering;
+        let before = self.answered.load(Ordering::Acquire);
         if self.resting.load(Ordering::Relaxed)
             && self.resting.swap(false, Ordering::AcqRel)
             && let Some(thread) = self.thread.get()
         {
             thread.unpark();
+            let give_up = std::time::Instant::now() + std::time::Duration::from_millis(50);
+            while self.answered.load(Ordering::Acquire) == before && std::time::Instant::now() < give_up {
+                std::thread::yield_now();
+            }
         }
     }
 }
@@ -132,6 +142,10 @@ impl SamplerClock for RealClock {
         // Not rung: a ring between the check and this store is answered by the read the
         // sampler makes now anyway.
         !self.alarm.resting.swap(false, Ordering::AcqRel)
+    }
+
+    fn alarm_answered(&mut self) {
+        self.alarm.answered.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -307,6 +307,7 @@ impl<C: SamplerClock> Sampler<C> {
                     let _ = self.read(i);
                 }
             }
+            self.clock.alarm_answered();
         }
         rung
     }
@@ -430,6 +431,8 @@ impl<C: SamplerClock> Sampler<C> {
                 continue;
             }
             let value = self.row[d];
+            // The counter showed `value` at some instant of the read, at its start at least.
+            td.read_until = before;
             if td.domain.update_period.0 > 0 {
                 // A stepped counter: a new value appeared between the previous read and this.
                 if let (Some((p, p_half)), Some(before)) = (prev, self.last[d])

@@ -93,6 +93,14 @@ impl Estimate {
         }
     }
 
+    /// Read beside energy counters (chosen with `--source ...,estimate`): its `cpu` domain is
+    /// marked part of `package`, so that totals over top-level domains leave it out (it
+    /// models energy the counters measure).
+    pub fn beside(mut self, package: &str) -> Self {
+        self.domains[0].part_of = Some(package.to_owned());
+        self
+    }
+
     /// Counts the CPU time of another process and its descendants instead of this process's:
     /// the process whose id is put in `pid` (0 until then), read from `/proc/<pid>/stat`.
     ///
@@ -164,7 +172,11 @@ impl Source for Estimate {
         let origin = if self.from_env { WATTS_ENV } else { "default; set JOULES_ESTIMATE_WATTS_PER_CORE" };
         let whose = match &self.command {
             Some(c) => {
-                format!("the command's CPU time (its process tree, in {} ms ticks)", c.tick.0 / 1_000_000)
+                format!(
+                    "the command's CPU time (its process tree, in {} ms ticks; the kernel truncates each \
+                     process's times to ticks, so a tree of n processes may read up to 2n ticks low)",
+                    c.tick.0 / 1_000_000
+                )
             }
             None => "process CPU time".to_owned(),
         };
@@ -177,6 +189,12 @@ impl Source for Estimate {
 
     fn set_update_period(&mut self, index: usize, period: Nanos) {
         super::set_period(&mut self.domains, index, period);
+    }
+
+    fn min_interval(&self) -> Nanos {
+        // A command's times move in clock ticks: walking its process tree more often than a
+        // tick would only cost the sampler.
+        self.command.as_ref().map_or(Nanos(0), |c| c.tick)
     }
 
     fn read(&mut self, ctx: &ReadCtx, out: &mut [Joules]) -> Result<(), ReadError> {

@@ -126,29 +126,29 @@ impl Probe {
                 }
             };
             offered.extend(source.domains().iter().map(|d| d.id.clone()));
-            let Some(mut source) = Only::wrap(source, selection) else {
-                probe.outcomes.push(not_selected(kind));
-                continue;
-            };
+            // The packages it reads, whatever of them is selected: a reader that reads a
+            // package another already reads stays out entirely, so no domain of a package
+            // (its DRAM, its cores) is ever read twice.
             let packages: BTreeSet<String> = source
                 .domains()
                 .iter()
                 .filter(|d| matches!(d.kind, DomainKind::Package | DomainKind::Psys))
                 .map(|d| d.id.clone())
                 .collect();
-            let overlap = covered.iter().find(|(id, _)| packages.contains(id)).map(|&(_, by)| by);
-            let status = match overlap {
-                Some(by) => ProbeStatus::Superseded { by },
-                None => {
-                    measure_update_period(source.as_mut(), PERIOD_BUDGET);
-                    covered.extend(packages.into_iter().map(|id| (id, kind)));
-                    ProbeStatus::InUse
-                }
-            };
-            probe.outcomes.push(opened(source.as_ref(), status.clone()));
-            if status == ProbeStatus::InUse {
-                probe.sources.push(source);
+            if let Some(by) = covered.iter().find(|(id, _)| packages.contains(id)).map(|&(_, by)| by) {
+                probe.outcomes.push(opened(source.as_ref(), ProbeStatus::Superseded { by }));
+                continue;
             }
+            // A reader none of whose domains is selected claims no package: the next may
+            // offer what was asked for.
+            let Some(mut source) = Only::wrap(source, selection) else {
+                probe.outcomes.push(not_selected(kind));
+                continue;
+            };
+            measure_update_period(source.as_mut(), PERIOD_BUDGET);
+            covered.extend(packages.into_iter().map(|id| (id, kind)));
+            probe.outcomes.push(opened(source.as_ref(), ProbeStatus::InUse));
+            probe.sources.push(source);
         }
         // GPUs come on top of whatever reads the CPU.
         match super::nvml::probe(&roots.nvml_lib) {
@@ -176,6 +176,12 @@ impl Probe {
             }
             Ok(e) if covered.is_empty() || selection.names_estimate() => {
                 offered.extend(e.domains().iter().map(|d| d.id.clone()));
+                // Beside counters (named on purpose, to compare) it models energy they
+                // measure: part of the first package read, so no total adds it twice.
+                let e = match covered.first() {
+                    Some((package, _)) => e.beside(package),
+                    None => e,
+                };
                 match Only::wrap(Box::new(e), selection) {
                     Some(e) => {
                         probe.outcomes.push(opened(e.as_ref(), ProbeStatus::InUse));

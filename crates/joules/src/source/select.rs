@@ -40,13 +40,15 @@ impl Selection {
         let split = |s: &str| -> Vec<String> {
             s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect()
         };
-        let sources = sources.map(split);
+        // An empty list (an empty variable) chooses nothing, as if unset.
+        let sources = sources.map(split).filter(|v| !v.is_empty());
+        let domains = domains.map(split).filter(|v| !v.is_empty());
         if let Some(names) = &sources
             && let Some(bad) = names.iter().find(|n| !SOURCE_NAMES.contains(&n.as_str()))
         {
             return Err(format!("unknown source {bad:?}: choose among {}", SOURCE_NAMES.join(", ")));
         }
-        Ok(Selection { sources, domains: domains.map(split) })
+        Ok(Selection { sources, domains })
     }
 
     /// True if nothing is chosen.
@@ -122,7 +124,17 @@ impl Only {
         if keep.len() == all.len() {
             return Some(inner);
         }
-        let domains = keep.iter().map(|&i| all[i].clone()).collect();
+        let domains = keep
+            .iter()
+            .map(|&i| {
+                let mut d = all[i].clone();
+                // Part of a domain not read: nothing above it is summed, so it counts alone.
+                if d.part_of.as_deref().is_some_and(|p| !selection.keeps(p)) {
+                    d.part_of = None;
+                }
+                d
+            })
+            .collect();
         let mut excluded = inner.excluded().to_vec();
         for (i, d) in all.iter().enumerate() {
             if !keep.contains(&i) {
@@ -203,6 +215,7 @@ mod tests {
         assert_eq!(s.unmatched(&["package-0"]), ["gpu:0"]);
         assert!(Selection::parse(Some("rapl"), None).unwrap_err().contains("unknown source \"rapl\""));
         assert!(Selection::parse(None, None).unwrap().is_empty());
+        assert!(Selection::parse(Some(" "), Some(",")).unwrap().is_empty(), "empty lists choose nothing");
         let nvml = Selection::parse(Some("nvml"), None).unwrap();
         assert!(nvml.allows(SourceKind::NvmlPower) && !nvml.names_estimate());
     }
