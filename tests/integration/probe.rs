@@ -165,7 +165,10 @@ fn a_selection_reads_only_what_it_names() {
     let kinds: Vec<SourceKind> = probe.sources.iter().map(|s| s.kind()).collect();
     assert_eq!(kinds, [SourceKind::Powercap]);
     let domains = probe.sources[0].domains();
-    assert_eq!((domains.len(), domains[0].id.as_str(), domains[0].part_of.as_deref()), (1, "package-0/core", None));
+    assert_eq!(
+        (domains.len(), domains[0].id.as_str(), domains[0].part_of.as_deref()),
+        (1, "package-0/core", None)
+    );
     let msr = probe.outcomes.iter().find(|o| o.kind == SourceKind::Msr).unwrap();
     assert_eq!(msr.status, ProbeStatus::Superseded { by: SourceKind::Powercap });
 

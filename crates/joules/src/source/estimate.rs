@@ -112,7 +112,9 @@ impl Estimate {
     /// get its final times.
     pub fn for_command(mut self, pid: Arc<AtomicI32>) -> Self {
         let tick = Nanos(1_000_000_000 / clock_ticks_per_second());
-        self.domains[0].resolution = self.watts_per_core * tick;
+        // User and system time are each truncated to ticks: one process reads up to two
+        // ticks low, which the figure's bounds allow for.
+        self.domains[0].resolution = self.watts_per_core * Nanos(2 * tick.0);
         self.command = Some(Command { pid, busy: Nanos(0), tick });
         self
     }
@@ -174,7 +176,7 @@ impl Source for Estimate {
             Some(c) => {
                 format!(
                     "the command's CPU time (its process tree, in {} ms ticks; the kernel truncates each \
-                     process's times to ticks, so a tree of n processes may read up to 2n ticks low)",
+                     process's times to ticks, bounds allow 2 ticks, a tree of n processes may read up to 2n low)",
                     c.tick.0 / 1_000_000
                 )
             }
