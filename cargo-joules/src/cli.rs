@@ -302,6 +302,24 @@ pub(crate) struct DoctorArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub(crate) format: Format,
+    /// Print a plan that makes energy counters readable without root, by a group rather than
+    /// by everyone (a udev rule, the commands for this boot, perf's capability). Changes
+    /// nothing unless --apply.
+    #[arg(long)]
+    pub(crate) fix: bool,
+    /// With --fix: write the udev rule and give the energy files that exist now to the group
+    /// (as root; the group must exist).
+    #[arg(long, requires = "fix")]
+    pub(crate) apply: bool,
+    /// With --fix: the group given read access.
+    #[arg(long, value_name = "NAME", default_value = "power", requires = "fix")]
+    pub(crate) group: String,
+    /// With --fix: MSR devices too (`/dev/cpu/*/msr`; reading them also needs CAP_SYS_RAWIO).
+    #[arg(long, requires = "fix")]
+    pub(crate) msr: bool,
+    /// With --fix: where the udev rule goes.
+    #[arg(long, value_name = "DIR", default_value = joules::access::RULES_DIR, requires = "fix")]
+    pub(crate) rules_dir: PathBuf,
     #[command(flatten)]
     pub(crate) select: SourceArgs,
 }

@@ -92,3 +92,62 @@ fn energy_uj_root_only() {
     }
     caps::run_in_child("doctor::energy_uj_root_only", &[(MACHINE_ENV, machine.path())]);
 }
+
+/// A workstation with an AMD CPU (RAPL through powercap, modelled by the CPU) and a Radeon
+/// GPU whose hwmon offers power only, beside a temperature sensor.
+#[test]
+fn amd_gpu_machine() {
+    use joules_tests::hwmon::{Channel, Device, FakeHwmon};
+    let _lock = joules_tests::profiler_lock();
+    let machine = FakeMachine::new(Cpu::Amd(0x19), &[(0, 0), (0, 1)]);
+    let zone = joules_tests::powercap::Zone {
+        id: "intel-rapl:0",
+        name: "package-0",
+        watts: 45.0,
+        max_energy_range_uj: 65_532_610_987,
+        start_uj: 1_000,
+    };
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, vec![zone], Duration::from_millis(1));
+    let devices = vec![
+        Device { name: "k10temp", channels: vec![Channel::Fixed { file: "temp1_input", text: "41000\n" }] },
+        Device {
+            name: "amdgpu",
+            channels: vec![
+                Channel::Power { file: "power1_average", watts: 120.0 },
+                Channel::Power { file: "power1_input", watts: 125.0 },
+                Channel::Fixed { file: "temp1_input", text: "52000\n" },
+            ],
+        },
+    ];
+    let _hw = FakeHwmon::start_in(&machine.roots().sysfs, 0, devices);
+    let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &failing_opener(libc::ENOENT)));
+    assert!(doctor.measured);
+    assert!(doctor.in_use.contains(&joules::source::SourceKind::HwmonPower));
+    snapshot("amd_gpu", machine.path(), &doctor);
+}
+
+/// A Jetson: Arm cores (no RAPL, no MSR, no perf PMU), the board's INA3221 rails, a thermal
+/// zone; no NVML (the integrated GPU has none).
+#[test]
+fn jetson() {
+    use joules_tests::hwmon::{Channel, Device, FakeHwmon};
+    let _lock = joules_tests::profiler_lock();
+    let machine = FakeMachine::new(Cpu::Arm, &[(0, 0), (0, 1), (0, 2), (0, 3)]);
+    let rail = |n, label, watts| Channel::Rail { n, label, volts: 5.0, watts };
+    let devices = vec![
+        Device {
+            name: "cpu_thermal",
+            channels: vec![Channel::Fixed { file: "temp1_input", text: "38000\n" }],
+        },
+        Device {
+            name: "ina3221",
+            channels: vec![rail(1, "VDD_IN", 9.0), rail(2, "VDD_CPU_GPU_CV", 3.5), rail(3, "VDD_SOC", 2.0)],
+        },
+    ];
+    let _hw = FakeHwmon::start_in(&machine.roots().sysfs, 0, devices);
+    let doctor = Doctor::from_probe(&Probe::run(&machine.roots(), &failing_opener(libc::ENOENT)));
+    // The rails are read (integrated): the board is measured, not estimated.
+    assert!(doctor.in_use.contains(&joules::source::SourceKind::HwmonPower));
+    assert!(!doctor.in_use.contains(&joules::source::SourceKind::Estimate));
+    snapshot("jetson", machine.path(), &doctor);
+}

@@ -8,6 +8,10 @@ mod msr;
 mod perf;
 // NVIDIA GPUs through nvml-wrapper and a fake libnvidia-ml.so.
 mod nvml;
+// `doctor --fix`: energy files readable by a group, applied to a fake tree.
+mod access;
+// hwmon: AMD and Intel GPUs, amd_energy, Jetson rails, against fake trees.
+mod hwmon;
 // Choosing sources: trust order, one reader per package, update periods.
 mod probe;
 // `doctor` golden tests for typical machines.

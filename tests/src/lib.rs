@@ -3,6 +3,7 @@
 //! syscall, which the perf reader takes as a parameter (an [`Opener`](joules::source::perf::Opener)).
 
 pub mod caps;
+pub mod hwmon;
 pub mod machine;
 pub mod msr;
 pub mod nvml;

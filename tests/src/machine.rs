@@ -14,6 +14,8 @@ pub enum Cpu {
     Intel(u32),
     /// AuthenticAMD, this family.
     Amd(u32),
+    /// An Arm core (a Jetson's Cortex-A78AE): no vendor_id line, no RAPL.
+    Arm,
 }
 
 /// The fake machine's directory.
@@ -27,15 +29,21 @@ impl FakeMachine {
     pub fn new(cpu: Cpu, cpus: &[(u32, u32)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
-        let (vendor, family, model) = match cpu {
-            Cpu::Intel(model) => ("GenuineIntel", 6, model),
-            Cpu::Amd(family) => ("AuthenticAMD", family, 1),
-        };
         let mut cpuinfo = String::new();
         for (n, _) in cpus.iter().enumerate() {
-            cpuinfo += &format!(
-                "processor\t: {n}\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n\n"
-            );
+            cpuinfo += &match cpu {
+                Cpu::Intel(model) => {
+                    format!(
+                        "processor\t: {n}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: {model}\n\n"
+                    )
+                }
+                Cpu::Amd(family) => {
+                    format!(
+                        "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: 1\n\n"
+                    )
+                }
+                Cpu::Arm => format!("processor\t: {n}\nCPU implementer\t: 0x41\nCPU part\t: 0xd42\n\n"),
+            };
         }
         write(root, "proc/cpuinfo", &cpuinfo);
         write(root, "proc/sys/kernel/perf_event_paranoid", "2\n");

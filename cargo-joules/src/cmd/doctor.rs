@@ -6,7 +6,46 @@ use joules::source::Probe;
 
 use crate::cli::{DoctorArgs, Format};
 
+/// `doctor --fix [--apply]`: the plan, printed; applied only when asked.
+fn fix(args: &DoctorArgs) -> u8 {
+    let roots = joules::source::Roots::from_env();
+    let plan = joules::access::plan(
+        &roots,
+        &args.rules_dir,
+        &args.group,
+        args.msr,
+        std::path::Path::new("<program>"),
+    );
+    if !args.apply {
+        match args.format {
+            Format::Table => print!("{}", plan.render()),
+            Format::Json => println!("{}", serde_json::to_string_pretty(&plan).expect("serializes")),
+        }
+        return ExitCodes::OK;
+    }
+    match joules::access::apply(&plan) {
+        Ok(done) => {
+            println!("wrote {}", done.rules_file.display());
+            for f in &done.files {
+                println!("{f}: group {g}, group-readable", f = f.display(), g = plan.group);
+            }
+            println!(
+                "next: `sudo udevadm control --reload-rules`; members of {} read energy after logging in again",
+                plan.group
+            );
+            ExitCodes::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCodes::USAGE
+        }
+    }
+}
+
 pub(crate) fn run(args: &DoctorArgs) -> u8 {
+    if args.fix {
+        return fix(args);
+    }
     let selection = match args.select.selection() {
         Ok(s) => s,
         Err(e) => {

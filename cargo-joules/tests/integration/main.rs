@@ -2,6 +2,8 @@
 
 // The HTML report in headless Chromium.
 mod browser;
+// `doctor --fix`: a plan by default.
+mod fix;
 // Flame graphs, plain and differential, parsed back from their SVG.
 mod flame;
 // The regression gate end to end on the simulated fixture.

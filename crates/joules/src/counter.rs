@@ -23,6 +23,8 @@ pub struct WrappingCounter {
     last: Option<u64>,
     total: u64,
     wraps: u64,
+    /// A smaller reading is a reset to 0 (the counter is too wide to wrap), not a wrap.
+    resets: bool,
 }
 
 impl WrappingCounter {
@@ -44,7 +46,24 @@ impl WrappingCounter {
     }
 
     fn with_modulus(modulus: u128) -> Self {
-        WrappingCounter { modulus, last: None, total: 0, wraps: 0 }
+        WrappingCounter { modulus, last: None, total: 0, wraps: 0, resets: false }
+    }
+
+    /// A 64-bit counter that never wraps in practice (hwmon's microjoules: 584,000 years at
+    /// 1 kW) but may be reset to 0 (a driver reloaded, a GPU reset): a smaller reading
+    /// counts from 0, so the energy since the reset is added and the energy between the last
+    /// reading and the reset, which no reading saw, is lost (at most one read interval's).
+    ///
+    /// ```
+    /// use joules::counter::WrappingCounter;
+    /// let mut c = WrappingCounter::resetting();
+    /// c.update(5_000);
+    /// assert_eq!(c.update(7_000), 2_000);
+    /// assert_eq!(c.update(300), 2_300); // reset, then 300 since
+    /// assert_eq!(c.wraps(), 1);
+    /// ```
+    pub fn resetting() -> Self {
+        WrappingCounter { resets: true, ..Self::with_modulus(1u128 << 64) }
     }
 
     /// Feeds a raw reading; returns the total advance since the first reading.
@@ -53,6 +72,9 @@ impl WrappingCounter {
         if let Some(last) = self.last {
             let step = if raw >= last {
                 u128::from(raw - last)
+            } else if self.resets {
+                self.wraps += 1;
+                u128::from(raw)
             } else {
                 self.wraps += 1;
                 self.modulus - u128::from(last) + u128::from(raw)
@@ -63,7 +85,7 @@ impl WrappingCounter {
         self.total
     }
 
-    /// How many wraps have been corrected.
+    /// How many wraps (or, for [`resetting`](Self::resetting), resets) have been corrected.
     pub fn wraps(&self) -> u64 {
         self.wraps
     }

@@ -97,8 +97,9 @@ impl Energy {
     /// CPU-time estimate leaves its reader's time out, and here that is the measuring, not
     /// the measured. Sources that integrate sampled power are left out (see the module).
     pub fn with_sources(sources: Vec<Box<dyn Source>>) -> Self {
-        let (sources, integrated): (Vec<_>, Vec<_>) =
-            sources.into_iter().partition(|s| s.kind() != SourceKind::NvmlPower);
+        let (sources, integrated): (Vec<_>, Vec<_>) = sources
+            .into_iter()
+            .partition(|s| !matches!(s.kind(), SourceKind::NvmlPower | SourceKind::HwmonPower));
         for s in &integrated {
             eprintln!(
                 "joules: criterion leaves out {}: sampled power read at a sample's two ends integrates to nothing",

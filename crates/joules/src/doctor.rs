@@ -7,6 +7,7 @@ use comfy_table::{Cell, ContentArrangement, Table, presets};
 use serde::{Deserialize, Serialize};
 
 use crate::render::Scale;
+use crate::source::hwmon::HwmonDevice;
 use crate::source::{Outcome, Probe, ProbeStatus, SourceKind};
 
 /// The diagnosis, as `doctor --format json` prints it.
@@ -14,6 +15,9 @@ use crate::source::{Outcome, Probe, ProbeStatus, SourceKind};
 pub struct Doctor {
     /// Every source probed, in order of trust.
     pub sources: Vec<Outcome>,
+    /// Every hwmon device: what it offers, what is read, and why not the rest.
+    #[serde(default)]
+    pub hwmon: Vec<HwmonDevice>,
     /// The sources read.
     pub in_use: Vec<SourceKind>,
     /// Whether at least one real energy counter is read.
@@ -36,6 +40,9 @@ impl Doctor {
         if !counted.is_empty() {
             parts.push(format!("energy is measured by {counted}"));
         }
+        if in_use.contains(&SourceKind::HwmonPower) {
+            parts.push("some hwmon sensors give power, not energy: their readings are integrated (labelled \"integrated\")".to_owned());
+        }
         if in_use.contains(&SourceKind::NvmlPower) {
             parts.push("some GPUs have no energy counter: their power readings are integrated (labelled \"integrated\")".to_owned());
         }
@@ -55,7 +62,7 @@ impl Doctor {
         } else {
             parts.join("; ")
         };
-        Doctor { sources: probe.outcomes.clone(), in_use, measured, summary }
+        Doctor { sources: probe.outcomes.clone(), hwmon: probe.hwmon.clone(), in_use, measured, summary }
     }
 
     /// The table, then each unavailable source's reason and fix, then the summary.
@@ -114,6 +121,23 @@ impl Doctor {
                 && o.status == ProbeStatus::InUse
             {
                 let _ = writeln!(out, "{}: {desc}", o.kind.name());
+            }
+        }
+        if !self.hwmon.is_empty() {
+            let _ = writeln!(out, "\nhwmon devices:");
+            for d in &self.hwmon {
+                let what = d.what.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+                if d.offers.is_empty() && d.read.is_empty() {
+                    let _ = writeln!(out, "  {} {}{what}: no energy or power channel", d.hwmon, d.driver);
+                    continue;
+                }
+                let _ = writeln!(out, "  {} {}{what}: offers {}", d.hwmon, d.driver, d.offers.join(", "));
+                for r in &d.read {
+                    let _ = writeln!(out, "    reads {r}");
+                }
+                for n in &d.not_read {
+                    let _ = writeln!(out, "    not read: {n}");
+                }
             }
         }
         let _ = writeln!(out, "\n{}", self.summary);

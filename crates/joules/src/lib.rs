@@ -71,6 +71,8 @@ pub mod window;
 
 // The harness, comparisons, labels and rendering (feature `bench`).
 #[cfg(feature = "bench")]
+pub mod access;
+#[cfg(feature = "bench")]
 pub mod bench;
 #[cfg(feature = "bench")]
 pub mod compare;

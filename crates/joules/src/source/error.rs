@@ -128,6 +128,11 @@ pub enum Fix {
     },
     /// NVML refused this user.
     NvmlAccess,
+    /// A hwmon energy or power file is not readable by this user.
+    HwmonReadable {
+        /// The file.
+        file: PathBuf,
+    },
     /// perf_event_paranoid forbids system-wide events to unprivileged users.
     PerfParanoid {
         /// The current setting, if it could be read.
@@ -144,14 +149,20 @@ impl fmt::Display for Fix {
                 let root = root.display();
                 write!(
                     f,
-                    "energy_uj is readable by root only (CVE-2020-8694). For this boot: \
-                     `sudo chmod a+r {root}/intel-rapl:*/energy_uj {root}/intel-rapl:*/intel-rapl:*/energy_uj`; \
-                     to keep it, a udev rule in /etc/udev/rules.d/90-joules-rapl.rules: \
-                     `SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"`. \
-                     Readable energy counters let other local users infer secrets through power side \
-                     channels: grant this on machines you trust"
+                    "energy_uj is readable by root only (CVE-2020-8694: energy readings are a side channel \
+                     on what other code computes). `cargo joules doctor --fix` prints a plan that makes it \
+                     readable by a `power` group rather than by everyone: a udev rule to keep it, and for \
+                     this boot `sudo chgrp power {root}/intel-rapl:*/energy_uj {root}/intel-rapl:*/intel-rapl:*/energy_uj \
+                     && sudo chmod g+r` on the same files"
                 )
             }
+            Fix::HwmonReadable { file } => write!(
+                f,
+                "{} is not readable by this user: `cargo joules doctor --fix` prints the udev rule and \
+                 commands that make energy files readable by a `power` group (for this boot: \
+                 `sudo chgrp power {0} && sudo chmod g+r {0}`)",
+                file.display()
+            ),
             Fix::NvmlAccess => write!(
                 f,
                 "NVML refused this user: check that /dev/nvidia* are readable by it (usually the \

@@ -7,6 +7,7 @@
 pub mod cpu;
 mod error;
 pub mod estimate;
+pub mod hwmon;
 pub mod msr;
 pub mod nvml;
 pub mod perf;
@@ -45,6 +46,10 @@ pub enum SourceKind {
     Nvml,
     /// NVIDIA GPUs through NVML power readings, integrated over time.
     NvmlPower,
+    /// A hwmon energy counter (amdgpu, xe, i915, amd_energy).
+    Hwmon,
+    /// hwmon power readings (amdgpu, INA3221 rails), integrated over time.
+    HwmonPower,
     /// Process CPU time times a power model: no counter was read.
     Estimate,
     /// A simulated counter with known ground truth.
@@ -60,6 +65,8 @@ impl SourceKind {
             SourceKind::Msr => "measured (RAPL MSR)",
             SourceKind::Nvml => "measured (NVML energy counter)",
             SourceKind::NvmlPower => "integrated (NVML power readings; sampled, not an energy counter)",
+            SourceKind::Hwmon => "measured (hwmon energy counter)",
+            SourceKind::HwmonPower => "integrated (hwmon power readings; sampled, not an energy counter)",
             SourceKind::Estimate => "estimated from CPU time",
             SourceKind::Sim => "simulated",
         }
@@ -76,7 +83,10 @@ impl SourceKind {
 
     /// True if the figures come from an energy counter of real hardware.
     pub fn is_measured(self) -> bool {
-        matches!(self, SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr | SourceKind::Nvml)
+        matches!(
+            self,
+            SourceKind::Perf | SourceKind::Powercap | SourceKind::Msr | SourceKind::Nvml | SourceKind::Hwmon
+        )
     }
 
     /// The short name used on the command line and in `doctor`.
@@ -87,6 +97,8 @@ impl SourceKind {
             SourceKind::Msr => "msr",
             SourceKind::Nvml => "nvml",
             SourceKind::NvmlPower => "nvml-power",
+            SourceKind::Hwmon => "hwmon",
+            SourceKind::HwmonPower => "hwmon-power",
             SourceKind::Estimate => "estimate",
             SourceKind::Sim => "sim",
         }
@@ -112,6 +124,8 @@ pub enum DomainKind {
     Cpu,
     /// A GPU board.
     Gpu,
+    /// A power rail of a board (Jetson's INA3221 channels), measured where it enters.
+    Rail,
     /// Anything else a source reports.
     Other,
 }

@@ -66,6 +66,8 @@ pub struct Probe {
     /// What is wrong with the choice of sources and domains (an unknown name, a domain no
     /// source offers): a profile refuses to start on such a probe.
     pub selection_errors: Vec<String>,
+    /// Every hwmon device, with what it offers and what is read from it.
+    pub hwmon: Vec<super::hwmon::HwmonDevice>,
 }
 
 impl std::fmt::Debug for Probe {
@@ -108,7 +110,12 @@ impl Probe {
     /// [`run`](Self::run), reading only the sources and domains `selection` chooses (the
     /// estimate too, beside counters, when it names it).
     pub fn run_with(roots: &Roots, perf_open: &Opener, selection: &Selection) -> Self {
-        let mut probe = Probe { sources: Vec::new(), outcomes: Vec::new(), selection_errors: Vec::new() };
+        let mut probe = Probe {
+            sources: Vec::new(),
+            outcomes: Vec::new(),
+            selection_errors: Vec::new(),
+            hwmon: Vec::new(),
+        };
         // Every domain id a source offered, for domain patterns that match none.
         let mut offered: Vec<String> = Vec::new();
         // Package-level domains already read, and by whom: a package is read once.
@@ -169,6 +176,41 @@ impl Probe {
                 }
             }
             Err(e) => probe.outcomes.push(unavailable(SourceKind::Nvml, &e)),
+        }
+        // Every other sensor the kernel offers: AMD and Intel GPUs, AMD Zen cores and
+        // sockets (those RAPL reads are left out), Jetson rails.
+        let rapl_packages: Vec<String> = covered.iter().map(|(id, _)| id.clone()).collect();
+        match super::hwmon::probe(&roots.sysfs, &rapl_packages) {
+            _ if !selection.allows(SourceKind::Hwmon) => {
+                probe.hwmon = super::hwmon::devices(&roots.sysfs);
+                probe.outcomes.push(not_selected(SourceKind::Hwmon));
+            }
+            Ok(found) => {
+                probe.hwmon = found.devices;
+                for s in found.sources {
+                    let kind = s.kind();
+                    offered.extend(s.domains().iter().map(|d| d.id.clone()));
+                    // A CPU package or a board's rails read here mean the CPU is measured:
+                    // the estimate stays out.
+                    let cpu = |d: &Domain| matches!(d.kind, DomainKind::Package | DomainKind::Rail);
+                    let cpu_ids: Vec<String> =
+                        s.domains().iter().filter(|d| cpu(d)).map(|d| d.id.clone()).collect();
+                    let Some(mut s) = Only::wrap(Box::new(s), selection) else {
+                        probe.outcomes.push(not_selected(kind));
+                        continue;
+                    };
+                    if s.domains().iter().any(|d| d.update_period.0 > 0) {
+                        measure_update_period(s.as_mut(), PERIOD_BUDGET);
+                    }
+                    covered.extend(cpu_ids.into_iter().map(|id| (id, kind)));
+                    probe.outcomes.push(opened(s.as_ref(), ProbeStatus::InUse));
+                    probe.sources.push(s);
+                }
+            }
+            Err(e) => {
+                probe.hwmon = super::hwmon::devices(&roots.sysfs);
+                probe.outcomes.push(unavailable(SourceKind::Hwmon, &e));
+            }
         }
         match EstimateSource::probe() {
             _ if !selection.allows(SourceKind::Estimate) => {

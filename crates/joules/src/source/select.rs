@@ -9,14 +9,14 @@
 use super::{Domain, Excluded, ReadCtx, ReadError, Source, SourceKind};
 use crate::units::{Joules, Nanos};
 
-/// Names the sources to read: `perf,powercap,msr,nvml,estimate` (any of them).
+/// Names the sources to read: `perf,powercap,msr,nvml,hwmon,estimate` (any of them).
 pub const SOURCES_ENV: &str = "JOULES_SOURCES";
 /// Names the domains to read, by id (`package-0`, `gpu:0`, `cpu`); a trailing `*` matches
 /// any id with that start (`package-*`).
 pub const DOMAINS_ENV: &str = "JOULES_DOMAINS";
 
 /// The source names a selection accepts, in order of trust.
-pub const SOURCE_NAMES: [&str; 5] = ["perf", "powercap", "msr", "nvml", "estimate"];
+pub const SOURCE_NAMES: [&str; 6] = ["perf", "powercap", "msr", "nvml", "hwmon", "estimate"];
 
 /// Which sources and domains to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,11 +68,12 @@ impl Selection {
         env
     }
 
-    /// Whether source `kind` may be read. NVML power integration is NVML's fallback and is
-    /// chosen by `nvml`.
+    /// Whether source `kind` may be read. Power integration (NVML's, hwmon's) is chosen by
+    /// its source's name, `nvml` or `hwmon`.
     pub fn allows(&self, kind: SourceKind) -> bool {
         let name = match kind {
             SourceKind::NvmlPower => "nvml",
+            SourceKind::HwmonPower => "hwmon",
             other => other.name(),
         };
         self.sources.as_ref().is_none_or(|s| s.iter().any(|n| n == name))
