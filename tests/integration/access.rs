@@ -97,3 +97,55 @@ fn the_plan_gives_energy_files_to_the_group_and_to_no_one_else() {
     assert_eq!(mode(&mine.rules_file), 0o644);
     assert!(written.contains(&format!("chgrp {group} /sys%p/energy_uj")));
 }
+
+/// The udev rule's own commands, run as udev would on a fake device (`%p` expanded, `$$` a
+/// dollar), give the files to the group, as the plan's commands do; a link in the tree and a
+/// group name that is not one are refused before anything changes.
+#[test]
+fn the_rule_runs_on_a_fake_tree_and_apply_refuses_links_and_bad_names() {
+    let _lock = joules_tests::profiler_lock();
+    let machine = FakeMachine::new(Cpu::Amd(0x19), &[(0, 0)]);
+    let roots = machine.roots();
+    let energy = |n, label| Channel::Energy { n, label: Some(label), watts: 5.0, reset_every: None };
+    let _hw = FakeHwmon::start_in(
+        &roots.sysfs,
+        0,
+        vec![
+            Device { name: "amd_energy", channels: vec![energy(1, "Ecore000"), energy(2, "Esocket0")] },
+            // amdgpu has no energy file: its loop must match nothing and still succeed.
+            Device { name: "amdgpu", channels: vec![Channel::Power { file: "power1_average", watts: 50.0 }] },
+        ],
+    );
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() };
+    let group = access::group_name(gid).unwrap();
+    let rules = access::rules(&group, false);
+    let hwmon_line = rules.lines().find(|l| l.contains("SUBSYSTEM==\"hwmon\"")).unwrap();
+    let script = hwmon_line.split_once("-c '").unwrap().1.rsplit_once("'\"").unwrap().0.replace("$$", "$");
+    for dev in ["hwmon0", "hwmon1"] {
+        let dir = roots.sysfs.join("class/hwmon").join(dev);
+        for f in std::fs::read_dir(&dir).unwrap().flatten() {
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+        let run = script.replace("/sys%p", dir.to_str().unwrap());
+        let out = std::process::Command::new("/bin/sh").args(["-c", &run]).output().unwrap();
+        assert!(out.status.success(), "{dev}: {run}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for n in [1, 2] {
+        let f = roots.sysfs.join(format!("class/hwmon/hwmon0/energy{n}_input"));
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!((m.gid(), m.mode() & 0o777), (gid, 0o440), "{}", f.display());
+    }
+    assert_eq!(mode(&roots.sysfs.join("class/hwmon/hwmon1/power1_average")), 0o400, "only energy files");
+
+    let rules_dir = tempfile::tempdir().unwrap();
+    let mut plan = access::plan(&roots, rules_dir.path(), &group, false, Path::new("/bin/x"));
+    let link = machine.path().join("sneaky");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    plan.files.push(link.clone());
+    assert!(matches!(access::apply(&plan), Err(AccessError::Unexpected(p)) if p == link));
+    assert!(!plan.rules_file.exists(), "nothing written when a file is refused");
+    plan.files.pop();
+    plan.group = "power; rm -rf /".into();
+    assert!(matches!(access::apply(&plan), Err(AccessError::BadGroup(_))));
+}

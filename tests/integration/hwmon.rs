@@ -217,3 +217,87 @@ fn a_package_read_by_rapl_is_not_read_again_from_amd_energy() {
     let device = &probe.hwmon[0];
     assert!(device.not_read.iter().any(|n| n.contains("energy3_input") && n.contains("RAPL")), "{device:?}");
 }
+
+/// An EPYC in NPS2 mode: amd_energy has a socket per NUMA node, two on one package; an APU's
+/// GPU power is the socket's; a Jetson's unconnected channel is skipped; one channel that
+/// breaks mid-run ends its own domain only.
+#[test]
+fn numa_sockets_apus_nc_rails_and_a_broken_channel() {
+    let _lock = joules_tests::profiler_lock();
+    let machine = FakeMachine::new(Cpu::Amd(0x19), &[(0, 0), (0, 1), (0, 2), (0, 3)]);
+    let sys = machine.roots().sysfs;
+    for (node, cpus) in [(0, "0-1"), (1, "2-3")] {
+        let d = sys.join(format!("devices/system/node/node{node}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cpulist"), format!("{cpus}\n")).unwrap();
+    }
+    let zone = Zone {
+        id: "intel-rapl:0",
+        name: "package-0",
+        watts: 60.0,
+        max_energy_range_uj: 65_532_610_987,
+        start_uj: 0,
+    };
+    let _pc = FakePowercap::start_in(&machine.roots().powercap, vec![zone], Duration::from_millis(1));
+    let energy = |n, label, watts| Channel::Energy { n, label: Some(label), watts, reset_every: None };
+    let rail = |n, label, watts| Channel::Rail { n, label, volts: 5.0, watts };
+    let hw = FakeHwmon::start_in(
+        &sys,
+        0,
+        vec![
+            Device {
+                name: "amd_energy",
+                channels: vec![
+                    energy(1, "Ecore000", 4.0),
+                    energy(2, "Ecore003", 6.0),
+                    energy(3, "Esocket0", 60.0),
+                    energy(4, "Esocket1", 60.0),
+                ],
+            },
+            Device {
+                name: "amdgpu",
+                channels: vec![
+                    Channel::Power { file: "power1_average", watts: 20.0 },
+                    Channel::Fixed { file: "power1_label", text: "slowPPT\n" },
+                ],
+            },
+            Device {
+                name: "ina3221",
+                channels: vec![rail(1, "VDD_IN", 9.0), rail(2, "NC", 1.0), rail(3, "VDD_SOC", 2.0)],
+            },
+            Device { name: "xe", channels: vec![energy(1, "card", 30.0)] },
+        ],
+    );
+    let probe = Probe::run(&machine.roots(), &failing_opener(libc::ENOENT));
+    let ids: Vec<(String, Option<String>)> = probe
+        .sources
+        .iter()
+        .flat_map(|s| s.domains().iter().map(|d| (d.id.clone(), d.part_of.clone())))
+        .collect();
+    let has = |id: &str| ids.iter().any(|(i, _)| i == id);
+    // Both nodes' sockets are package 0, which RAPL reads: neither is read again.
+    assert_eq!(ids.iter().filter(|(i, _)| i == "package-0").count(), 1, "{ids:?}");
+    assert!(!has("package-1"), "node 1 is not a package of its own: {ids:?}");
+    assert!(ids.contains(&("package-0/core003".into(), Some("package-0".into()))), "{ids:?}");
+    // The APU's power is part of the package.
+    assert!(ids.contains(&("amdgpu:0".into(), Some("package-0".into()))), "{ids:?}");
+    assert!(has("rail:vdd_in") && has("rail:vdd_soc") && !has("rail:nc"), "{ids:?}");
+    // Break the Intel GPU's counter mid-run: it ends, the rest read on.
+    let profiler = Profiler::builder().probed_from(probe).start().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(hw);
+    std::fs::write(sys.join("class/hwmon/hwmon3/energy1_input"), "garbage\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let rec = profiler.stop();
+    let ended = |id: &str| rec.timeline.domains.iter().find(|d| d.domain.id == id).unwrap().ended.clone();
+    assert!(
+        ended("intel-gpu:0").is_some_and(|(_, why)| why.contains("garbage")),
+        "{:?}",
+        ended("intel-gpu:0")
+    );
+    assert!(
+        ended("package-0/core000").is_none()
+            && ended("rail:vdd_in").is_none()
+            && ended("package-0").is_none()
+    );
+}

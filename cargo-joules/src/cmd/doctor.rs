@@ -23,6 +23,16 @@ fn fix(args: &DoctorArgs) -> u8 {
         }
         return ExitCodes::OK;
     }
+    // Root changes what the plan names: only the kernel's own paths, never ones an
+    // environment variable pointed elsewhere.
+    let moved: Vec<&str> = ["JOULES_POWERCAP_ROOT", "JOULES_SYSFS_ROOT", "JOULES_MSR_DIR"]
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_some())
+        .collect();
+    if !moved.is_empty() {
+        eprintln!("error: --apply changes the kernel's own files only: unset {}", moved.join(", "));
+        return ExitCodes::USAGE;
+    }
     match joules::access::apply(&plan) {
         Ok(done) => {
             println!("wrote {}", done.rules_file.display());
@@ -65,5 +75,7 @@ pub(crate) fn run(args: &DoctorArgs) -> u8 {
         }
         return ExitCodes::USAGE;
     }
-    if doctor.measured { ExitCodes::OK } else { ExitCodes::NO_COUNTER }
+    // Figures would be estimates where the estimate is read, or nothing is.
+    let estimated = doctor.in_use.is_empty() || doctor.in_use.contains(&joules::source::SourceKind::Estimate);
+    if estimated { ExitCodes::NO_COUNTER } else { ExitCodes::OK }
 }

@@ -42,3 +42,17 @@ fn doctor_fix_prints_a_plan_and_changes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn apply_refuses_roots_moved_by_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-joules"))
+        .args(["joules", "doctor", "--fix", "--apply", "--rules-dir"])
+        .arg(dir.path())
+        .env("JOULES_SYSFS_ROOT", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("unset JOULES_SYSFS_ROOT"), "{}", text(&out));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+}

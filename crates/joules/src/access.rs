@@ -54,6 +54,14 @@ pub enum AccessError {
     /// The group does not exist.
     #[error("group {0:?} does not exist: create it first (`sudo groupadd --system {0}`)")]
     NoGroup(String),
+    /// The group's name is not a plain group name (it goes into a udev rule and a shell).
+    #[error(
+        "{0:?} is not a group name (lower-case letters, digits, `_` and `-`, not starting with a digit or `-`)"
+    )]
+    BadGroup(String),
+    /// A file of the plan is not what an energy file is (a regular file, or the MSR device).
+    #[error("{0}: not a regular file or MSR device (a link, or something else): left alone, nothing applied")]
+    Unexpected(PathBuf),
     /// A file could not be changed.
     #[error("{path}: {source} (applying needs root: `sudo cargo joules doctor --fix --apply`)")]
     Io {
@@ -119,7 +127,7 @@ pub fn rules(group: &str, msr: bool) -> String {
          ACTION==\"add\", SUBSYSTEM==\"powercap\", KERNEL==\"intel-rapl:*\", \
          RUN+=\"/bin/chgrp {group} /sys%p/energy_uj\", RUN+=\"/bin/chmod g+r /sys%p/energy_uj\"\n\
          ACTION==\"add\", SUBSYSTEM==\"hwmon\", ATTR{{name}}==\"{HWMON_DRIVERS}\", \
-         RUN+=\"/bin/sh -c 'chgrp {group} /sys%p/energy*_input; chmod g+r /sys%p/energy*_input'\"\n"
+         RUN+=\"/bin/sh -c 'for f in /sys%p/energy*_input; do [ -e $$f ] && chgrp {group} $$f && chmod g+r $$f; done; true'\"\n"
     );
     if msr {
         r += &format!(
@@ -152,7 +160,7 @@ impl AccessPlan {
         }
         let _ = writeln!(
             out,
-            "   then: sudo udevadm control --reload-rules && sudo udevadm trigger --subsystem-match=powercap --subsystem-match=hwmon{}\n",
+            "   then: sudo udevadm control --reload-rules && sudo udevadm trigger --action=add --subsystem-match=powercap --subsystem-match=hwmon{}\n",
             if self.msr { " --subsystem-match=msr" } else { "" }
         );
         if self.files.is_empty() {
@@ -193,7 +201,29 @@ pub struct Applied {
 /// readable by it (`chgrp`, `chmod g+r`; other bits unchanged, nothing made world-readable).
 /// Needs root on a real machine, and the group to exist.
 pub fn apply(plan: &AccessPlan) -> Result<Applied, AccessError> {
+    if !valid_group(&plan.group) {
+        return Err(AccessError::BadGroup(plan.group.clone()));
+    }
     let gid = group_id(&plan.group).ok_or_else(|| AccessError::NoGroup(plan.group.clone()))?;
+    // Each file opened once without following links, checked, and changed through that
+    // handle: what was checked is what is changed. All are checked before anything changes.
+    let mut opened = Vec::new();
+    for f in &plan.files {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(f)
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ELOOP) => AccessError::Unexpected(f.clone()),
+                _ => AccessError::Io { path: f.clone(), source },
+            })?;
+        let kind = file.metadata().map_err(io(f))?.file_type();
+        if !(kind.is_file() || kind.is_char_device()) {
+            return Err(AccessError::Unexpected(f.clone()));
+        }
+        opened.push((f, file));
+    }
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AccessError + '_ {
         move |source| AccessError::Io { path: path.to_owned(), source }
     }
@@ -204,13 +234,20 @@ pub fn apply(plan: &AccessPlan) -> Result<Applied, AccessError> {
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io(&plan.rules_file))?;
     tmp.persist(&plan.rules_file)
         .map_err(|e| AccessError::Io { path: plan.rules_file.clone(), source: e.error })?;
-    for f in &plan.files {
-        std::os::unix::fs::chown(f, None, Some(gid)).map_err(io(f))?;
-        let mode = std::fs::metadata(f).map_err(io(f))?.mode();
-        std::fs::set_permissions(f, std::fs::Permissions::from_mode((mode & 0o7777) | 0o040))
-            .map_err(io(f))?;
+    for (f, file) in &opened {
+        std::os::unix::fs::fchown(file, None, Some(gid)).map_err(io(f))?;
+        let mode = file.metadata().map_err(io(f))?.mode();
+        file.set_permissions(std::fs::Permissions::from_mode((mode & 0o7777) | 0o040)).map_err(io(f))?;
     }
     Ok(Applied { rules_file: plan.rules_file.clone(), files: plan.files.clone() })
+}
+
+/// A plain group name: it goes into a udev rule and a shell command.
+fn valid_group(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && name.len() <= 32
 }
 
 /// The id of group `name`, if it exists.

@@ -85,6 +85,13 @@ impl WrappingCounter {
         self.total
     }
 
+    /// Takes `raw` as the new starting point without adding to the total (a counter that
+    /// restarted from a value it had accumulated elsewhere); counts as a reset.
+    pub fn rebase(&mut self, raw: u64) {
+        self.last = Some((u128::from(raw) % self.modulus) as u64);
+        self.wraps += 1;
+    }
+
     /// How many wraps (or, for [`resetting`](Self::resetting), resets) have been corrected.
     pub fn wraps(&self) -> u64 {
         self.wraps

@@ -180,37 +180,34 @@ impl Probe {
         // Every other sensor the kernel offers: AMD and Intel GPUs, AMD Zen cores and
         // sockets (those RAPL reads are left out), Jetson rails.
         let rapl_packages: Vec<String> = covered.iter().map(|(id, _)| id.clone()).collect();
-        match super::hwmon::probe(&roots.sysfs, &rapl_packages) {
-            _ if !selection.allows(SourceKind::Hwmon) => {
-                probe.hwmon = super::hwmon::devices(&roots.sysfs);
-                probe.outcomes.push(not_selected(SourceKind::Hwmon));
-            }
-            Ok(found) => {
-                probe.hwmon = found.devices;
-                for s in found.sources {
-                    let kind = s.kind();
-                    offered.extend(s.domains().iter().map(|d| d.id.clone()));
-                    // A CPU package or a board's rails read here mean the CPU is measured:
-                    // the estimate stays out.
-                    let cpu = |d: &Domain| matches!(d.kind, DomainKind::Package | DomainKind::Rail);
-                    let cpu_ids: Vec<String> =
-                        s.domains().iter().filter(|d| cpu(d)).map(|d| d.id.clone()).collect();
-                    let Some(mut s) = Only::wrap(Box::new(s), selection) else {
-                        probe.outcomes.push(not_selected(kind));
-                        continue;
-                    };
-                    if s.domains().iter().any(|d| d.update_period.0 > 0) {
-                        measure_update_period(s.as_mut(), PERIOD_BUDGET);
-                    }
-                    covered.extend(cpu_ids.into_iter().map(|id| (id, kind)));
-                    probe.outcomes.push(opened(s.as_ref(), ProbeStatus::InUse));
-                    probe.sources.push(s);
-                }
-            }
-            Err(e) => {
-                probe.hwmon = super::hwmon::devices(&roots.sysfs);
+        if selection.allows(SourceKind::Hwmon) {
+            let found = super::hwmon::probe(&roots.sysfs, &rapl_packages);
+            probe.hwmon = found.devices;
+            if let Some(e) = found.failure {
                 probe.outcomes.push(unavailable(SourceKind::Hwmon, &e));
             }
+            for s in found.sources {
+                let kind = s.kind();
+                offered.extend(s.domains().iter().map(|d| d.id.clone()));
+                // A CPU package or a board's rails read here mean the CPU is measured:
+                // the estimate stays out.
+                let cpu = |d: &Domain| matches!(d.kind, DomainKind::Package | DomainKind::Rail);
+                let cpu_ids: Vec<String> =
+                    s.domains().iter().filter(|d| cpu(d)).map(|d| d.id.clone()).collect();
+                let Some(mut s) = Only::wrap(Box::new(s), selection) else {
+                    probe.outcomes.push(not_selected(kind));
+                    continue;
+                };
+                if s.domains().iter().any(|d| d.update_period.0 > 0) {
+                    measure_update_period(s.as_mut(), PERIOD_BUDGET);
+                }
+                covered.extend(cpu_ids.into_iter().map(|id| (id, kind)));
+                probe.outcomes.push(opened(s.as_ref(), ProbeStatus::InUse));
+                probe.sources.push(s);
+            }
+        } else {
+            probe.hwmon = super::hwmon::devices(&roots.sysfs);
+            probe.outcomes.push(not_selected(SourceKind::Hwmon));
         }
         match EstimateSource::probe() {
             _ if !selection.allows(SourceKind::Estimate) => {
