@@ -301,3 +301,51 @@ fn numa_sockets_apus_nc_rails_and_a_broken_channel() {
             && ended("package-0").is_none()
     );
 }
+
+const MACHINE_ENV: &str = "JOULES_TEST_HWMON_MACHINE";
+
+/// Root-only amd_energy files (as the driver makes them), probed by an ordinary user (a child
+/// that dropped its capabilities): hwmon is unavailable with the reason and the fix, and
+/// doctor's device list says which file and why.
+#[test]
+fn root_only_amd_energy_says_why_and_how() {
+    use std::os::unix::fs::PermissionsExt;
+    let _lock = joules_tests::profiler_lock();
+    if joules_tests::caps::in_child() {
+        let machine = std::path::PathBuf::from(std::env::var_os(MACHINE_ENV).unwrap());
+        joules_tests::caps::drop_all_capabilities();
+        let probe = Probe::run(&joules::source::Roots::under(&machine), &failing_opener(libc::ENOENT));
+        let hwmon = probe.outcomes.iter().find(|o| o.kind == SourceKind::Hwmon).unwrap();
+        match &hwmon.status {
+            ProbeStatus::Unavailable { reason, fix } => {
+                assert!(reason.contains("permission denied") && reason.contains("energy1_input"), "{reason}");
+                assert!(fix.as_deref().is_some_and(|f| f.contains("cargo joules doctor --fix")), "{fix:?}");
+            }
+            other => panic!("hwmon: {other:?}"),
+        }
+        let device = &probe.hwmon[0];
+        assert!(
+            device.not_read.iter().any(|n| n.contains("energy1_input") && n.contains("permission denied")),
+            "{device:?}"
+        );
+        return;
+    }
+    let machine = FakeMachine::new(Cpu::Amd(0x19), &[(0, 0)]);
+    let energy = |n, label| Channel::Energy { n, label: Some(label), watts: 5.0, reset_every: None };
+    let hw = FakeHwmon::start_in(
+        &machine.roots().sysfs,
+        0,
+        vec![Device { name: "amd_energy", channels: vec![energy(1, "Ecore000"), energy(2, "Esocket0")] }],
+    );
+    for n in [1, 2] {
+        std::fs::set_permissions(
+            hw.dir(0).join(format!("energy{n}_input")),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
+    }
+    joules_tests::caps::run_in_child(
+        "hwmon::root_only_amd_energy_says_why_and_how",
+        &[(MACHINE_ENV, machine.path())],
+    );
+}
