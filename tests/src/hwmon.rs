@@ -8,10 +8,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::ticker::Ticker;
 
 /// One channel of a fake device.
 #[derive(Clone, Debug)]
@@ -68,9 +67,7 @@ pub struct Device {
 /// The running fake.
 #[derive(Debug)]
 pub struct FakeHwmon {
-    stop: Arc<AtomicBool>,
-    writer: Option<JoinHandle<()>>,
-    started: Instant,
+    ticker: Ticker,
     devices: Vec<Device>,
     dirs: Vec<PathBuf>,
 }
@@ -132,8 +129,6 @@ impl FakeHwmon {
                 files.push((c.clone(), names.iter().map(|f| open(&dir.join(f))).collect()));
             }
         }
-        let started = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
         let update = move |t: f64| {
             for (c, f) in &files {
                 match c {
@@ -150,19 +145,8 @@ impl FakeHwmon {
                 }
             }
         };
-        update(0.0);
-        let writer = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut next = started;
-                while !stop.load(Ordering::Acquire) {
-                    next += Duration::from_millis(1);
-                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                    update(started.elapsed().as_secs_f64());
-                }
-            })
-        };
-        FakeHwmon { stop, writer: Some(writer), started, devices, dirs }
+        let ticker = Ticker::every(Duration::from_millis(1), update);
+        FakeHwmon { ticker, devices, dirs }
     }
 
     /// Resets so far of energy channel `n` of device `device`.
@@ -172,7 +156,7 @@ impl FakeHwmon {
             .iter()
             .find_map(|c| match c {
                 Channel::Energy { n: m, reset_every: Some(r), .. } if *m == n => {
-                    Some((self.started.elapsed().as_secs_f64() / r.as_secs_f64()) as u64)
+                    Some((self.ticker.started().elapsed().as_secs_f64() / r.as_secs_f64()) as u64)
                 }
                 _ => None,
             })
@@ -182,14 +166,5 @@ impl FakeHwmon {
     /// The directory of device `i`.
     pub fn dir(&self, i: usize) -> &Path {
         &self.dirs[i]
-    }
-}
-
-impl Drop for FakeHwmon {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.writer.take() {
-            let _ = h.join();
-        }
     }
 }

@@ -9,6 +9,7 @@ pub mod msr;
 pub mod nvml;
 pub mod perf;
 pub mod powercap;
+pub mod ticker;
 pub mod trace;
 
 use std::sync::{Mutex, MutexGuard};

@@ -4,10 +4,9 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::ticker::Ticker;
 
 /// An energy register at a constant power.
 #[derive(Clone, Copy, Debug)]
@@ -25,9 +24,7 @@ pub struct Counter {
 /// The running fake.
 #[derive(Debug)]
 pub struct FakeMsr {
-    stop: Arc<AtomicBool>,
-    writer: Option<JoinHandle<()>>,
-    started: Instant,
+    ticker: Ticker,
     unit: f64,
     counters: Vec<Counter>,
 }
@@ -51,8 +48,6 @@ impl FakeMsr {
         }
         let unit = 1.0 / f64::from(1u32 << esu);
         let files: Vec<File> = counters.iter().map(|c| file(dir, c.cpu)).collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
         let write = {
             let counters = counters.clone();
             move |t: f64| {
@@ -63,35 +58,15 @@ impl FakeMsr {
                 }
             }
         };
-        write(0.0);
-        let writer = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut next = started;
-                while !stop.load(Ordering::Acquire) {
-                    next += Duration::from_millis(1);
-                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                    write(started.elapsed().as_secs_f64());
-                }
-            })
-        };
-        FakeMsr { stop, writer: Some(writer), started, unit, counters }
+        let ticker = Ticker::every(Duration::from_millis(1), write);
+        FakeMsr { ticker, unit, counters }
     }
 
     /// Wraps of the 32-bit field so far for the counter at `(cpu, reg)`.
     pub fn wraps(&self, cpu: u32, reg: u64) -> u64 {
         let c = self.counters.iter().find(|c| c.cpu == cpu && c.reg == reg).expect("known counter");
-        let units = f64::from(c.start) + c.watts * self.started.elapsed().as_secs_f64() / self.unit;
+        let units = f64::from(c.start) + c.watts * self.ticker.started().elapsed().as_secs_f64() / self.unit;
         (units / 4_294_967_296.0) as u64
-    }
-}
-
-impl Drop for FakeMsr {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.writer.take() {
-            let _ = h.join();
-        }
     }
 }
 

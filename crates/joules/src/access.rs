@@ -79,26 +79,12 @@ pub fn plan(roots: &Roots, rules_dir: &Path, group: &str, msr: bool, binary: &Pa
     if let Ok(zones) = crate::source::powercap::discover(&roots.powercap) {
         files.extend(zones.into_iter().map(|z| z.path.join("energy_uj")));
     }
+    // The energy files of the hwmon devices the rule covers, as the probe lists them.
     let hwmon = crate::source::hwmon::root(&roots.sysfs);
-    if let Ok(entries) = std::fs::read_dir(&hwmon) {
-        let mut devices: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        devices.sort();
-        for dir in devices {
-            let driver = std::fs::read_to_string(dir.join("name")).unwrap_or_default();
-            if !HWMON_DRIVERS.split('|').any(|d| d == driver.trim()) {
-                continue;
-            }
-            let Ok(channels) = std::fs::read_dir(&dir) else { continue };
-            let mut energy: Vec<PathBuf> = channels
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    let name = p.file_name().unwrap_or_default().to_string_lossy();
-                    name.starts_with("energy") && name.ends_with("_input")
-                })
-                .collect();
-            energy.sort();
-            files.extend(energy);
+    for d in crate::source::hwmon::devices(&roots.sysfs) {
+        if HWMON_DRIVERS.split('|').any(|name| name == d.driver) {
+            let energy = d.offers.iter().filter(|f| f.starts_with("energy"));
+            files.extend(energy.map(|f| hwmon.join(&d.hwmon).join(f)));
         }
     }
     if msr && let Ok(cpus) = std::fs::read_dir(&roots.msr) {

@@ -14,7 +14,6 @@ use std::sync::atomic::AtomicI32;
 
 use crate::report::Report;
 use crate::source::{EstimateSource, Probe, SourceKind};
-use crate::summary::SampleWindow;
 use crate::window::{WindowEnergy, WindowError};
 use crate::{ProfileError, Profiler, Recording};
 
@@ -84,8 +83,7 @@ impl CommandRun {
             Ok(e) => (e.start, e.end),
             Err(_) => (rec.start(), rec.end()),
         };
-        let tree = crate::attribute::SpanTree::build(&rec.spans, end);
-        let mut warnings = crate::summary::recording_warnings(rec, &tree);
+        let mut warnings = Vec::new();
         if rec.sources.iter().any(|s| s.kind.is_measured()) {
             warnings.push(
                 "energy counters measure their whole domain (package, GPU): every process that ran while the \
@@ -93,16 +91,7 @@ impl CommandRun {
                     .to_owned(),
             );
         }
-        let bench = crate::summary::summarize(
-            name,
-            &rec.timeline,
-            &tree,
-            &rec.spans,
-            &[SampleWindow { window: crate::attribute::Window { start, end }, iterations: 1 }],
-            None,
-            warnings,
-        );
-        Report::new(rec.sources.clone(), rec.unavailable.clone(), vec![bench])
+        rec.report_within(name, crate::attribute::Window { start, end }, warnings)
     }
 }
 

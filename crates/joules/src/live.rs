@@ -72,6 +72,19 @@ pub struct Totals {
     pub paths: Vec<PathTotal>,
 }
 
+impl Totals {
+    /// Every span path's energy in every domain, as the innermost span (`inclusive` false)
+    /// or with its descendants: (path, domain, joules). What every exporter lists.
+    pub fn span_energy(&self, inclusive: bool) -> impl Iterator<Item = (&str, &str, Joules)> + '_ {
+        self.paths.iter().flat_map(move |p| {
+            self.domains.iter().enumerate().map(move |(d, domain)| {
+                let e = if inclusive { p.inclusive[d] } else { p.exclusive[d] };
+                (p.name.as_str(), domain.id.as_str(), e)
+            })
+        })
+    }
+}
+
 /// One domain's totals.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DomainTotal {

@@ -114,17 +114,11 @@ pub fn register(meter: &Meter, live: &Live) -> Instruments {
 }
 
 fn span_energy(t: &Totals, inclusive: bool) -> Vec<(f64, Vec<KeyValue>)> {
-    let mut out = Vec::new();
-    for p in &t.paths {
-        for (d, domain) in t.domains.iter().enumerate() {
-            let e = if inclusive { p.inclusive[d] } else { p.exclusive[d] };
-            out.push((
-                e.0,
-                vec![KeyValue::new("span", p.name.clone()), KeyValue::new("domain", domain.id.clone())],
-            ));
-        }
-    }
-    out
+    t.span_energy(inclusive)
+        .map(|(span, domain, e)| {
+            (e.0, vec![KeyValue::new("span", span.to_owned()), KeyValue::new("domain", domain.to_owned())])
+        })
+        .collect()
 }
 
 fn domain_attrs(d: &crate::live::DomainTotal) -> Vec<KeyValue> {

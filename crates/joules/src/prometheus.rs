@@ -84,12 +84,9 @@ impl Collector for EnergyCollector {
                 ),
             ] {
                 let mut family = encoder.encode_descriptor(name, help, Some(&joules), MetricType::Counter)?;
-                for p in &t.paths {
-                    for (d, domain) in t.domains.iter().enumerate() {
-                        let e = if inclusive { p.inclusive[d] } else { p.exclusive[d] };
-                        let labels = [("span", p.name.as_str()), ("domain", domain.id.as_str())];
-                        ConstCounter::new(e.0).encode(family.encode_family(&labels)?)?;
-                    }
+                for (span, domain, e) in t.span_energy(inclusive) {
+                    ConstCounter::new(e.0)
+                        .encode(family.encode_family(&[("span", span), ("domain", domain)])?)?;
                 }
             }
             let mut calls = encoder.encode_descriptor(

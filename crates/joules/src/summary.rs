@@ -426,9 +426,15 @@ impl Recording {
     /// A report of the whole recording as one sample of one iteration. With one sample
     /// there is no confidence interval; benchmarks ([`crate::bench`]) take many.
     pub fn report(&self, name: &str) -> Report {
-        let tree = SpanTree::build(&self.spans, self.end());
-        let window = Window { start: self.start(), end: self.end() };
-        let warnings = recording_warnings(self, &tree);
+        self.report_within(name, Window { start: self.start(), end: self.end() }, Vec::new())
+    }
+
+    /// As [`report`](Self::report), of `window` only (a command's run within its profile),
+    /// with `warnings` added to the recording's own.
+    pub fn report_within(&self, name: &str, window: Window, warnings: Vec<String>) -> Report {
+        let tree = SpanTree::build(&self.spans, window.end);
+        let mut all = recording_warnings(self, &tree);
+        all.extend(warnings);
         let bench = summarize(
             name,
             &self.timeline,
@@ -436,7 +442,7 @@ impl Recording {
             &self.spans,
             &[SampleWindow { window, iterations: 1 }],
             None,
-            warnings,
+            all,
         );
         Report::new(self.sources.clone(), self.unavailable.clone(), vec![bench])
     }

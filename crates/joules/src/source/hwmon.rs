@@ -44,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::integral::PowerIntegral;
 use super::{Domain, DomainKind, Excluded, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind};
 use crate::counter::WrappingCounter;
 use crate::units::{Joules, Nanos};
@@ -114,9 +115,9 @@ enum Reader {
         value: Joules,
     },
     /// `powerN_input` or `powerN_average`, microwatts, integrated.
-    Power { file: Opened, integral: Integral },
+    Power { file: Opened, integral: PowerIntegral },
     /// `inN_input` (mV) times `currN_input` (mA): microwatts, integrated.
-    VoltAmp { volts: Opened, amps: Opened, integral: Integral },
+    VoltAmp { volts: Opened, amps: Opened, integral: PowerIntegral },
 }
 
 /// A reset's interval is given the power measured over at least this long before it: two
@@ -131,25 +132,6 @@ struct Opened {
     file: File,
     /// Negative readings (a current's noise around zero) count as 0; an energy's may not.
     clamp_negative: bool,
-}
-
-#[derive(Default)]
-struct Integral {
-    /// The last power read and when, in watts and ns.
-    last: Option<(f64, Nanos)>,
-    joules: f64,
-}
-
-impl Integral {
-    fn add(&mut self, watts: f64, now: Nanos) -> Joules {
-        if let Some((w, t)) = self.last
-            && now > t
-        {
-            self.joules += (w + watts) / 2.0 * (now - t).as_secs_f64();
-        }
-        self.last = Some((watts, now));
-        Joules(self.joules)
-    }
 }
 
 /// Errors that mean "not now" (a suspended or resetting device), not "gone".
@@ -258,15 +240,6 @@ impl Reader {
                 _ => Ok(integral.pause()),
             },
         }
-    }
-}
-
-impl Integral {
-    /// A read refused: the integral holds, and the next reading starts afresh (a suspended
-    /// device draws next to nothing; nothing is invented for the gap).
-    fn pause(&mut self) -> Joules {
-        self.last = None;
-        Joules(self.joules)
     }
 }
 
@@ -502,13 +475,15 @@ pub fn probe(sysfs: &Path, rapl_packages: &[String]) -> HwmonProbe {
                 }
                 How::Power => {
                     let file = opened.remove(0);
-                    integrated.push((ch.domain, Reader::Power { file, integral: Integral::default() }));
+                    integrated.push((ch.domain, Reader::Power { file, integral: PowerIntegral::default() }));
                 }
                 How::VoltAmp => {
                     let amps = opened.remove(1);
                     let volts = opened.remove(0);
-                    integrated
-                        .push((ch.domain, Reader::VoltAmp { volts, amps, integral: Integral::default() }));
+                    integrated.push((
+                        ch.domain,
+                        Reader::VoltAmp { volts, amps, integral: PowerIntegral::default() },
+                    ));
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod cpu;
 mod error;
 pub mod estimate;
 pub mod hwmon;
+mod integral;
 pub mod msr;
 pub mod nvml;
 pub mod perf;

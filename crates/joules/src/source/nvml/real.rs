@@ -9,6 +9,7 @@ use nvml_wrapper::enums::device::SampleValue;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::structs::device::FieldId;
 
+use super::super::integral::PowerIntegral;
 use super::super::{Domain, DomainKind, Fix, ProbeError, ReadCtx, ReadError, Source, SourceKind};
 use super::LIB_ENV;
 use crate::units::{Joules, Nanos};
@@ -32,9 +33,8 @@ struct Gpu {
     index: u32,
     origin_mj: Option<u64>,
     power: Option<PowerReading>,
-    /// For integration: the last power and when it was read.
-    last: Option<(Nanos, f64)>,
-    integrated: f64,
+    /// For integration of power readings.
+    integral: PowerIntegral,
     value: Joules,
     lost: bool,
 }
@@ -102,8 +102,7 @@ pub fn probe(lib: &std::path::Path) -> Result<Vec<Nvml>, ProbeError> {
             index,
             origin_mj: None,
             power: None,
-            last: None,
-            integrated: 0.0,
+            integral: PowerIntegral::default(),
             value: Joules(0.0),
             lost: false,
         };
@@ -176,12 +175,7 @@ impl Gpu {
                     }
                     PowerReading::Average => f64::from(device.power_usage()?) * 1e-3,
                 };
-                // Trapezoids between readings.
-                if let Some((t, w)) = self.last {
-                    self.integrated += (w + watts) / 2.0 * (now - t).as_secs_f64();
-                }
-                self.last = Some((now, watts));
-                Ok(Joules(self.integrated))
+                Ok(self.integral.add(watts, now))
             }
         }
     }
